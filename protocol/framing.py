@@ -1,0 +1,125 @@
+"""Frame codec: ``u32 length (big-endian) | u8 type | payload`` (PROTOCOL.md section 2).
+
+Invariants:
+- :class:`FrameDecoder` is correct for any split of the byte stream: feeding the same bytes in
+  any chunking yields the same frames in the same order.
+- A declared length above ``max_frame`` raises :class:`FrameTooLarge` as soon as the 5 header
+  bytes are in, before any of the payload is buffered.
+- Total work is O(n) for n bytes fed: consumed bytes are dropped once per ``feed`` call (each
+  byte is moved at most once), never by re-slicing the buffer per frame.
+- After an error the decoder is poisoned: further ``feed`` calls raise the same error, so a
+  caller cannot accidentally resume a stream that has lost its framing.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from google.protobuf.message import Message as ProtoMessage
+
+from protocol.errors import FrameTooLarge, ProtocolError
+
+HEADER_SIZE = 5
+DEFAULT_MAX_FRAME = 4 * 1024 * 1024
+_HEADER = struct.Struct(">IB")
+_MAX_U32 = 0xFFFFFFFF
+
+
+class Frame(NamedTuple):
+    """One decoded frame: its type code and the raw payload bytes."""
+
+    type: int
+    payload: bytes
+
+
+def encode_header(frame_type: int, length: int) -> bytes:
+    """The 5 header bytes of a frame carrying ``length`` payload bytes."""
+    if not 0 <= frame_type <= 255:
+        raise ValueError(f"frame type {frame_type} is not a u8")
+    if not 0 <= length <= _MAX_U32:
+        raise ValueError(f"payload length {length} does not fit a u32")
+    return _HEADER.pack(length, frame_type)
+
+
+def encode_frame(frame_type: int, message: ProtoMessage | bytes | bytearray | memoryview) -> bytes:
+    """Serialise ``message`` (a protobuf message or raw payload bytes) into one frame."""
+    if isinstance(message, ProtoMessage):
+        payload = message.SerializeToString()
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        payload = bytes(message)
+    else:
+        raise TypeError(f"cannot frame a {type(message).__name__}")
+    return encode_header(frame_type, len(payload)) + payload
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed(data)`` then iterate the complete frames it returns.
+
+    ``feed`` returns a list of the frames completed by ``data``; frames are also available via
+    :meth:`frames` for callers that prefer an iterator. Bytes of an incomplete frame stay
+    buffered until the rest arrives.
+    """
+
+    __slots__ = ("_buf", "_error", "_need", "max_frame")
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        if max_frame < 0 or max_frame > _MAX_U32:
+            raise ValueError("max_frame must fit a u32")
+        self.max_frame = max_frame
+        self._buf = bytearray()
+        # Length of the frame whose header has been validated, header included; 0 = unknown.
+        self._need = 0
+        self._error: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Number of bytes held for a frame that is not complete yet."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        """Add ``data`` to the stream and return every frame it completes, in order."""
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        buf += data
+        frames: list[Frame] = []
+        pos = 0
+        end = len(buf)
+        max_frame = self.max_frame
+        unpack = _HEADER.unpack_from
+        need = self._need
+        while True:
+            if need == 0:
+                if end - pos < HEADER_SIZE:
+                    break
+                length, _ = unpack(buf, pos)
+                if length > max_frame:
+                    del buf[:]
+                    self._error = FrameTooLarge(length, max_frame)
+                    raise self._error
+                need = HEADER_SIZE + length
+            if end - pos < need:
+                break
+            frames.append(Frame(buf[pos + 4], bytes(buf[pos + HEADER_SIZE : pos + need])))
+            pos += need
+            need = 0
+        self._need = need
+        if pos:
+            del buf[:pos]
+        return frames
+
+    def frames(self, data: bytes | bytearray | memoryview) -> Iterator[Frame]:
+        """Iterator form of :meth:`feed`."""
+        return iter(self.feed(data))
+
+    def close(self) -> None:
+        """Declare end of stream: raise :class:`ProtocolError` if a frame was cut short."""
+        if self._error is not None:
+            raise self._error
+        if self._buf:
+            self._error = ProtocolError(
+                f"stream ended inside a frame ({len(self._buf)} bytes buffered)"
+            )
+            raise self._error

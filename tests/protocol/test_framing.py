@@ -1,0 +1,134 @@
+"""Frame codec: any split gives the same frames; bounds are enforced before buffering."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import (
+    DEFAULT_MAX_FRAME,
+    Frame,
+    FrameDecoder,
+    FrameTooLarge,
+    ProtocolError,
+    encode_frame,
+)
+from protocol import chat_pb2 as pb
+
+frames_strategy = st.lists(
+    st.tuples(st.integers(0, 255), st.binary(max_size=300)), min_size=0, max_size=30
+)
+
+
+def _stream(frames: list[tuple[int, bytes]]) -> bytes:
+    return b"".join(encode_frame(t, p) for t, p in frames)
+
+
+@given(frames=frames_strategy, cuts=st.lists(st.integers(0, 10_000), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_any_split_yields_the_same_frames(frames: list[tuple[int, bytes]], cuts: list[int]) -> None:
+    stream = _stream(frames)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    decoder = FrameDecoder()
+    got: list[Frame] = []
+    start = 0
+    for point in [*points, len(stream)]:
+        got.extend(decoder.feed(stream[start:point]))
+        start = point
+    decoder.close()
+    assert got == [Frame(t, p) for t, p in frames]
+    assert decoder.buffered == 0
+
+
+@given(frames=frames_strategy)
+@settings(max_examples=100, deadline=None)
+def test_one_byte_at_a_time_equals_all_at_once(frames: list[tuple[int, bytes]]) -> None:
+    stream = _stream(frames)
+    whole = FrameDecoder().feed(stream)
+    decoder = FrameDecoder()
+    dribbled: list[Frame] = []
+    for i in range(len(stream)):
+        dribbled.extend(decoder.feed(stream[i : i + 1]))
+    assert dribbled == whole == [Frame(t, p) for t, p in frames]
+
+
+def test_oversized_length_is_rejected_after_exactly_five_bytes() -> None:
+    decoder = FrameDecoder(max_frame=1024)
+    header = struct.pack(">IB", 1025, 6)
+    for i in range(4):
+        assert decoder.feed(header[i : i + 1]) == []
+    with pytest.raises(FrameTooLarge) as info:
+        decoder.feed(header[4:5])
+    assert info.value.code == pb.Reset.FRAME_TOO_LARGE
+    assert info.value.length == 1025
+    assert decoder.buffered == 0  # nothing of the payload was kept
+    with pytest.raises(FrameTooLarge):  # poisoned: the stream has lost its framing
+        decoder.feed(b"\x00")
+
+
+def test_default_limit_is_four_mebibytes() -> None:
+    decoder = FrameDecoder()
+    assert decoder.max_frame == DEFAULT_MAX_FRAME == 4 * 1024 * 1024
+    assert decoder.feed(struct.pack(">IB", DEFAULT_MAX_FRAME, 6)) == []
+    with pytest.raises(FrameTooLarge):
+        FrameDecoder().feed(struct.pack(">IB", DEFAULT_MAX_FRAME + 1, 6))
+
+
+def test_max_length_frame_passes() -> None:
+    decoder = FrameDecoder(max_frame=10)
+    assert decoder.feed(encode_frame(6, b"x" * 10)) == [Frame(6, b"x" * 10)]
+
+
+@given(
+    frames=st.lists(
+        st.tuples(st.integers(0, 255), st.binary(min_size=1, max_size=50)), min_size=1, max_size=5
+    ),
+    cut=st.integers(1, 10_000),
+)
+def test_truncated_stream_raises_protocol_error_on_close(
+    frames: list[tuple[int, bytes]], cut: int
+) -> None:
+    stream = _stream(frames)
+    last_frame_size = 5 + len(frames[-1][1])
+    cut = 1 + cut % (last_frame_size - 1)  # drop 1..size-1 bytes: the last frame is cut short
+    decoder = FrameDecoder()
+    assert len(decoder.feed(stream[:-cut])) == len(frames) - 1
+    with pytest.raises(ProtocolError):
+        decoder.close()
+
+
+@given(garbage=st.binary(max_size=2000), max_frame=st.integers(0, 4096))
+def test_garbage_raises_only_protocol_error(garbage: bytes, max_frame: int) -> None:
+    decoder = FrameDecoder(max_frame=max_frame)
+    try:
+        for frame in decoder.feed(garbage):
+            assert len(frame.payload) <= max_frame
+        decoder.close()
+    except ProtocolError:
+        pass
+
+
+def test_large_stream_work_is_linear() -> None:
+    """Feeding a big frame in small pieces must not re-copy the buffer per piece.
+
+    Counted, not timed: the decoder's buffer may only be compacted when frames complete.
+    """
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    stream = encode_frame(6, payload) * 3
+    decoder = FrameDecoder()
+    got = []
+    for i in range(0, len(stream), 1000):
+        got.extend(decoder.feed(stream[i : i + 1000]))
+    assert [f.payload for f in got] == [payload] * 3
+
+
+def test_encode_frame_header_and_message() -> None:
+    frame = encode_frame(0, pb.LoginRequest(username="twd2", password="123456"))
+    assert frame == bytes.fromhex("0000000e00") + bytes.fromhex("0a04747764321206313233343536")
+    with pytest.raises(ValueError):
+        encode_frame(256, b"")
+    with pytest.raises(TypeError):
+        encode_frame(6, "text")  # type: ignore[arg-type]
