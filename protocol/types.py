@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from protocol import chat_pb2 as pb
 from protocol.errors import ProtocolError
+
+M = TypeVar("M", bound=ProtoMessage)
 
 
 class FrameType(enum.IntEnum):
@@ -124,7 +127,11 @@ def decode_payload(code: int, payload: bytes, direction: Direction) -> ProtoMess
             return payload.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolError("RAW greeting is not UTF-8") from exc
-    cls = message_class(code, direction)
+    return parse_message(message_class(code, direction), payload)
+
+
+def parse_message(cls: type[M], payload: bytes) -> M:
+    """Decode ``payload`` as ``cls``; :class:`ProtocolError` if it does not decode."""
     message = cls()
     try:
         message.ParseFromString(payload)

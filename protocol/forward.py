@@ -1,0 +1,37 @@
+"""Rewrite a client's Message for forwarding without decoding and re-encoding it.
+
+The relay must set ``uid`` (to the sender), ``timestamp`` and ``seq`` (PROTOCOL.md section 7).
+Protobuf lets a later occurrence of a scalar field override an earlier one, so appending
+those three fields to the client's payload yields the forwarded message; everything else
+stays the client's opaque bytes.
+
+Invariant: ``Message.FromString(payload + override_tail(u, t, s))`` has uid ``u``,
+timestamp ``t`` and seq ``s`` whatever ``payload`` held, including explicit zeros.
+"""
+
+from __future__ import annotations
+
+
+def encode_varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative integer."""
+    if value < 0:
+        raise ValueError("varints here are unsigned")
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_TAG_UID = b"\x08"  # field 1, varint
+_TAG_TIMESTAMP = b"\x10"  # field 2, varint
+_TAG_SEQ = b"\x40"  # field 8, varint
+
+
+def override_tail(uid: int, timestamp: int, seq: int) -> bytes:
+    """Bytes to append to a Message payload so it carries these uid, timestamp and seq."""
+    return (_TAG_UID + encode_varint(uid) + _TAG_TIMESTAMP + encode_varint(timestamp)
+            + _TAG_SEQ + encode_varint(seq))

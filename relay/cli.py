@@ -1,0 +1,239 @@
+"""``parley-relay``: run the relay, manage its certificate, manage user accounts.
+
+Invariants: every subcommand has ``--help``; errors print one line saying what to do next
+and exit non-zero; passwords are read with getpass (or ``--password-stdin``), never argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+from certs import ensure_certificate, fingerprint_of_pem_file
+from protocol.validation import normalize_username, username_key, validate_password
+from relay.auth import hash_password
+from relay.config import RelayConfig, default_data_dir, load_config
+from relay.store import Store, StoreError
+
+log = logging.getLogger("parley.relay")
+
+_DEFAULTS = RelayConfig()
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML file with the same keys as the flags (under [relay] or at "
+                             "top level); flags override it")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help=f"where the SQLite store and the generated certificate live "
+                             f"(default: {default_data_dir()})")
+    parser.add_argument("--scrypt-n", type=int, metavar="N",
+                        help=f"scrypt cost for new password hashes, a power of two "
+                             f"(default: {_DEFAULTS.scrypt_n})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parley-relay",
+        description="The Parley relay: accounts, buddies, presence and store-and-forward "
+                    "messaging over TLS. With no subcommand it runs the relay.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="subcommands:\n  parley-relay cert show|generate   the TLS certificate\n"
+               "  parley-relay user add|list|passwd|remove NAME   accounts\n"
+               "Run 'parley-relay SUBCOMMAND --help' for details.")
+    _add_common(parser)
+    parser.add_argument("--host", help=f"address to listen on (default: {_DEFAULTS.host})")
+    parser.add_argument("--port", type=int,
+                        help=f"TCP port; 0 picks a free one (default: {_DEFAULTS.port})")
+    parser.add_argument("--cert", type=Path, metavar="PEM",
+                        help="certificate file (default: generate one in the data dir on "
+                             "first start)")
+    parser.add_argument("--key", type=Path, metavar="PEM", help="private key for --cert")
+    parser.add_argument("--plaintext", action="store_true", default=None,
+                        help="no TLS (for local tests and packet captures only: passwords "
+                             "and messages cross the network in clear)")
+    parser.add_argument("--max-frame", type=int, metavar="BYTES",
+                        help=f"largest frame accepted (default: {_DEFAULTS.max_frame})")
+    parser.add_argument("--rate-limit", type=float, metavar="MSGS_PER_S",
+                        help="messages per second per session; 0 = off (default: 0)")
+    parser.add_argument("--inbox-quota", type=int, metavar="N",
+                        help=f"stored messages per recipient (default: {_DEFAULTS.inbox_quota})")
+    parser.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                        help=f"close v2 sessions silent this long "
+                             f"(default: {_DEFAULTS.idle_timeout:g})")
+    parser.add_argument("--login-timeout", type=float, metavar="SECONDS",
+                        help=f"close connections that do not log in within this time "
+                             f"(default: {_DEFAULTS.login_timeout:g})")
+    parser.add_argument("--handshake-timeout", type=float, metavar="SECONDS",
+                        help=f"close connections whose TLS handshake takes longer "
+                             f"(default: {_DEFAULTS.handshake_timeout:g})")
+    parser.add_argument("--high-water", type=int, metavar="BYTES",
+                        help=f"bytes queued to one client before it counts as slow "
+                             f"(default: {_DEFAULTS.high_water})")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log verbosity (default: INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="")
+
+    cert = sub.add_parser("cert", help="show or generate the TLS certificate",
+                          description="Show the fingerprint of the relay's certificate, or "
+                                      "generate it now.")
+    _add_common(cert)
+    cert.add_argument("action", choices=["show", "generate"],
+                      help="show: print the fingerprint (generating the certificate if "
+                           "missing); generate: create it, refusing to overwrite")
+
+    user = sub.add_parser("user", help="manage accounts in the relay's store",
+                          description="Manage accounts. Safe while the relay runs (SQLite "
+                                      "WAL), but a running relay only sees a removed user "
+                                      "gone at that user's next login.")
+    _add_common(user)
+    user.add_argument("action", choices=["add", "list", "passwd", "remove"])
+    user.add_argument("name", nargs="?", help="username (not for list)")
+    user.add_argument("--password-stdin", action="store_true",
+                      help="read the password from the first line of standard input")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ["data_dir", "scrypt_n", "host", "port", "cert", "key", "plaintext", "max_frame",
+             "rate_limit", "inbox_quota", "idle_timeout", "login_timeout", "handshake_timeout",
+             "high_water", "log_level"]
+    return {name: getattr(args, name, None) for name in names}
+
+
+def _fail(message: str) -> int:
+    print(f"parley-relay: {message}", file=sys.stderr)
+    return 2
+
+
+def _ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.options |= ssl.OP_NO_COMPRESSION
+    # Session tickets would make every idle connection hold more memory; resumption is by
+    # our own token instead.
+    context.num_tickets = 0
+    return context
+
+
+def run_relay(config: RelayConfig) -> int:
+    from relay.handlers import HANDLERS
+    from relay.server import Relay
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    context = None
+    fingerprint = None
+    if config.plaintext:
+        log.warning("running WITHOUT TLS (--plaintext): passwords and messages are readable "
+                    "by anyone on the network path")
+    else:
+        if config.cert is not None and config.key is not None:
+            cert_path, key_path = config.cert, config.key
+            fingerprint = fingerprint_of_pem_file(cert_path)
+        else:
+            pair, created = ensure_certificate(config.data_dir)
+            cert_path, key_path, fingerprint = pair.cert_path, pair.key_path, pair.fingerprint
+            if created:
+                log.info("generated a self-signed certificate in %s", cert_path)
+        context = _ssl_context(cert_path, key_path)
+    store = Store(config.db_path, synchronous=config.synchronous)
+    relay = Relay(config, store, context, HANDLERS)
+    host, port = relay.listen()
+    relay.install_signal_handlers()
+    mode = f"TLS, fingerprint {fingerprint}" if fingerprint else "PLAINTEXT"
+    log.info("parley-relay listening on %s:%d (%s), store %s", host, port, mode, config.db_path)
+    if fingerprint:
+        print(f"Certificate fingerprint: {fingerprint}\n"
+              f"Give it to your users: their client shows it on first contact.", flush=True)
+    relay.serve_forever()
+    log.info("parley-relay stopped")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise ValueError("the passwords differ")
+    return first
+
+
+def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store(config.db_path, synchronous=config.synchronous) as store:
+        if args.action == "list":
+            users, _ = store.list_users("", 1_000_000)
+            for listed in users:
+                print(f"{listed.uid}\t{listed.username}")
+            return 0
+        if not args.name:
+            return _fail(f"'user {args.action}' needs a username")
+        try:
+            name = normalize_username(args.name)
+        except ValueError as exc:
+            return _fail(str(exc))
+        record = store.user_by_key(username_key(name))
+        if args.action == "add":
+            if record is not None:
+                return _fail(f"user {name!r} exists (uid {record.uid}); use 'user passwd'")
+            password = _read_password(args)
+            validate_password(password)
+            uid = store.add_user(name, username_key(name), hash_password(password,
+                                                                          config.scrypt_n), 0)
+            store.commit()
+            print(f"added {name} (uid {uid})")
+            return 0
+        if record is None:
+            return _fail(f"no user {name!r}: 'parley-relay user list' shows who exists")
+        if args.action == "passwd":
+            password = _read_password(args)
+            validate_password(password)
+            store.set_password_hash(record.uid, hash_password(password, config.scrypt_n))
+            store.revoke_tokens(record.uid)
+            store.commit()
+            print(f"password changed for {name}; their resume tokens were revoked")
+            return 0
+        store.remove_user(record.uid)
+        store.commit()
+        print(f"removed {name} (uid {record.uid})")
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, _overrides(args))
+    except (OSError, ValueError) as exc:
+        return _fail(f"{exc}")
+    logging.basicConfig(level=config.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.command == "cert":
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            if args.action == "generate":
+                pair, created = ensure_certificate(config.data_dir)
+                if not created:
+                    return _fail(f"{pair.cert_path} exists; remove it and its key first")
+            else:
+                pair, _ = ensure_certificate(config.data_dir)
+            print(f"{pair.fingerprint}  {pair.cert_path}")
+            return 0
+        if args.command == "user":
+            return run_user_command(args, config)
+        return run_relay(config)
+    except StoreError as exc:
+        return _fail(f"{exc}")
+    except OSError as exc:
+        return _fail(f"{exc} (check --host/--port, permissions and --data-dir)")
+    except ValueError as exc:
+        return _fail(f"{exc}")
+
+
+__all__ = ["fingerprint_of_pem_file", "main"]

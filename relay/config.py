@@ -1,0 +1,113 @@
+"""Relay configuration: CLI flags over a TOML file over defaults, in one frozen object.
+
+Invariants:
+- :class:`RelayConfig` is immutable once built; every size, rate and time bound the relay
+  enforces lives here, with its default, so operators and tests change it in one place.
+- Unknown keys in the TOML file are an error (a typo must not silently keep a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protocol import DEFAULT_MAX_FRAME
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/parley-relay`` (``~/.local/share/parley-relay``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "parley-relay"
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Everything the relay needs to know; see ``parley-relay --help`` for each field."""
+
+    host: str = "0.0.0.0"
+    port: int = 1025
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    cert: Path | None = None
+    key: Path | None = None
+    plaintext: bool = False
+    max_frame: int = DEFAULT_MAX_FRAME
+    rate_limit: float = 0.0  # messages per second per session; 0 = off
+    rate_burst: int = 200
+    scrypt_n: int = 2**14
+    log_level: str = "INFO"
+    handshake_timeout: float = 10.0
+    login_timeout: float = 30.0
+    idle_timeout: float = 90.0
+    high_water: int = 4 * 1024 * 1024  # bytes queued to one connection before it counts as slow
+    list_user_limit: int = 500
+    inbox_quota: int = 100_000  # stored messages per recipient
+    max_connections: int = 20_000
+    registration_open: bool = True
+    login_failures_before_throttle: int = 5
+    token_lifetime_days: int = 30
+    dedup_window_hours: int = 48
+    synchronous: str = "NORMAL"
+    max_file_size: int = 4 * 1024**3
+    max_transfers_per_user: int = 8
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "parley.db"
+
+    def validate(self) -> RelayConfig:
+        """Raise ``ValueError`` with an actionable message for impossible values."""
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is not in 0-65535")
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("--cert and --key go together: give both or neither")
+        if not 64 <= self.max_frame <= 0xFFFFFFFF:
+            raise ValueError("max_frame must be between 64 bytes and 4 GiB")
+        if self.rate_limit < 0:
+            raise ValueError("rate_limit must be >= 0 (0 turns it off)")
+        if self.scrypt_n < 2 or self.scrypt_n & (self.scrypt_n - 1):
+            raise ValueError("scrypt_n must be a power of two >= 2")
+        if self.synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError("synchronous must be OFF, NORMAL, FULL or EXTRA")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        for name in ("handshake_timeout", "login_timeout", "idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        return self
+
+
+_PATH_FIELDS = {"data_dir", "cert", "key"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in _PATH_FIELDS and value is not None:
+        return Path(value).expanduser()
+    return value
+
+
+def load_config(config_file: Path | None, overrides: dict[str, Any]) -> RelayConfig:
+    """Defaults, then the TOML file's keys (``[relay]`` table or top level), then overrides.
+
+    ``overrides`` holds only the CLI flags the user actually gave (None values are skipped).
+    """
+    known = {f.name for f in dataclasses.fields(RelayConfig)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with open(config_file, "rb") as fh:
+            data = tomllib.load(fh)
+        table = data.get("relay", data)
+        if not isinstance(table, dict):
+            raise ValueError(f"{config_file}: [relay] must be a table")
+        for key, value in table.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ValueError(f"{config_file}: unknown setting {key!r}")
+            values[name] = _coerce(name, value)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+    return RelayConfig(**values).validate()

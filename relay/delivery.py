@@ -1,0 +1,164 @@
+"""Store-and-forward of Messages: sequence numbers, live pushes, backlog, v1 delivery.
+
+Invariants:
+- Per recipient, ``seq`` strictly increases and survives restarts (``users.head_seq``).
+- A session is pushed messages in seq order, each at most once per session
+  (``conn.pushed_seq``); what a session cannot take now stays in the store and is pumped
+  from there when its buffer drains, so relay memory per connection stays near
+  ``high_water`` whatever the backlog.
+- v1 sessions: a row is deleted only once the bytes of its frame have been written to the
+  socket (tracked by stream offset), so a v1 client that disconnects loses nothing.
+- v2 sessions: rows are deleted when the recipient acknowledges them (``Ack{seq}``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from protocol import chat_pb2 as pb
+from protocol.forward import override_tail
+from protocol.framing import encode_header
+from protocol.types import FrameType
+from relay.connection import Connection, ConnState
+from relay.store import InboxRow
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+
+BACKLOG_BATCH = 512
+_MESSAGE_HEADER_TYPE = FrameType.MESSAGE
+
+
+def next_seq(relay: Relay, uid: int) -> int:
+    head = relay.head_seq.get(uid)
+    if head is None:
+        head = relay.store.head_seq(uid)
+    head += 1
+    relay.head_seq[uid] = head
+    return head
+
+
+def current_head(relay: Relay, uid: int) -> int:
+    head = relay.head_seq.get(uid)
+    return relay.store.head_seq(uid) if head is None else head
+
+
+def inbox_count(relay: Relay, uid: int) -> int:
+    count = relay.inbox_counts.get(uid)
+    if count is None:
+        relay.flush_rows()
+        count = relay.store.inbox_count(uid)
+        relay.inbox_counts[uid] = count
+    return count
+
+
+def store_durable(relay: Relay, sender: int, recipient: int, message_type: int,
+                  client_id: int, payload: bytes) -> tuple[int, int]:
+    """Buffer a durable message for the iteration's group commit and push it if possible.
+
+    Returns ``(seq, timestamp)``. The push is queued now and written after the commit.
+    """
+    seq = next_seq(relay, recipient)
+    timestamp = relay.wall
+    forwarded = payload + override_tail(sender, timestamp, seq)
+    relay.pending_rows.append(
+        InboxRow(recipient, seq, sender, client_id, message_type, timestamp, forwarded))
+    counts = relay.inbox_counts
+    if recipient in counts:
+        counts[recipient] += 1
+    relay.stats["durable"] += 1
+    target = relay.online.get(recipient)
+    if target is not None:
+        push(relay, target, seq, encode_header(_MESSAGE_HEADER_TYPE, len(forwarded)) + forwarded)
+    return seq, timestamp
+
+
+def forward_ephemeral(relay: Relay, sender: int, recipient: int, payload: bytes) -> None:
+    """Forward an ephemeral message to an online recipient; drop it under pressure."""
+    target = relay.online.get(recipient)
+    if target is None or target.state is not ConnState.OPEN:
+        return
+    if target.pending_bytes > relay.config.high_water // 2:
+        return  # ephemeral traffic is the first thing dropped under pressure
+    forwarded = payload + override_tail(sender, relay.wall, 0)
+    relay.send(target, encode_header(_MESSAGE_HEADER_TYPE, len(forwarded)) + forwarded)
+
+
+def push(relay: Relay, conn: Connection, seq: int, frame: bytes) -> None:
+    """Push a stored message live unless the session is catching up or over high water."""
+    if conn.catching_up or conn.paused or seq <= conn.pushed_seq:
+        return
+    if conn.pending_bytes > relay.config.high_water:
+        if conn.version >= 2:
+            conn.paused = True  # resumed from the store when the buffer drains
+        else:
+            relay.reset(conn, pb.Reset.SLOW_CONSUMER,
+                        "you are not reading fast enough; messages wait for your next login")
+        return
+    relay.send(conn, frame)
+    conn.pushed_seq = seq
+    if conn.version < 2:
+        conn.v1_unacked.append((conn.bytes_queued, seq))
+
+
+def start_backlog(relay: Relay, conn: Connection, since_seq: int, send_sync: bool) -> None:
+    """Begin sending stored messages with seq > since_seq (then Sync, for v2)."""
+    conn.pushed_seq = since_seq
+    conn.catching_up = True
+    conn.sync_requested = send_sync
+    resume(relay, conn)
+
+
+def resume(relay: Relay, conn: Connection) -> None:
+    """Pump stored messages while the session's buffer is below half the high-water mark."""
+    if conn.state is not ConnState.OPEN or not conn.uid:
+        return
+    relay.flush_rows()
+    low_water = relay.config.high_water // 2
+    store = relay.store
+    conn.paused = False
+    conn.catching_up = True
+    v1 = conn.version < 2
+    while conn.pending_bytes < low_water:
+        rows = store.inbox_after(conn.uid, conn.pushed_seq, BACKLOG_BATCH)
+        if rows:
+            frames = []
+            offset = conn.bytes_queued
+            for row in rows:
+                payload = row.payload
+                frames.append(encode_header(_MESSAGE_HEADER_TYPE, len(payload)))
+                frames.append(payload)
+                offset += len(payload) + 5
+                if v1:
+                    conn.v1_unacked.append((offset, row.seq))
+            relay.send(conn, b"".join(frames))
+            conn.pushed_seq = rows[-1].seq
+        if len(rows) < BACKLOG_BATCH:
+            conn.catching_up = False
+            if conn.sync_requested:
+                conn.sync_requested = False
+                relay.send_message(conn, FrameType.SYNC,
+                                   pb.Sync(head_seq=current_head(relay, conn.uid)))
+            return
+
+
+def note_v1_written(relay: Relay, conn: Connection) -> None:
+    """Record v1 rows whose frames are fully written; they are deleted after the commit."""
+    sent = conn.bytes_sent
+    unacked = conn.v1_unacked
+    last = 0
+    while unacked and unacked[0][0] <= sent:
+        last = unacked.popleft()[1]
+    if last:
+        delivered = relay.v1_delivered
+        if delivered.get(conn.uid, 0) < last:
+            delivered[conn.uid] = last
+
+
+def send_receipts(relay: Relay, recipient: int, delivered: list[tuple[int, int]]) -> None:
+    """Best-effort delivery receipts ``Ack{id, delivered, peer}`` to online v2 senders."""
+    for sender, client_id in delivered:
+        target = relay.online.get(sender)
+        if target is not None and target.version >= 2:
+            relay.send_message(target, FrameType.ACK,
+                               pb.Ack(id=client_id, delivered=True, peer=recipient))

@@ -1,0 +1,35 @@
+"""Request handlers, one module per concern; ``HANDLERS`` maps frame type to handler.
+
+Invariants: a handler gets ``(relay, conn, payload)``, never touches a socket, and reports
+peer misbehaviour by raising :class:`protocol.ProtocolError` (the loop turns it into a
+Reset). Handlers run only for frames allowed in the connection's state (the loop checks
+login before dispatch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from protocol.types import FrameType
+from relay.handlers import accounts, control, directory, messaging
+
+if TYPE_CHECKING:
+    from relay.connection import Connection
+    from relay.server import Relay
+
+Handler = Callable[["Relay", "Connection", bytes], None]
+
+HANDLERS: dict[int, Handler] = {
+    FrameType.LOGIN: accounts.handle_login,
+    FrameType.REGISTER: accounts.handle_register,
+    FrameType.LIST_USER: directory.handle_list_user,
+    FrameType.LIST_BUDDY: directory.handle_list_buddy,
+    FrameType.ADD_BUDDY: directory.handle_add_buddy,
+    FrameType.REMOVE_BUDDY: directory.handle_remove_buddy,
+    FrameType.MESSAGE: messaging.handle_message,
+    FrameType.ACK: messaging.handle_ack,
+    FrameType.SYNC: messaging.handle_sync,
+    FrameType.PING: control.handle_ping,
+    FrameType.RESET: control.handle_reset,
+}

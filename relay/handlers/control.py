@@ -1,0 +1,22 @@
+"""PING (echo, allowed before login) and RESET from a client (it is leaving)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from protocol import chat_pb2 as pb
+from protocol.types import FrameType, parse_message
+
+if TYPE_CHECKING:
+    from relay.connection import Connection
+    from relay.server import Relay
+
+
+def handle_ping(relay: Relay, conn: Connection, payload: bytes) -> None:
+    ping = parse_message(pb.Ping, payload)
+    relay.send_message(conn, FrameType.PING, pb.Ping(nonce=ping.nonce))
+
+
+def handle_reset(relay: Relay, conn: Connection, payload: bytes) -> None:
+    parse_message(pb.Reset, payload)
+    relay.close(conn, "client sent Reset (leaving)")

@@ -1,0 +1,130 @@
+"""MESSAGE, ACK and SYNC (PROTOCOL.md section 7).
+
+Invariants:
+- The sender's identity is the session's uid, never a field of the packet; the relay reads
+  only ``uid`` (destination), ``type`` and ``id`` and forwards the client's bytes with
+  uid/timestamp/seq appended (see :mod:`protocol.forward`).
+- Durable messages are acknowledged (v2) only by frames written after the commit.
+- A (sender, id) seen within the dedup window gets the original Ack and stores nothing.
+- Messages go only between buddies; refusals are Ack codes for v2 senders and silent drops
+  for v1 senders (v1 has no way to report them), logged at debug level.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from protocol import ProtocolError
+from protocol import chat_pb2 as pb
+from protocol.types import FrameType, is_durable, parse_message
+from protocol.validation import text_within_limit
+from relay import delivery
+from relay.store import DedupRecord
+
+if TYPE_CHECKING:
+    from relay.connection import Connection
+    from relay.server import Relay
+
+log = logging.getLogger("parley.relay")
+
+_DEDUP_CACHE_LIMIT = 200_000
+_Message = pb.Message
+_MESSAGE_TEXT = pb.Message.MESSAGE
+
+
+def _ack(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
+         seq: int = 0,
+         timestamp: int = 0) -> None:
+    relay.send_message(conn, FrameType.ACK,
+                       pb.Ack(id=client_id, seq=seq, code=code, timestamp=timestamp))
+
+
+def _refuse(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
+            durable: bool) -> None:
+    if conn.version >= 2 and durable:
+        _ack(relay, conn, client_id, code)
+    else:
+        log.debug("conn=%d uid=%d message refused: %s", conn.id, conn.uid,
+                  pb.Ack.Code.Name(code))
+
+
+def _find_duplicate(relay: Relay, sender: int, client_id: int) -> tuple[int, int] | None:
+    cached = relay.dedup_cache.get((sender, client_id))
+    if cached is not None:
+        return cached[1], cached[2]
+    window = relay.config.dedup_window_hours * 3600
+    record = relay.store.find_dedup(sender, client_id, relay.wall - window)
+    if record is None:
+        return None
+    return record.seq, record.timestamp
+
+
+def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
+    try:
+        message = _Message.FromString(payload)
+    except Exception as exc:  # upb raises DecodeError; anything else is equally the peer's
+        raise ProtocolError("payload does not decode as Message") from exc
+    relay.stats["messages"] += 1
+    sender = conn.uid
+    recipient = message.uid
+    message_type = message.type
+    client_id = message.id
+    durable = is_durable(message_type)
+    bucket = conn.bucket
+    if bucket is not None and not bucket.take(relay.now):
+        if conn.version >= 2:
+            _refuse(relay, conn, client_id, pb.Ack.RATE_LIMITED, durable)
+        else:
+            relay.reset(conn, pb.Reset.RATE_LIMITED, "more messages per second than allowed")
+        return
+    buddies = relay.buddy_cache.get(sender)
+    if buddies is None or recipient not in buddies:
+        exists = recipient != 0 and relay.store.user_by_uid(recipient) is not None
+        code = pb.Ack.NOT_BUDDY if exists else pb.Ack.NO_SUCH_USER
+        _refuse(relay, conn, client_id, code, durable)
+        return
+    if not durable:
+        delivery.forward_ephemeral(relay, sender, recipient, payload)
+        return
+    if message_type == _MESSAGE_TEXT and not text_within_limit(message.msg):
+        _refuse(relay, conn, client_id, pb.Ack.TOO_LARGE, durable)
+        return
+    v2 = conn.version >= 2
+    if v2:
+        if client_id == 0:
+            _refuse(relay, conn, client_id, pb.Ack.INVALID, durable)
+            return
+        duplicate = _find_duplicate(relay, sender, client_id)
+        if duplicate is not None:
+            _ack(relay, conn, client_id, pb.Ack.OK, duplicate[0], duplicate[1])
+            return
+    if delivery.inbox_count(relay, recipient) >= relay.config.inbox_quota:
+        _refuse(relay, conn, client_id, pb.Ack.QUOTA_EXCEEDED, durable)
+        return
+    seq, timestamp = delivery.store_durable(relay, sender, recipient, message_type, client_id,
+                                            payload)
+    if v2:
+        _ack(relay, conn, client_id, pb.Ack.OK, seq, timestamp)
+        cache = relay.dedup_cache
+        if len(cache) >= _DEDUP_CACHE_LIMIT:
+            cache.clear()  # older entries are still found in the store
+        cache[(sender, client_id)] = (recipient, seq, timestamp, pb.Ack.OK)
+        relay.pending_dedup.append(
+            DedupRecord(sender, client_id, recipient, seq, timestamp, pb.Ack.OK, relay.wall))
+
+
+def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:
+    ack = parse_message(pb.Ack, payload)
+    through = min(ack.seq, conn.pushed_seq)
+    if through <= 0:
+        return
+    relay.flush_rows()
+    delivered = relay.store.delete_inbox_through(conn.uid, through)
+    relay.inbox_counts.pop(conn.uid, None)
+    delivery.send_receipts(relay, conn.uid, delivered)
+
+
+def handle_sync(relay: Relay, conn: Connection, payload: bytes) -> None:
+    sync = parse_message(pb.Sync, payload)
+    delivery.start_backlog(relay, conn, sync.since_seq, send_sync=True)
