@@ -118,10 +118,11 @@ class Relay:
     # -- the loop --------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        next_sweep = time.monotonic() + _SWEEP_INTERVAL
+        sweep_interval = min(_SWEEP_INTERVAL, self.config.idle_timeout / 3)
+        next_sweep = time.monotonic() + sweep_interval
         select = self.selector.select
         while not self.stopping:
-            timeout = _SWEEP_INTERVAL
+            timeout = min(sweep_interval, max(0.0, next_sweep - time.monotonic()))
             if self.timers:
                 timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
             events = select(timeout)
@@ -138,7 +139,7 @@ class Relay:
             if self.timers and self.timers[0][0] <= self.now:
                 self._fire_timers()
             if self.now >= next_sweep:
-                next_sweep = self.now + _SWEEP_INTERVAL
+                next_sweep = self.now + sweep_interval
                 self._sweep_idle()
             self.end_iteration()
         self.shutdown()
@@ -214,8 +215,13 @@ class Relay:
             # Plain protocol bytes (or garbage) on the TLS port: say so in the clear, once.
             reset = pb.Reset(code=pb.Reset.PROTOCOL_MISMATCH,
                              msg="this relay requires TLS; connect with TLS enabled")
+            # Read what the peer sent and half-close first: closing with unread input makes
+            # the kernel answer RST, which can destroy the Reset before the peer reads it.
             with contextlib.suppress(OSError):
                 conn.sock.send(encode_frame(FrameType.RESET, reset))
+                conn.sock.shutdown(socket.SHUT_WR)
+                while conn.sock.recv(65536):
+                    pass
             self.close(conn, "handshake failed: plaintext bytes on the TLS port")
             return
         assert self.ssl_context is not None

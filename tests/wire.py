@@ -125,6 +125,14 @@ class WireClient:
         self.send(FrameType.LIST_BUDDY, pb.ListBuddyRequest())
         return self.expect(FrameType.LIST_BUDDY, pb.ListBuddyResponse, skip=())
 
+    def round_trip(self) -> None:
+        """A request only ever answered, never pushed: everything sent before it is processed
+        (and committed) once its response arrives."""
+        self.send(FrameType.LIST_USER, pb.ListUserRequest(limit=1))
+        self.expect(FrameType.LIST_USER, pb.ListUserResponse,
+                    skip=(FrameType.LIST_BUDDY, FrameType.SYNC, FrameType.ACK,
+                          FrameType.MESSAGE))
+
     def send_text(self, to: int, text: str, msg_id: int = 0) -> None:
         self.send(FrameType.MESSAGE, pb.Message(uid=to, type=pb.Message.MESSAGE, msg=text,
                                                 id=msg_id))

@@ -171,7 +171,7 @@ def test_offline_backlog_arrives_at_login_in_order(relay: RelayProcess) -> None:
     bob.close()
     for i in range(50):
         alice.send_text(bob.uid, f"m{i}")
-    alice.buddies()  # a round trip: everything before it has been processed
+    alice.round_trip()  # everything before it has been processed
     again = client(relay)
     again.login("bob")
     assert [again.next_message().msg for _ in range(50)] == [f"m{i}" for i in range(50)]
