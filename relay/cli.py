@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--high-water", type=int, metavar="BYTES",
                         help=f"bytes queued to one client before it counts as slow "
                              f"(default: {_DEFAULTS.high_water})")
+    parser.add_argument("--max-file-size", type=int, metavar="BYTES",
+                        help=f"largest file a user may offer "
+                             f"(default: {_DEFAULTS.max_file_size})")
+    parser.add_argument("--max-transfers", type=int, metavar="N", dest="max_transfers_per_user",
+                        help=f"open file transfers per user "
+                             f"(default: {_DEFAULTS.max_transfers_per_user})")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log verbosity (default: INFO)")
     sub = parser.add_subparsers(dest="command", metavar="")
@@ -102,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = ["data_dir", "scrypt_n", "host", "port", "cert", "key", "plaintext", "max_frame",
              "rate_limit", "inbox_quota", "idle_timeout", "login_timeout", "handshake_timeout",
-             "high_water", "log_level"]
+             "high_water", "log_level", "max_file_size", "max_transfers_per_user"]
     return {name: getattr(args, name, None) for name in names}
 
 

@@ -109,7 +109,6 @@ class Connection:
         self.want_write = False
         self.registered_mask = 0
         self.close_reason = ""
-        self.transfers: set[int] = set()
 
     def __repr__(self) -> str:
         return f"<conn {self.id} {self.peer} uid={self.uid} {self.state.value}>"

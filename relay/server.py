@@ -37,6 +37,7 @@ from relay.auth import HashWorker, LoginThrottle
 from relay.config import RelayConfig
 from relay.connection import Connection, ConnState, ReadResult
 from relay.store import InboxRow, Store
+from relay.transfers import TransferLedger
 
 log = logging.getLogger("parley.relay")
 
@@ -82,6 +83,7 @@ class Relay:
         self.wall = int(time.time())
         self.stopping = False
         self.stats: dict[str, int] = {"accepted": 0, "messages": 0, "durable": 0}
+        self.transfers = TransferLedger(config.max_transfers_per_user)
 
     # -- setup -----------------------------------------------------------------------------
 

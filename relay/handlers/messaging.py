@@ -60,6 +60,35 @@ def _find_duplicate(relay: Relay, sender: int, client_id: int) -> tuple[int, int
     return record.seq, record.timestamp
 
 
+_FILE_TYPES = frozenset({pb.Message.FILE_OFFER, pb.Message.FILE_ACCEPT, pb.Message.FILE_DECLINE,
+                         pb.Message.FILE_CANCEL, pb.Message.FILE_PROGRESS})
+
+
+def _account_transfer(relay: Relay, conn: Connection, message: pb.Message) -> bool:
+    """Apply the file-transfer limits; False if the message was refused."""
+    kind = message.type
+    transfer_id = message.file.transfer_id
+    ledger = relay.transfers
+    now = relay.now
+    if kind == pb.Message.FILE_OFFER:
+        if message.file.size > relay.config.max_file_size:
+            _refuse(relay, conn, message.id, pb.Ack.TOO_LARGE, True)
+            return False
+        if not ledger.offer(conn.uid, transfer_id, message.file.size, now):
+            _refuse(relay, conn, message.id, pb.Ack.RATE_LIMITED, True)
+            return False
+    elif kind == pb.Message.FILE_PROGRESS:
+        ledger.progress(message.uid, transfer_id, message.file.offset, now)
+    elif kind == pb.Message.FILE_ACCEPT:
+        ledger.touch(message.uid, transfer_id, now)
+    elif kind == pb.Message.FILE_DECLINE:
+        ledger.finished(message.uid, transfer_id)
+    else:  # FILE_CANCEL, from either side
+        ledger.finished(message.uid, transfer_id)
+        ledger.finished(conn.uid, transfer_id)
+    return True
+
+
 def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
     try:
         message = _Message.FromString(payload)
@@ -83,6 +112,8 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         exists = recipient != 0 and relay.store.user_by_uid(recipient) is not None
         code = pb.Ack.NOT_BUDDY if exists else pb.Ack.NO_SUCH_USER
         _refuse(relay, conn, client_id, code, durable)
+        return
+    if message_type in _FILE_TYPES and not _account_transfer(relay, conn, message):
         return
     if not durable:
         delivery.forward_ephemeral(relay, sender, recipient, payload)

@@ -192,3 +192,48 @@ def test_v1_and_v2_interoperate(relay: RelayProcess) -> None:
     assert receipt.delivered and receipt.id == 1
     bob.send_text(alice.uid, "to v2")
     assert alice.next_message().msg == "to v2"
+
+
+def _offer(client: WireClient, to: int, msg_id: int, transfer_id: int, size: int) -> pb.Ack:
+    client.send(FrameType.MESSAGE, pb.Message(
+        uid=to, type=pb.Message.FILE_OFFER, msg="f.bin", id=msg_id,
+        file=pb.FileInfo(transfer_id=transfer_id, size=size, sha256=b"\0" * 32)))
+    while True:  # receipts and forwarded messages may come first
+        ack = client.expect(FrameType.ACK, pb.Ack, skip=(FrameType.LIST_BUDDY, FrameType.SYNC,
+                                                         FrameType.MESSAGE))
+        if ack.id == msg_id:
+            return ack
+
+
+def test_file_limits_size_and_concurrent_transfers(tmp_path: Path) -> None:
+    args = ["--max-file-size", "1000", "--max-transfers", "2"]
+    with RelayProcess(tmp_path, extra_args=args) as relay:
+        alice, bob = pair(relay)
+        assert _offer(alice, bob.uid, 1, 10, 1001).code == pb.Ack.TOO_LARGE
+        assert _offer(alice, bob.uid, 2, 11, 1000).code == pb.Ack.OK
+        assert _offer(alice, bob.uid, 3, 12, 10).code == pb.Ack.OK
+        assert _offer(alice, bob.uid, 4, 13, 10).code == pb.Ack.RATE_LIMITED
+        # Bob declines one and finishes the other: alice may offer again.
+        bob.send(FrameType.MESSAGE, pb.Message(uid=alice.uid, type=pb.Message.FILE_DECLINE,
+                                               id=50, file=pb.FileInfo(transfer_id=11)))
+        bob.send(FrameType.MESSAGE, pb.Message(uid=alice.uid, type=pb.Message.FILE_PROGRESS,
+                                               file=pb.FileInfo(transfer_id=12, offset=10)))
+        bob.round_trip()
+        assert _offer(alice, bob.uid, 5, 14, 10).code == pb.Ack.OK
+        assert _offer(alice, bob.uid, 6, 15, 10).code == pb.Ack.OK
+        assert _offer(alice, bob.uid, 7, 16, 10).code == pb.Ack.RATE_LIMITED
+
+
+def test_ephemeral_messages_are_forwarded_never_stored(relay: RelayProcess) -> None:
+    alice, bob = pair(relay)
+    alice.send(FrameType.MESSAGE, pb.Message(uid=bob.uid, type=pb.Message.INPUTING))
+    typing = bob.next_message()
+    assert typing.type == pb.Message.INPUTING and typing.seq == 0 and typing.uid == alice.uid
+    bob.close()
+    alice.send(FrameType.MESSAGE, pb.Message(uid=bob.uid, type=pb.Message.INPUTING))
+    alice.send_text(bob.uid, "after", msg_id=1)
+    alice.expect(FrameType.ACK, pb.Ack)
+    again = client(relay)
+    again.login("bob", version=2)
+    first = again.next_message()
+    assert (first.type, first.msg) == (pb.Message.MESSAGE, "after")
