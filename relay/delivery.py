@@ -91,6 +91,7 @@ def push(relay: Relay, conn: Connection, seq: int, frame: bytes) -> None:
     if conn.pending_bytes > relay.config.high_water:
         if conn.version >= 2:
             conn.paused = True  # resumed from the store when the buffer drains
+            relay.stats["paused"] += 1
         else:
             relay.reset(conn, pb.Reset.SLOW_CONSUMER,
                         "you are not reading fast enough; messages wait for your next login")

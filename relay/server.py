@@ -82,7 +82,7 @@ class Relay:
         self.now = time.monotonic()
         self.wall = int(time.time())
         self.stopping = False
-        self.stats: dict[str, int] = {"accepted": 0, "messages": 0, "durable": 0}
+        self.stats: dict[str, int] = {"accepted": 0, "messages": 0, "durable": 0, "paused": 0}
         self.transfers = TransferLedger(config.max_transfers_per_user)
 
     # -- setup -----------------------------------------------------------------------------
@@ -114,8 +114,9 @@ class Relay:
 
     def log_stats(self) -> None:
         log.info("stats: connections=%d online=%d accepted=%d messages=%d durable=%d "
-                 "scrypt=%d", len(self.connections), len(self.online), self.stats["accepted"],
-                 self.stats["messages"], self.stats["durable"], self.hasher.computations)
+                 "paused=%d scrypt=%d", len(self.connections), len(self.online),
+                 self.stats["accepted"], self.stats["messages"], self.stats["durable"],
+                 self.stats["paused"], self.hasher.computations)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -125,7 +126,9 @@ class Relay:
         select = self.selector.select
         while not self.stopping:
             timeout = min(sweep_interval, max(0.0, next_sweep - time.monotonic()))
-            if self.timers:
+            if self.dirty or self.v1_delivered or self.pending_rows:
+                timeout = 0.0  # the write pass queued more work (a resumed backlog, receipts)
+            elif self.timers:
                 timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
             events = select(timeout)
             self.now = time.monotonic()

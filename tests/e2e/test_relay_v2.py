@@ -149,14 +149,14 @@ def test_rate_limit_resets_v1_senders(tmp_path: Path) -> None:
 def test_slow_v2_consumer_is_paused_and_resumed_from_the_store(tmp_path: Path) -> None:
     with RelayProcess(tmp_path, extra_args=["--high-water", "32768"]) as relay:
         alice, bob = pair(relay)
-        import socket
-
-        bob.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        total = 600
+        total = 4000  # ~4 MB that bob does not read yet: far above the 32 KiB high-water mark
         for i in range(1, total + 1):
             alice.send_text(bob.uid, f"{i:05d}" + "y" * 1000, msg_id=i)
         acks = [alice.expect(FrameType.ACK, pb.Ack) for _ in range(total)]
-        assert all(a.code == pb.Ack.OK for a in acks)
+        assert all(a.code == pb.Ack.OK for a in acks)  # the sender is never held back
+        assert relay.process is not None
+        relay.process.send_signal(signal.SIGUSR1)
+        assert int(relay.wait_for_log(r"stats: .*paused=(\d+)").group(1)) >= 1
         # Bob now reads: everything arrives, in order, once, with no disconnect.
         seqs = [bob.next_message(timeout=20).seq for _ in range(total)]
         assert seqs == list(range(1, total + 1))
