@@ -1,0 +1,65 @@
+"""Helpers for end-to-end tests of the client library against the real relay process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tests.harness import RelayProcess
+from tui.client import (
+    ClientSession,
+    Endpoint,
+    Event,
+    EventStream,
+    SessionOptions,
+    TrustPolicy,
+)
+
+# Quick reconnects so tests do not idle; every other value is the production default.
+FAST = SessionOptions(backoff_base=0.05, backoff_cap=0.5)
+WAIT = 30.0  # generous upper bound for anything to happen; never a performance claim
+
+E = TypeVar("E")
+
+
+def policy_for(relay: RelayProcess) -> TrustPolicy:
+    if relay.fingerprint is None:
+        return TrustPolicy.plaintext()
+    return TrustPolicy.pinned(relay.fingerprint)
+
+
+def make_session(
+    relay: RelayProcess,
+    data_dir: Path,
+    name: str,
+    *,
+    password: str | None = None,
+    options: SessionOptions = FAST,
+    trust: TrustPolicy | None = None,
+) -> ClientSession:
+    return ClientSession(
+        Endpoint(relay.host, relay.port),
+        name,
+        password if password is not None else f"pw-{name}",
+        trust=trust or policy_for(relay),
+        data_dir=data_dir / name,
+        options=options,
+    )
+
+
+async def wait_for(
+    stream: EventStream, kind: type[E], predicate: Callable[[E], bool] = lambda _: True
+) -> E:
+    """The next event of ``kind`` satisfying ``predicate`` (others are skipped)."""
+    while True:
+        event: Event = await stream.next(WAIT)
+        if isinstance(event, kind) and predicate(event):
+            return event
+
+
+async def buddies(a: ClientSession, b: ClientSession) -> None:
+    """Make ``a`` and ``b`` buddies (request + consent)."""
+    assert b.uid is not None and a.uid is not None
+    await a.add_buddy(b.uid)
+    await b.add_buddy(a.uid)

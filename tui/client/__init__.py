@@ -1,0 +1,114 @@
+"""The Parley client library: asyncio connection, reliability, local history, trust.
+
+Modules (each states its invariants):
+- :mod:`tui.client.trust` — known-relays pins (TOFU), explicit pin, CA file, plaintext.
+- :mod:`tui.client.connection` — TLS/plain connection with the pin checked before any byte.
+- :mod:`tui.client.login` — v2 login (token first, then password), registration.
+- :mod:`tui.client.session` — :class:`ClientSession`: requests, events, reconnects.
+- :mod:`tui.client.outbox` / :mod:`tui.client.inbox` — retry and acknowledgement logic.
+- :mod:`tui.client.store` — SQLite history, outbox and inbox cursor per (relay, user).
+- :mod:`tui.client.events` — event types, listeners and bounded event streams.
+- :mod:`tui.client.backoff` — reconnect backoff and retry schedules (pure).
+- :mod:`tui.client.scripting` — ``parley send`` / ``parley tail``.
+
+Nothing here imports textual: the app adapts events to Textual messages itself.
+"""
+
+from tui.client.backoff import Backoff, RetryPolicy
+from tui.client.connection import DEFAULT_PORT, ConnectionClosed, Endpoint
+from tui.client.events import (
+    AckReceived,
+    Buddy,
+    BuddyListChanged,
+    ConnectionState,
+    ConnectionStateChanged,
+    Event,
+    EventsLost,
+    EventStream,
+    GreetingReceived,
+    MessageReceived,
+    OutgoingStateChanged,
+    ResetReceived,
+    SyncCompleted,
+    UserInfo,
+)
+from tui.client.login import (
+    LoginFailed,
+    LoginRateLimited,
+    RegisterFailed,
+    RelayReset,
+    SessionError,
+    register_account,
+)
+from tui.client.outbox import CODE_NO_ACK
+from tui.client.session import ANSWERED, ClientSession, NotConnected, SessionOptions, UserList
+from tui.client.store import (
+    Conversation,
+    HistoryEntry,
+    LocalStore,
+    MessageState,
+    default_data_dir,
+    history_path,
+)
+from tui.client.trust import (
+    CertificateVerificationFailed,
+    FingerprintMismatch,
+    TrustError,
+    TrustMode,
+    TrustPolicy,
+    TrustResult,
+    TrustStatus,
+    TrustStore,
+    UntrustedRelay,
+    default_known_relays_path,
+)
+
+__all__ = [
+    "ANSWERED",
+    "CODE_NO_ACK",
+    "DEFAULT_PORT",
+    "AckReceived",
+    "Backoff",
+    "Buddy",
+    "BuddyListChanged",
+    "CertificateVerificationFailed",
+    "ClientSession",
+    "ConnectionClosed",
+    "ConnectionState",
+    "ConnectionStateChanged",
+    "Conversation",
+    "Endpoint",
+    "Event",
+    "EventStream",
+    "EventsLost",
+    "FingerprintMismatch",
+    "GreetingReceived",
+    "HistoryEntry",
+    "LocalStore",
+    "LoginFailed",
+    "LoginRateLimited",
+    "MessageReceived",
+    "MessageState",
+    "NotConnected",
+    "OutgoingStateChanged",
+    "RegisterFailed",
+    "RelayReset",
+    "ResetReceived",
+    "RetryPolicy",
+    "SessionError",
+    "SessionOptions",
+    "SyncCompleted",
+    "TrustError",
+    "TrustMode",
+    "TrustPolicy",
+    "TrustResult",
+    "TrustStatus",
+    "TrustStore",
+    "UntrustedRelay",
+    "UserInfo",
+    "UserList",
+    "default_data_dir",
+    "default_known_relays_path",
+    "history_path",
+    "register_account",
+]

@@ -1,0 +1,398 @@
+"""``parley send USER TEXT`` and ``parley tail``: the client library from a shell script.
+
+Invariants:
+- The password never comes from argv (it would show in ``ps`` and shell history): it is
+  read from ``--password-file``, the variable named by ``--password-env``, or a prompt.
+- Text received from the network is printed only after ``printable_text`` has removed
+  terminal controls, and names likewise.
+- Exit codes are stable (see ``EXIT_*``) so scripts can branch on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from protocol import chat_pb2 as pb
+from protocol.validation import printable_text
+from tui.client.connection import DEFAULT_PORT, Endpoint
+from tui.client.events import (
+    ConnectionState,
+    ConnectionStateChanged,
+    MessageReceived,
+    SyncCompleted,
+)
+from tui.client.login import LoginFailed, SessionError
+from tui.client.outbox import CODE_NO_ACK
+from tui.client.session import ClientSession, SessionOptions
+from tui.client.store import HistoryEntry, MessageState, default_data_dir
+from tui.client.trust import TrustError, TrustPolicy, TrustStore, default_known_relays_path
+
+EXIT_OK = 0
+EXIT_REFUSED = 1  # the relay refused the message (not a buddy, too large, ...)
+EXIT_USAGE = 2
+EXIT_TRUST = 3
+EXIT_LOGIN = 4
+EXIT_UNREACHABLE = 5  # network trouble, or no answer within --timeout
+
+_ACK_TEXT: dict[int, str] = {
+    pb.Ack.NOT_BUDDY: "is not your buddy (both of you must add each other)",
+    pb.Ack.NO_SUCH_USER: "does not exist",
+    pb.Ack.TOO_LARGE: "message too large",
+    pb.Ack.RATE_LIMITED: "rate limited by the relay; try again later",
+    pb.Ack.QUOTA_EXCEEDED: "their offline inbox is full",
+    pb.Ack.INVALID: "message rejected as invalid",
+    CODE_NO_ACK: "no acknowledgement from the relay after every retry",
+}
+
+
+class ScriptError(Exception):
+    """A failure to report on stderr with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything needed to open a session, resolved from the command line."""
+
+    endpoint: Endpoint
+    username: str
+    password: str
+    trust: TrustPolicy
+    data_dir: Path
+
+    def session(self, options: SessionOptions | None = None) -> ClientSession:
+        return ClientSession(
+            self.endpoint,
+            self.username,
+            self.password,
+            trust=self.trust,
+            data_dir=self.data_dir,
+            options=options,
+        )
+
+
+def describe_failure(entry: HistoryEntry, peer_name: str) -> str:
+    """Why a FAILED message failed, in words."""
+    reason = _ACK_TEXT.get(entry.code, f"refused (code {entry.code})")
+    if entry.code in (pb.Ack.NOT_BUDDY, pb.Ack.NO_SUCH_USER):
+        return f"{peer_name} {reason}"
+    return reason
+
+
+async def send_text(
+    config: ClientConfig, peer_name: str, text: str, *, timeout: float = 30.0
+) -> HistoryEntry:
+    """Send ``text`` to the user called ``peer_name``; return once the relay answered.
+
+    Raises :class:`ScriptError` for an unknown user, a refusal, or no answer in time (the
+    message then stays in the outbox and the next session for this user re-sends it).
+    """
+    session = config.session()
+    try:
+        await session.start()
+        user = await session.find_user(peer_name, timeout=timeout)
+        if user is None:
+            raise ScriptError(f"no user named {peer_name!r} on the relay", EXIT_REFUSED)
+        entry = session.send_text(user.uid, text)
+        try:
+            entry = await session.wait_outcome(entry.msg_id, timeout=timeout)
+        except TimeoutError:
+            raise ScriptError(
+                "no acknowledgement yet: the message stays in the outbox and will be "
+                "re-sent by the next parley session",
+                EXIT_UNREACHABLE,
+            ) from None
+        if entry.state is MessageState.FAILED:
+            raise ScriptError(describe_failure(entry, peer_name), EXIT_REFUSED)
+        return entry
+    finally:
+        await session.close()
+
+
+def format_line(entry: HistoryEntry, name: str) -> str | None:
+    """One printable line for an incoming message, or None for types tail does not show."""
+    when = datetime.datetime.fromtimestamp(entry.timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    who = printable_text(name, keep_newlines=False)
+    if entry.type == pb.Message.MESSAGE:
+        body = printable_text(entry.text).replace("\n", "\n    ")
+    elif entry.type in (pb.Message.FILE_OFFER, pb.Message.FILE):
+        size = entry.file.size if entry.file is not None else len(entry.data)
+        body = f"[file offered: {printable_text(entry.text, keep_newlines=False)}, {size} bytes]"
+    else:
+        return None
+    return f"{when} {who}: {body}"
+
+
+async def tail(
+    config: ClientConfig,
+    out: TextIO,
+    *,
+    once: bool = False,
+    count: int | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Print incoming messages until interrupted (``once``: only the backlog; ``count``:
+    stop after that many printed). Returns the number of messages printed."""
+    err = err if err is not None else sys.stderr
+    session = config.session()
+    events = session.events()
+    printed = 0
+    try:
+        await session.start()
+        if count == 0:
+            return 0
+        async for event in events:
+            if isinstance(event, MessageReceived) and not event.entry.outgoing:
+                entry = event.entry
+                name = (
+                    session.buddies[entry.peer].username
+                    if entry.peer in session.buddies
+                    else session.store.peer_name(entry.peer) or f"#{entry.peer}"
+                )
+                line = format_line(entry, name)
+                if line is not None:
+                    out.write(line + "\n")
+                    out.flush()
+                    printed += 1
+                    if count is not None and printed >= count:
+                        break
+            elif isinstance(event, ConnectionStateChanged):
+                if event.state is ConnectionState.RECONNECTING:
+                    err.write(f"parley: {event.reason}; retrying in {event.retry_in:.0f} s\n")
+                elif event.state is ConnectionState.OFFLINE and event.error is not None:
+                    raise event.error
+            elif once and isinstance(event, SyncCompleted):
+                break
+        return printed
+    finally:
+        await session.close()
+
+
+# --- command line ------------------------------------------------------------------------
+
+DESCRIPTION = """\
+Send and receive Parley messages from scripts.
+
+The relay is authenticated before anything is sent: by default its certificate fingerprint
+is checked against the known_relays file (trust on first use, like ssh: the first time you
+are asked to confirm it if stdin is a terminal, otherwise the connection is refused; a
+changed fingerprint is always refused). Use --fingerprint to pin it explicitly, or
+--ca-file for a certificate signed by your own CA.
+
+The password is never taken from the command line: use --password-file, --password-env,
+or type it at the prompt.
+"""
+
+EPILOG = f"""\
+exit codes: {EXIT_OK} ok, {EXIT_REFUSED} refused by the relay or unknown user, {EXIT_USAGE} \
+usage error, {EXIT_TRUST} relay not trusted, {EXIT_LOGIN} login failed, {EXIT_UNREACHABLE} \
+relay unreachable or no answer in time.
+
+examples:
+  parley send --user alice --password-file ~/.parley-pw bob "build finished"
+  PW=secret parley tail --user bob --password-env PW --fingerprint SHA256:...
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection")
+    group.add_argument(
+        "--host", default="localhost", help="relay host name or address (default: localhost)"
+    )
+    group.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"relay port (default: {DEFAULT_PORT})"
+    )
+    group.add_argument(
+        "--user",
+        default=os.environ.get("PARLEY_USER"),
+        help="your username (default: $PARLEY_USER)",
+    )
+    secret = group.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="PATH",
+        help="read the password from the first line of PATH",
+    )
+    secret.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the password from environment variable VAR (give its name, not the value)",
+    )
+    trust = group.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--fingerprint",
+        metavar="SHA256:...",
+        help="accept only a relay certificate with this SHA-256 fingerprint (SHA256:base64 "
+        "as printed by `parley-relay cert show`, or 64 hex digits); known_relays is "
+        "neither read nor written",
+    )
+    trust.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PATH",
+        help="verify the relay certificate and host name against the CA certificates in PATH",
+    )
+    trust.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="no TLS at all (only for a relay started with --plaintext, e.g. local tests)",
+    )
+    group.add_argument(
+        "--known-relays",
+        type=Path,
+        metavar="PATH",
+        help=f"trust-on-first-use pin file (default: {default_known_relays_path()})",
+    )
+    group.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"where history and the outbox are kept (default: {default_data_dir()})",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the relay's answers (default: 30)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    send = commands.add_parser(
+        "send",
+        parents=[common],
+        help="send one text message and wait until the relay has stored it",
+        description="Send TEXT to USER and wait for the relay's acknowledgement. Exit "
+        f"status {EXIT_OK} means the relay stored it for USER (delivered now or at their "
+        "next login).",
+    )
+    send.add_argument("recipient", metavar="USER", help="the recipient's username (a buddy)")
+    send.add_argument("text", metavar="TEXT", help="the message text (up to 64 KiB)")
+    tail_cmd = commands.add_parser(
+        "tail",
+        parents=[common],
+        help="print incoming messages as they arrive (Ctrl-C to stop)",
+        description="Print the messages received since the last run, then new ones as they "
+        "arrive, one line each: date time sender: text.",
+    )
+    tail_cmd.add_argument("--once", action="store_true", help="print what is waiting, then exit")
+    tail_cmd.add_argument("--count", type=int, metavar="N", help="exit after printing N messages")
+    return parser
+
+
+def read_password(args: argparse.Namespace) -> str:
+    """The password from --password-file, --password-env or a prompt (never argv)."""
+    if args.password_file is not None:
+        try:
+            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ScriptError(f"cannot read password file: {exc}", EXIT_USAGE) from exc
+        if not lines or not lines[0]:
+            raise ScriptError(f"password file {args.password_file} is empty", EXIT_USAGE)
+        return str(lines[0])
+    if args.password_env is not None:
+        value = os.environ.get(args.password_env)
+        if not value:
+            raise ScriptError(f"environment variable {args.password_env} is not set", EXIT_USAGE)
+        return value
+    if not sys.stdin.isatty():
+        raise ScriptError(
+            "no password: use --password-file or --password-env when stdin is not a terminal",
+            EXIT_USAGE,
+        )
+    return getpass.getpass(f"password for {args.user}: ")
+
+
+async def ask_on_terminal(key: str, fingerprint: str) -> bool:
+    """First-contact question on the terminal (refuses when stdin is not a terminal)."""
+    if not sys.stdin.isatty():
+        return False
+    question = (
+        f"The authenticity of relay {key} can't be established.\n"
+        f"Its certificate fingerprint is {fingerprint}.\n"
+        "Check it with the relay's operator. Trust it and remember it? [y/N] "
+    )
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def trust_policy(args: argparse.Namespace) -> TrustPolicy:
+    if args.plaintext:
+        return TrustPolicy.plaintext()
+    if args.ca_file is not None:
+        return TrustPolicy.ca_file(args.ca_file)
+    if args.fingerprint is not None:
+        try:
+            return TrustPolicy.pinned(args.fingerprint)
+        except ValueError as exc:
+            raise ScriptError(f"--fingerprint: {exc}", EXIT_USAGE) from exc
+    return TrustPolicy.known_relays(TrustStore(args.known_relays), ask=ask_on_terminal)
+
+
+def config_from_args(args: argparse.Namespace) -> ClientConfig:
+    if not args.user:
+        raise ScriptError("--user is required (or set PARLEY_USER)", EXIT_USAGE)
+    policy = trust_policy(args)
+    return ClientConfig(
+        endpoint=Endpoint(args.host, args.port),
+        username=args.user,
+        password=read_password(args),
+        trust=policy,
+        data_dir=args.data_dir if args.data_dir is not None else default_data_dir(),
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.command == "send":
+        entry = await send_text(config, args.recipient, args.text, timeout=args.timeout)
+        note = "delivered" if entry.state is MessageState.DELIVERED else "stored by the relay"
+        print(f"sent to {args.recipient}: {note} (id {entry.msg_id})")
+        return EXIT_OK
+    await tail(config, sys.stdout, once=args.once, count=args.count)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``parley send`` / ``parley tail``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except ScriptError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TrustError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return EXIT_TRUST
+    except LoginFailed as exc:
+        print(f"parley: login failed: {exc}", file=sys.stderr)
+        return EXIT_LOGIN
+    except (OSError, TimeoutError, SessionError) as exc:
+        print(f"parley: cannot reach the relay: {exc or type(exc).__name__}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
