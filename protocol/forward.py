@@ -11,13 +11,17 @@ timestamp ``t`` and seq ``s`` whatever ``payload`` held, including explicit zero
 
 from __future__ import annotations
 
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+
 
 def encode_varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""
-    if value < 0:
-        raise ValueError("varints here are unsigned")
     if value < 0x80:
-        return bytes((value,))
+        if value < 0:
+            raise ValueError("varints here are unsigned")
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -33,5 +37,14 @@ _TAG_SEQ = b"\x40"  # field 8, varint
 
 def override_tail(uid: int, timestamp: int, seq: int) -> bytes:
     """Bytes to append to a Message payload so it carries these uid, timestamp and seq."""
-    return (_TAG_UID + encode_varint(uid) + _TAG_TIMESTAMP + encode_varint(timestamp)
-            + _TAG_SEQ + encode_varint(seq))
+    return sender_prefix(uid, timestamp) + seq_field(seq)
+
+
+def sender_prefix(uid: int, timestamp: int) -> bytes:
+    """The uid and timestamp part of :func:`override_tail` (callers may cache it)."""
+    return _TAG_UID + encode_varint(uid) + _TAG_TIMESTAMP + encode_varint(timestamp)
+
+
+def seq_field(seq: int) -> bytes:
+    """The seq part of :func:`override_tail`."""
+    return _TAG_SEQ + encode_varint(seq)

@@ -34,6 +34,10 @@ class Frame(NamedTuple):
     payload: bytes
 
 
+pack_header = _HEADER.pack
+"""``pack_header(length, frame_type)``: the unchecked fast path of :func:`encode_header`."""
+
+
 def encode_header(frame_type: int, length: int) -> bytes:
     """The 5 header bytes of a frame carrying ``length`` payload bytes."""
     if not 0 <= frame_type <= 255:
@@ -89,6 +93,7 @@ class FrameDecoder:
         end = len(buf)
         max_frame = self.max_frame
         unpack = _HEADER.unpack_from
+        new_tuple = tuple.__new__
         need = self._need
         while True:
             if need == 0:
@@ -102,7 +107,9 @@ class FrameDecoder:
                 need = HEADER_SIZE + length
             if end - pos < need:
                 break
-            frames.append(Frame(buf[pos + 4], bytes(buf[pos + HEADER_SIZE : pos + need])))
+            # tuple.__new__ directly: a NamedTuple's own __new__ is a Python-level function.
+            payload = bytes(buf[pos + HEADER_SIZE : pos + need])
+            frames.append(new_tuple(Frame, (buf[pos + 4], payload)))
             pos += need
             need = 0
         self._need = need

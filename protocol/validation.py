@@ -62,7 +62,10 @@ def validate_password(password: str) -> None:
 
 def text_within_limit(text: str) -> bool:
     """True if a chat text fits the 64 KiB limit of section 7 (measured in UTF-8 bytes)."""
-    if len(text) > MAX_TEXT_BYTES:
+    length = len(text)
+    if length <= MAX_TEXT_BYTES // 4:  # at most 4 UTF-8 bytes per character
+        return True
+    if length > MAX_TEXT_BYTES:
         return False
     return len(text.encode("utf-8", "surrogatepass")) <= MAX_TEXT_BYTES
 

@@ -62,6 +62,8 @@ class Connection:
         "peer",
         "peer_host",
         "pending_bytes",
+        "prefix",
+        "prefix_wall",
         "pushed_seq",
         "registered_mask",
         "sock",
@@ -69,7 +71,6 @@ class Connection:
         "sync_requested",
         "tls",
         "token_login",
-        "transfers",
         "uid",
         "username",
         "v1_unacked",
@@ -109,6 +110,9 @@ class Connection:
         self.want_write = False
         self.registered_mask = 0
         self.close_reason = ""
+        # Cached uid+timestamp override fields for forwarded messages (see relay.delivery).
+        self.prefix = b""
+        self.prefix_wall = -1
 
     def __repr__(self) -> str:
         return f"<conn {self.id} {self.peer} uid={self.uid} {self.state.value}>"

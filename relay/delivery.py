@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from protocol import chat_pb2 as pb
-from protocol.forward import override_tail
-from protocol.framing import encode_header
+from protocol.forward import override_tail, seq_field
+from protocol.forward import sender_prefix as encode_sender_prefix
+from protocol.framing import pack_header
 from protocol.types import FrameType
 from relay.connection import Connection, ConnState
 from relay.store import InboxRow
@@ -44,32 +45,54 @@ def current_head(relay: Relay, uid: int) -> int:
 
 
 def inbox_count(relay: Relay, uid: int) -> int:
-    count = relay.inbox_counts.get(uid)
-    if count is None:
+    """Messages stored for ``uid``: seqs in (floor, head] since deletes are prefix deletes."""
+    floor = relay.inbox_floor.get(uid)
+    head = relay.head_seq.get(uid)
+    if floor is not None and head is not None:
+        return head - floor
+    if floor is None:
         relay.flush_rows()
-        count = relay.store.inbox_count(uid)
-        relay.inbox_counts[uid] = count
-    return count
+        floor = relay.store.inbox_floor(uid)
+        relay.inbox_floor[uid] = floor
+    return current_head(relay, uid) - floor
 
 
-def store_durable(relay: Relay, sender: int, recipient: int, message_type: int,
+def deleted_through(relay: Relay, uid: int, seq: int) -> None:
+    """Record a prefix delete of ``uid``'s inbox through ``seq``."""
+    floor = relay.inbox_floor.get(uid)
+    if floor is not None and seq > floor:
+        relay.inbox_floor[uid] = seq
+
+
+def sender_prefix(relay: Relay, conn: Connection) -> bytes:
+    """uid+timestamp override fields for messages from ``conn``, cached per wall second."""
+    if conn.prefix_wall != relay.wall:
+        conn.prefix_wall = relay.wall
+        conn.prefix = encode_sender_prefix(conn.uid, relay.wall)
+    return conn.prefix
+
+
+def store_durable(relay: Relay, conn: Connection, recipient: int, message_type: int,
                   client_id: int, payload: bytes) -> tuple[int, int]:
     """Buffer a durable message for the iteration's group commit and push it if possible.
 
     Returns ``(seq, timestamp)``. The push is queued now and written after the commit.
     """
-    seq = next_seq(relay, recipient)
+    heads = relay.head_seq
+    seq = heads.get(recipient)
+    if seq is None:
+        seq = relay.store.head_seq(recipient)
+    seq += 1
+    heads[recipient] = seq
     timestamp = relay.wall
-    forwarded = payload + override_tail(sender, timestamp, seq)
+    prefix = conn.prefix if conn.prefix_wall == timestamp else sender_prefix(relay, conn)
+    forwarded = payload + prefix + seq_field(seq)
     relay.pending_rows.append(
-        InboxRow(recipient, seq, sender, client_id, message_type, timestamp, forwarded))
-    counts = relay.inbox_counts
-    if recipient in counts:
-        counts[recipient] += 1
-    relay.stats["durable"] += 1
+        InboxRow(recipient, seq, conn.uid, client_id, message_type, timestamp, forwarded))
+    relay.durable_count += 1
     target = relay.online.get(recipient)
     if target is not None:
-        push(relay, target, seq, encode_header(_MESSAGE_HEADER_TYPE, len(forwarded)) + forwarded)
+        push(relay, target, seq, pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded)
     return seq, timestamp
 
 
@@ -81,7 +104,7 @@ def forward_ephemeral(relay: Relay, sender: int, recipient: int, payload: bytes)
     if target.pending_bytes > relay.config.high_water // 2:
         return  # ephemeral traffic is the first thing dropped under pressure
     forwarded = payload + override_tail(sender, relay.wall, 0)
-    relay.send(target, encode_header(_MESSAGE_HEADER_TYPE, len(forwarded)) + forwarded)
+    relay.send(target, pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded)
 
 
 def push(relay: Relay, conn: Connection, seq: int, frame: bytes) -> None:
@@ -91,12 +114,13 @@ def push(relay: Relay, conn: Connection, seq: int, frame: bytes) -> None:
     if conn.pending_bytes > relay.config.high_water:
         if conn.version >= 2:
             conn.paused = True  # resumed from the store when the buffer drains
-            relay.stats["paused"] += 1
+            relay.paused_count += 1
         else:
             relay.reset(conn, pb.Reset.SLOW_CONSUMER,
                         "you are not reading fast enough; messages wait for your next login")
         return
-    relay.send(conn, frame)
+    conn.queue(frame)
+    relay.dirty.add(conn)
     conn.pushed_seq = seq
     if conn.version < 2:
         conn.v1_unacked.append((conn.bytes_queued, seq))
@@ -127,7 +151,7 @@ def resume(relay: Relay, conn: Connection) -> None:
             offset = conn.bytes_queued
             for row in rows:
                 payload = row.payload
-                frames.append(encode_header(_MESSAGE_HEADER_TYPE, len(payload)))
+                frames.append(pack_header(len(payload), _MESSAGE_HEADER_TYPE))
                 frames.append(payload)
                 offset += len(payload) + 5
                 if v1:

@@ -69,7 +69,7 @@ class Relay:
         self.online: dict[int, Connection] = {}
         self.buddy_cache: dict[int, set[int]] = {}
         self.head_seq: dict[int, int] = {}
-        self.inbox_counts: dict[int, int] = {}
+        self.inbox_floor: dict[int, int] = {}  # uid -> seq below the oldest stored row
         self.pending_rows: list[InboxRow] = []
         self.dedup_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         self.pending_dedup: list[Any] = []
@@ -82,7 +82,10 @@ class Relay:
         self.now = time.monotonic()
         self.wall = int(time.time())
         self.stopping = False
-        self.stats: dict[str, int] = {"accepted": 0, "messages": 0, "durable": 0, "paused": 0}
+        self.accepted_count = 0
+        self.message_count = 0
+        self.durable_count = 0
+        self.paused_count = 0
         self.transfers = TransferLedger(config.max_transfers_per_user)
 
     # -- setup -----------------------------------------------------------------------------
@@ -115,8 +118,8 @@ class Relay:
     def log_stats(self) -> None:
         log.info("stats: connections=%d online=%d accepted=%d messages=%d durable=%d "
                  "paused=%d scrypt=%d", len(self.connections), len(self.online),
-                 self.stats["accepted"], self.stats["messages"], self.stats["durable"],
-                 self.stats["paused"], self.hasher.computations)
+                 self.accepted_count, self.message_count, self.durable_count,
+                 self.paused_count, self.hasher.computations)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -156,7 +159,7 @@ class Relay:
         if self.v1_delivered:
             delivered, self.v1_delivered = self.v1_delivered, {}
             for uid, seq in delivered.items():
-                self.inbox_counts.pop(uid, None)
+                delivery.deleted_through(self, uid, seq)
                 delivery.send_receipts(self, uid, self.store.delete_inbox_through(uid, seq))
         if self.dirty:
             dirty, self.dirty = self.dirty, set()
@@ -198,7 +201,7 @@ class Relay:
             conn = Connection(next(self._conn_ids), sock, f"{addr[0]}:{addr[1]}", addr[0],
                               self.config.max_frame, self.now)
             self.connections[conn.id] = conn
-            self.stats["accepted"] += 1
+            self.accepted_count += 1
             log.info("conn=%d peer=%s accepted", conn.id, conn.peer)
             self._set_interest(conn, selectors.EVENT_READ, register=True)
             self.add_timer(self.config.handshake_timeout, _TIMER_HANDSHAKE, conn)

@@ -325,8 +325,20 @@ def test_inbox_duplicate_seq_raises_and_rollback_restores(store: Store) -> None:
         store.append_inbox([_msg(alice, 2), _msg(alice, 1)])
     store.rollback()
     assert [r.seq for r in store.inbox_after(alice, 0, 10)] == [1]
-    with pytest.raises(sqlite3.IntegrityError):
-        store.append_inbox([_msg(404, 1)])  # unknown recipient
+
+
+def test_inbox_floor_and_remove_user_deletes_its_inbox(store: Store) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    assert store.inbox_floor(alice) == 0
+    store.append_inbox([_msg(alice, seq) for seq in (1, 2, 3)])
+    store.delete_inbox_through(alice, 1)
+    assert store.inbox_floor(alice) == 1  # stored seqs are (floor, head] = {2, 3}
+    assert store.head_seq(alice) - store.inbox_floor(alice) == store.inbox_count(alice) == 2
+    store.delete_inbox_through(alice, 3)
+    assert store.inbox_floor(alice) == 3  # empty: floor == head
+    store.append_inbox([_msg(bob, 1)])
+    assert store.remove_user(bob)
+    assert store.inbox_after(bob, 0, 10) == []  # no foreign key: removed explicitly
 
 
 def test_inbox_delete_keeps_head_seq_across_reopen(db_path: Path) -> None:
