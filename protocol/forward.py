@@ -48,3 +48,33 @@ def sender_prefix(uid: int, timestamp: int) -> bytes:
 def seq_field(seq: int) -> bytes:
     """The seq part of :func:`override_tail`."""
     return _TAG_SEQ + encode_varint(seq)
+
+
+_ACK_HEADER_TYPE = 7  # FrameType.ACK (kept literal: this module imports nothing)
+_TAG_ACK_ID = b"\x08"  # Ack.id, field 1
+_TAG_ACK_SEQ = b"\x10"  # Ack.seq, field 2
+_TAG_ACK_TIMESTAMP = b"\x20"  # Ack.timestamp, field 4
+_ACK_DELIVERED = b"\x28\x01"  # Ack.delivered = true, field 5
+_TAG_ACK_PEER = b"\x30"  # Ack.peer, field 6
+
+
+def _framed(frame_type: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + bytes((frame_type,)) + payload
+
+
+def ack_ok_frame(message_id: int, seq: int, timestamp: int) -> bytes:
+    """The whole ACK frame ``Ack{id, seq, code OK, timestamp}``, hand-encoded.
+
+    Byte-identical to ``encode_frame(ACK, Ack(id=.., seq=.., timestamp=..))`` (tested); one is
+    sent per durable message, so it skips building a protobuf object.
+    """
+    payload = (_TAG_ACK_ID + encode_varint(message_id) + _TAG_ACK_SEQ + encode_varint(seq)
+               + _TAG_ACK_TIMESTAMP + encode_varint(timestamp))
+    return _framed(_ACK_HEADER_TYPE, payload)
+
+
+def receipt_frame(message_id: int, peer: int) -> bytes:
+    """The whole ACK frame ``Ack{id, delivered: true, peer}`` (a delivery receipt)."""
+    payload = _TAG_ACK_ID + encode_varint(message_id) + _ACK_DELIVERED + _TAG_ACK_PEER + \
+        encode_varint(peer)
+    return _framed(_ACK_HEADER_TYPE, payload)

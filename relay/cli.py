@@ -7,8 +7,11 @@ and exit non-zero; passwords are read with getpass (or ``--password-stdin``), ne
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import getpass
 import logging
+import resource
 import ssl
 import sys
 from pathlib import Path
@@ -128,6 +131,22 @@ def _ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
+def _fit_open_file_limit(config: RelayConfig) -> RelayConfig:
+    """Raise the soft open-file limit to the hard one; keep max_connections below it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    usable = soft - 64  # the store, the listener, the wake-up pair, logs, certificates
+    if config.max_connections > usable:
+        log.warning("open-file limit %d allows %d connections, not %d: raise 'ulimit -n' "
+                    "for more", soft, usable, config.max_connections)
+        return dataclasses.replace(config, max_connections=max(1, usable))
+    return config
+
+
 def run_relay(config: RelayConfig) -> int:
     from relay.handlers import HANDLERS
     from relay.server import Relay
@@ -148,6 +167,7 @@ def run_relay(config: RelayConfig) -> int:
             if created:
                 log.info("generated a self-signed certificate in %s", cert_path)
         context = _ssl_context(cert_path, key_path)
+    config = _fit_open_file_limit(config)
     store = Store(config.db_path, synchronous=config.synchronous)
     relay = Relay(config, store, context, HANDLERS)
     host, port = relay.listen()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from protocol import chat_pb2 as pb
-from protocol.forward import override_tail, seq_field
+from protocol.forward import override_tail, receipt_frame, seq_field
 from protocol.forward import sender_prefix as encode_sender_prefix
 from protocol.framing import pack_header
 from protocol.types import FrameType
@@ -182,8 +182,9 @@ def note_v1_written(relay: Relay, conn: Connection) -> None:
 
 def send_receipts(relay: Relay, recipient: int, delivered: list[tuple[int, int]]) -> None:
     """Best-effort delivery receipts ``Ack{id, delivered, peer}`` to online v2 senders."""
+    online = relay.online
     for sender, client_id in delivered:
-        target = relay.online.get(sender)
-        if target is not None and target.version >= 2:
-            relay.send_message(target, FrameType.ACK,
-                               pb.Ack(id=client_id, delivered=True, peer=recipient))
+        target = online.get(sender)
+        if target is not None and target.version >= 2 and target.state is ConnState.OPEN:
+            target.queue(receipt_frame(client_id, recipient))
+            relay.dirty.add(target)

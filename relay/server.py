@@ -30,6 +30,7 @@ from typing import Any
 
 from protocol import ProtocolError, encode_frame
 from protocol import chat_pb2 as pb
+from protocol.bloom import PairBloom
 from protocol.framing import encode_header
 from protocol.types import FrameType, type_info
 from relay import delivery, presence
@@ -48,6 +49,8 @@ _TIMER_LOGIN = "login"
 _TIMER_CLOSE = "close"
 _SWEEP_INTERVAL = 5.0
 _CLOSE_GRACE = 2.0
+_ACCEPT_BACKOFF = 0.1
+_PRUNE_CHUNK = 5000  # expired rows deleted per sweep at most: the loop never stalls on it
 _TLS_RECORD_HANDSHAKE = 0x16
 
 
@@ -71,7 +74,12 @@ class Relay:
         self.head_seq: dict[int, int] = {}
         self.inbox_floor: dict[int, int] = {}  # uid -> seq below the oldest stored row
         self.pending_rows: list[InboxRow] = []
-        self.dedup_cache: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        window = config.dedup_window_hours * 3600
+        self.dedup_bloom = PairBloom(config.dedup_filter_bits_log2, window, time.time())
+        for sender, client_id in store.dedup_keys_since(int(time.time()) - window):
+            self.dedup_bloom.add(sender, client_id)
+        self._next_prune = 0.0
+        self._accept_paused_until = 0.0
         self.pending_dedup: list[Any] = []
         self.v1_delivered: dict[int, int] = {}  # uid -> highest seq written to its v1 socket
         self.dirty: set[Connection] = set()
@@ -131,8 +139,12 @@ class Relay:
             timeout = min(sweep_interval, max(0.0, next_sweep - time.monotonic()))
             if self.dirty or self.v1_delivered or self.pending_rows:
                 timeout = 0.0  # the write pass queued more work (a resumed backlog, receipts)
-            elif self.timers:
-                timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
+            else:
+                if self.timers:
+                    timeout = min(timeout, self.timers[0][0] - time.monotonic())
+                if self._accept_paused_until:
+                    timeout = min(timeout, self._accept_paused_until - time.monotonic())
+                timeout = max(0.0, timeout)
             events = select(timeout)
             self.now = time.monotonic()
             self.wall = int(time.time())
@@ -146,9 +158,14 @@ class Relay:
                     self._service(target, mask)
             if self.timers and self.timers[0][0] <= self.now:
                 self._fire_timers()
+            if self._accept_paused_until and self.now >= self._accept_paused_until:
+                self._accept_paused_until = 0.0
+                if self.listener is not None:
+                    self.selector.register(self.listener, selectors.EVENT_READ, None)
             if self.now >= next_sweep:
                 next_sweep = self.now + sweep_interval
                 self._sweep_idle()
+                self._housekeeping()
             self.end_iteration()
         self.shutdown()
 
@@ -190,7 +207,12 @@ class Relay:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("accept failed: %s (raise the open-file limit)", exc)
+                    # The listener stays readable: stop watching it for a moment, or the
+                    # loop would spin on accept.
+                    log.error("accept failed: %s (raise the open-file limit); pausing "
+                              "accepts for %g s", exc, _ACCEPT_BACKOFF)
+                    self.selector.unregister(self.listener)
+                    self._accept_paused_until = self.now + _ACCEPT_BACKOFF
                     return
                 raise
             if self.stopping or len(self.connections) >= self.config.max_connections:
@@ -444,6 +466,17 @@ class Relay:
             elif kind == _TIMER_CLOSE and conn.state is ConnState.CLOSING:
                 self.close(conn, conn.close_reason + " (peer did not read the Reset)")
 
+    def _housekeeping(self) -> None:
+        """Bounded periodic work: rotate the dedup filter, prune expired rows in chunks."""
+        self.dedup_bloom.maybe_rotate(time.time())
+        if self.now < self._next_prune:
+            return
+        window = self.config.dedup_window_hours * 3600
+        pruned = self.store.prune_dedup(self.wall - window, _PRUNE_CHUNK)
+        pruned += self.store.prune_tokens(self.wall)
+        # More left: come back at the next sweep; otherwise in a minute.
+        self._next_prune = self.now + (0.0 if pruned >= _PRUNE_CHUNK else 60.0)
+
     def _sweep_idle(self) -> None:
         limit = self.now - self.config.idle_timeout
         for conn in list(self.online.values()):
@@ -455,7 +488,8 @@ class Relay:
         """Stop accepting, Reset SERVER_SHUTDOWN everyone, flush, commit, close."""
         log.info("shutting down: %d connections", len(self.connections))
         if self.listener is not None:
-            self.selector.unregister(self.listener)
+            if not self._accept_paused_until:
+                self.selector.unregister(self.listener)
             self.listener.close()
             self.listener = None
         for conn in list(self.connections.values()):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat, starmap
 from pathlib import Path
@@ -132,7 +132,11 @@ SQL_RECORD_DEDUP = (
 SQL_FIND_DEDUP = (
     f"SELECT {_DEDUP_COLS} FROM dedup WHERE sender = ? AND client_id = ? AND created >= ?"
 )
-SQL_PRUNE_DEDUP = "DELETE FROM dedup WHERE created < ?"
+SQL_PRUNE_DEDUP = (
+    "DELETE FROM dedup WHERE (sender, client_id) IN"
+    " (SELECT sender, client_id FROM dedup WHERE created < ? LIMIT ?)"
+)
+SQL_DEDUP_KEYS_SINCE = "SELECT sender, client_id FROM dedup WHERE created >= ?"
 
 SQL_ADD_TOKEN = "INSERT OR REPLACE INTO tokens (token_hash, uid, expires) VALUES (?, ?, ?)"
 SQL_TOKEN_OWNER = "SELECT uid FROM tokens WHERE token_hash = ? AND expires > ?"
@@ -481,9 +485,13 @@ class Store:
         row = self._con.execute(SQL_FIND_DEDUP, (sender, client_id, not_before)).fetchone()
         return None if row is None else DedupRecord(*row)
 
-    def prune_dedup(self, before: int) -> int:
-        """Forget records created before ``before``; returns how many."""
-        return self._write().execute(SQL_PRUNE_DEDUP, (before,)).rowcount
+    def prune_dedup(self, before: int, limit: int = -1) -> int:
+        """Forget at most ``limit`` (-1: all) records created before ``before``; how many."""
+        return self._write().execute(SQL_PRUNE_DEDUP, (before, limit)).rowcount
+
+    def dedup_keys_since(self, not_before: int) -> Iterator[tuple[int, int]]:
+        """(sender, client_id) of every record created at or after ``not_before``."""
+        yield from self._con.execute(SQL_DEDUP_KEYS_SINCE, (not_before,))
 
     # -- resume tokens -----------------------------------------------------------------
 

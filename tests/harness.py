@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -27,10 +28,11 @@ class RelayProcess:
     """A relay subprocess. Its stderr is collected in ``log_lines`` for assertions."""
 
     def __init__(self, data_dir: Path, *, plaintext: bool = False,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), open_files: int | None = None) -> None:
         self.data_dir = data_dir
         self.plaintext = plaintext
         self.extra_args = list(extra_args)
+        self.open_files = open_files  # hard RLIMIT_NOFILE for the relay (resource tests)
         self.host = "127.0.0.1"
         self.port = 0
         self.fingerprint: str | None = None
@@ -47,9 +49,15 @@ class RelayProcess:
         return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> None:
+        limit = self.open_files
+
+        def set_limit() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.process = subprocess.Popen(
             self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=set_limit)
         ready = threading.Event()
         process = self.process
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from protocol import ProtocolError
 from protocol import chat_pb2 as pb
+from protocol.forward import ack_ok_frame
 from protocol.types import EPHEMERAL_MESSAGE_TYPES, FrameType, parse_message
 from protocol.validation import MAX_TEXT_BYTES, text_within_limit
 from relay import delivery
@@ -28,15 +29,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parley.relay")
 
-_DEDUP_CACHE_LIMIT = 200_000
 _Message = pb.Message
 _MESSAGE_TEXT = pb.Message.MESSAGE
 _SURELY_SHORT = MAX_TEXT_BYTES // 4  # at most 4 UTF-8 bytes per character
 
 
 def _ack(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
-         seq: int = 0,
-         timestamp: int = 0) -> None:
+         seq: int = 0, timestamp: int = 0) -> None:
+    if code == pb.Ack.OK:
+        conn.queue(ack_ok_frame(client_id, seq, timestamp))
+        relay.dirty.add(conn)
+        return
     relay.send_message(conn, FrameType.ACK,
                        pb.Ack(id=client_id, seq=seq, code=code, timestamp=timestamp))
 
@@ -51,9 +54,15 @@ def _refuse(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.Va
 
 
 def _find_duplicate(relay: Relay, sender: int, client_id: int) -> tuple[int, int] | None:
-    cached = relay.dedup_cache.get((sender, client_id))
-    if cached is not None:
-        return cached[1], cached[2]
+    """(seq, timestamp) of the Ack already given for this id, if any, within the window.
+
+    The Bloom filter answers "certainly new" for almost every fresh id without touching the
+    store; only a possible retry is looked up (after flushing this iteration's rows, so a
+    duplicate inside one read is found too).
+    """
+    if (sender, client_id) not in relay.dedup_bloom:
+        return None
+    relay.flush_rows()
     window = relay.config.dedup_window_hours * 3600
     record = relay.store.find_dedup(sender, client_id, relay.wall - window)
     if record is None:
@@ -140,10 +149,7 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
                                             payload)
     if v2:
         _ack(relay, conn, client_id, pb.Ack.OK, seq, timestamp)
-        cache = relay.dedup_cache
-        if len(cache) >= _DEDUP_CACHE_LIMIT:
-            cache.clear()  # older entries are still found in the store
-        cache[(sender, client_id)] = (recipient, seq, timestamp, pb.Ack.OK)
+        relay.dedup_bloom.add(sender, client_id)
         relay.pending_dedup.append(
             DedupRecord(sender, client_id, recipient, seq, timestamp, pb.Ack.OK, relay.wall))
 

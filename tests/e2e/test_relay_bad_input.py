@@ -223,3 +223,29 @@ def test_idle_v2_session_gets_timeout(tmp_path: Path) -> None:
         assert reset is not None and reset.code == pb.Reset.TIMEOUT
         v1.send(FrameType.LIST_BUDDY, pb.ListBuddyRequest())  # v1 has no idle timeout
         assert v1.expect(FrameType.LIST_BUDDY, pb.ListBuddyResponse, skip=()) is not None
+
+
+def test_more_connections_than_file_descriptors(tmp_path: Path) -> None:
+    with RelayProcess(tmp_path, open_files=128) as relay:
+        relay.wait_for_log(r"open-file limit 128 allows 64 connections")
+        pair = Pair(relay, "fd")
+        cpu_before = relay.cpu_seconds()
+        flood = [socket.create_connection((relay.host, relay.port), timeout=10)
+                 for _ in range(150)]
+        pair.still_chatting()
+        closed = 0
+        for sock in flood:
+            sock.settimeout(0.05)
+            try:
+                if sock.recv(1) == b"":
+                    closed += 1
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        assert closed >= 150 - 64  # everything past the cap was turned away at once
+        time.sleep(1.0)
+        assert relay.cpu_seconds() - cpu_before < 0.5  # idle, not spinning on the listener
+        for sock in flood:
+            sock.close()
+        pair.still_chatting()

@@ -1,0 +1,249 @@
+"""Event-loop latency under a login burst: ping RTTs while 200 password logins arrive at once.
+
+Usage: python bench/bench_login_burst.py [--logins 200] [--ping-interval 0.005]
+
+The relay runs with the production scrypt cost (``--scrypt-n 16384``, appended after the
+harness's fast default, so it wins). ``--logins`` users plus one "pinger" are registered
+over the wire first (concurrently, before anything is measured). Then:
+
+1. the pinger logs in as a v2 session and the ``--logins`` burst connections are opened
+   (TLS handshake and greeting done, not logged in);
+2. the pinger sends ``Ping{nonce}`` every ``--ping-interval`` seconds for the whole run and
+   each RTT is recorded (several pings may be outstanding: RTTs are matched by nonce);
+3. after ``--baseline`` seconds every burst connection sends its LoginRequest (v2, with its
+   password) in the same instant; the burst lasts until the last LoginResponse arrives;
+4. pinging goes on for ``--tail`` seconds more.
+
+Printed: the burst's duration and login latencies, and ping RTT p50/p99/max for pings sent
+before, during and after the burst. Every scrypt runs in the relay's hash worker threads;
+a ping only waits for the event-loop thread, so its RTT during the burst shows how much the
+hashing delays everything else the relay does.
+
+The client is one thread with one selector, so the pinger is never starved by the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import selectors
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchlib import (
+    BenchError,
+    Endpoint,
+    RelayProcess,
+    WireClient,
+    client_tls_context,
+    machine_description,
+    read_until,
+    summarize_ms,
+)
+
+from protocol import chat_pb2 as pb
+from protocol import encode_frame
+from protocol.types import FrameType
+
+PRODUCTION_SCRYPT_N = "16384"
+PASSWORD = "benchmark-pw"
+_PING = int(FrameType.PING)
+_LOGIN = int(FrameType.LOGIN)
+_RESET = int(FrameType.RESET)
+
+
+async def _register(host: str, port: int, tls: bool, name: str,
+                    semaphore: asyncio.Semaphore) -> None:
+    async with semaphore:
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=client_tls_context() if tls else None,
+            server_hostname=host if tls else None)
+        try:
+            await read_until(reader, FrameType.RAW)
+            writer.write(encode_frame(FrameType.REGISTER,
+                                      pb.RegisterRequest(username=name, password=PASSWORD)))
+            response = pb.RegisterResponse.FromString(
+                await read_until(reader, FrameType.REGISTER))
+            if response.code != pb.RegisterResponse.SUCCESS:
+                raise BenchError(f"register {name}: "
+                                 f"{pb.RegisterResponse.Code.Name(response.code)}")
+        finally:
+            writer.close()
+
+
+async def register_all(relay: RelayProcess, names: list[str], concurrency: int) -> None:
+    semaphore = asyncio.Semaphore(concurrency)
+    await asyncio.gather(*(_register(relay.host, relay.port, not relay.plaintext, name,
+                                     semaphore) for name in names))
+
+
+@dataclass
+class Results:
+    """Timestamps (perf_counter seconds) of everything the measurement loop saw."""
+
+    pings: list[tuple[float, float]] = field(default_factory=list)  # (sent, rtt)
+    login_sent: float = 0.0
+    login_done: list[float] = field(default_factory=list)
+    login_codes: dict[str, int] = field(default_factory=dict)
+    lost_pings: int = 0
+
+
+def measure(pinger: Endpoint, burst: list[Endpoint], interval: float,
+            baseline: float, tail: float, timeout: float) -> Results:
+    """The single-threaded measurement loop (see the module docstring)."""
+    selector = selectors.DefaultSelector()
+    selector.register(pinger.sock, selectors.EVENT_READ, pinger)
+    for endpoint in burst:
+        selector.register(endpoint.sock, selectors.EVENT_READ, endpoint)
+    results = Results()
+    outstanding: dict[int, float] = {}
+    login_frames = {
+        endpoint: encode_frame(FrameType.LOGIN, pb.LoginRequest(
+            username=endpoint.name, password=PASSWORD, protocol_version=2))
+        for endpoint in burst
+    }
+    waiting = set(burst)
+    nonce = 0
+    start = time.perf_counter()
+    burst_at = start + baseline
+    stop_at = float("inf")
+    hard_stop = burst_at + timeout
+    next_ping = start
+    clock = time.perf_counter
+    while True:
+        now = clock()
+        if now >= stop_at or now >= hard_stop:
+            break
+        if not results.login_sent and now >= burst_at:
+            results.login_sent = now
+            for endpoint in burst:
+                endpoint.out += login_frames[endpoint]
+                if not endpoint.flush():
+                    raise BenchError(f"{endpoint.name}: socket buffer full")
+        if now >= next_ping:
+            nonce += 1
+            outstanding[nonce] = clock()
+            pinger.out += encode_frame(FrameType.PING, pb.Ping(nonce=nonce))
+            if not pinger.flush():
+                raise BenchError("pinger: socket buffer full")
+            next_ping += interval
+            if next_ping < now:  # the client itself was late: do not send a catch-up burst
+                next_ping = now + interval
+        for key, _mask in selector.select(max(0.0, next_ping - clock())):
+            endpoint = key.data
+            frames = endpoint.read_frames()
+            received = clock()
+            if endpoint is pinger:
+                for frame_type, payload in frames:
+                    if frame_type == _PING:
+                        sent = outstanding.pop(pb.Ping.FromString(payload).nonce, None)
+                        if sent is not None:
+                            results.pings.append((sent, received - sent))
+                    elif frame_type == _RESET:
+                        raise BenchError(f"pinger: Reset {pb.Reset.FromString(payload)}")
+                continue
+            for frame_type, payload in frames:
+                if frame_type == _LOGIN and endpoint in waiting:
+                    waiting.discard(endpoint)
+                    code = pb.LoginResponse.FromString(payload).code
+                    name = pb.LoginResponse.Code.Name(code)
+                    results.login_codes[name] = results.login_codes.get(name, 0) + 1
+                    results.login_done.append(received)
+                    if not waiting:
+                        stop_at = received + tail
+                elif frame_type == _RESET:
+                    raise BenchError(f"{endpoint.name}: Reset {pb.Reset.FromString(payload)}")
+    results.lost_pings = len(outstanding)
+    selector.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--logins", type=int, default=200,
+                        help="connections that log in (with a password) at the same time")
+    parser.add_argument("--ping-interval", type=float, default=0.005,
+                        help="seconds between the pinger's pings")
+    parser.add_argument("--baseline", type=float, default=1.0,
+                        help="seconds of pinging before the burst")
+    parser.add_argument("--tail", type=float, default=0.5,
+                        help="seconds of pinging after the last LoginResponse")
+    parser.add_argument("--scrypt-n", default=PRODUCTION_SCRYPT_N,
+                        help="scrypt cost the relay is started with (production default)")
+    parser.add_argument("--register-concurrency", type=int, default=32,
+                        help="registrations in flight during set-up")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="give up on the burst after this many seconds")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="run the relay with --plaintext (no TLS)")
+    args = parser.parse_args()
+
+    print(machine_description())
+    names = [f"burst{i}" for i in range(args.logins)]
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        relay = RelayProcess(Path(tmp) / "relay", plaintext=args.plaintext,
+                             extra_args=["--scrypt-n", str(args.scrypt_n)])
+        relay.start()
+        clients: list[WireClient] = []
+        try:
+            started = time.perf_counter()
+            asyncio.run(register_all(relay, [*names, "pinger"], args.register_concurrency))
+            registered_in = time.perf_counter() - started
+            tls = not relay.plaintext
+            pinger_client = WireClient(relay.host, relay.port, tls=tls,
+                                       fingerprint=relay.fingerprint)
+            clients.append(pinger_client)
+            login = pinger_client.login("pinger", PASSWORD, version=2)
+            assert login.code == pb.LoginResponse.SUCCESS, login
+            pinger = Endpoint.from_wire("pinger", pinger_client)
+            burst = []
+            for name in names:
+                client = WireClient(relay.host, relay.port, tls=tls,
+                                    fingerprint=relay.fingerprint)
+                clients.append(client)
+                burst.append(Endpoint.from_wire(name, client))
+            cpu0 = relay.cpu_seconds()
+            results = measure(pinger, burst, args.ping_interval, args.baseline,
+                              args.tail, args.timeout)
+            cpu1 = relay.cpu_seconds()
+        finally:
+            for client in clients:
+                client.close()
+            relay.stop()
+
+    transport = "plaintext TCP" if args.plaintext else "TLS"
+    print(f"relay: {transport}, scrypt n={args.scrypt_n}; set-up: {args.logins + 1} users "
+          f"registered over the wire in {registered_in:.1f} s "
+          f"({registered_in / (args.logins + 1) * 1000:.0f} ms each, "
+          f"{args.register_concurrency} at a time)")
+    if not results.login_done:
+        print("no LoginResponse arrived")
+        return 1
+    done = sorted(results.login_done)
+    burst_end = done[-1]
+    duration = burst_end - results.login_sent
+    codes = ", ".join(f"{name} {count}" for name, count in sorted(results.login_codes.items()))
+    print(f"burst: {len(done)} of {args.logins} password logins answered ({codes}) in "
+          f"{duration:.2f} s = {duration / len(done) * 1000:.1f} ms per login; "
+          f"relay CPU {cpu1 - cpu0:.1f} s over the measurement (hash threads included)")
+    latencies = [t - results.login_sent for t in done]
+    print(f"login latency: first {latencies[0] * 1000:.0f} ms, "
+          f"median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+          f"last {latencies[-1] * 1000:.0f} ms")
+    before = [rtt for sent, rtt in results.pings if sent < results.login_sent]
+    during = [rtt for sent, rtt in results.pings if results.login_sent <= sent <= burst_end]
+    after = [rtt for sent, rtt in results.pings if sent > burst_end]
+    print(f"ping every {args.ping_interval * 1000:g} ms from one v2 session "
+          f"({results.lost_pings} unanswered at the end):")
+    print(f"  before the burst: {summarize_ms(before)}")
+    print(f"  during the burst: {summarize_ms(during)}")
+    print(f"  after the burst:  {summarize_ms(after)}")
+    return 0 if len(done) == args.logins else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""Relay CPU time per relayed 32-byte message (TLS by default), v1 or v2 sessions.
+
+Usage: python bench/bench_relay.py [--mode v1|v2] [--messages 200000] [--plaintext]
+
+Set-up: ``--pairs`` sender/receiver pairs of users (register + login on one connection each,
+then mutual buddies). Each sender keeps ``--window`` messages in flight, where "in flight"
+means sent but not yet received by its receiver: whenever the bench's receiver side reads k
+messages, the paired sender sends k more. The payload of every Message is exactly 32 bytes
+(uid = receiver, type MESSAGE, text padded; in v2 also a unique ``id``).
+
+- ``--mode v1``: v1 sessions; the relay deletes each stored row once it is written to the
+  receiver's socket; no acks.
+- ``--mode v2``: v2 sessions (LoginRequest.protocol_version = 2); the relay Acks each
+  message to its sender after commit, receivers send ``Ack{seq}`` every ``--ack-every``
+  messages, and the relay sends the senders delivery receipts.
+
+After ``--warmup`` seconds of traffic the relay process's own CPU time (utime + stime from
+/proc/<pid>/stat) is sampled, and again once ``--messages`` more messages have been
+delivered. Figures: messages delivered, wall time, msgs/s, relay CPU µs per message and
+the relay's CPU utilisation (near 100 % = the relay is the bottleneck), and the bench
+client's own CPU. ``--profile FILE`` runs the relay under cProfile (slower) and prints its
+top functions.
+
+The client is one thread, one selector, non-blocking sockets, frames pre-encoded with
+``protocol.encode_frame`` and decoded with ``protocol.FrameDecoder``; it competes with the
+relay for the machine's cores, so keep it lean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pstats
+import selectors
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchlib import (
+    BenchError,
+    Endpoint,
+    RelayProcess,
+    WireClient,
+    machine_description,
+    make_buddies,
+    peak_rss_bytes,
+)
+
+from protocol import chat_pb2 as pb
+from protocol import encode_frame
+from protocol.types import FrameType
+
+PAYLOAD_SIZE = 32
+ID_BASE = 1 << 35  # every id in [2**35, 2**42) is a 6-byte varint: constant payload size
+POOL_BLOCK = 4096
+_MESSAGE = int(FrameType.MESSAGE)
+_ACK = int(FrameType.ACK)
+_RESET = int(FrameType.RESET)
+
+
+class MessageSource:
+    """Pre-encoded MESSAGE frames for one sender, 32-byte payloads, unique ids in v2."""
+
+    def __init__(self, recipient: int, v2: bool, pregenerate: int) -> None:
+        self.recipient = recipient
+        self.v2 = v2
+        self.next_id = ID_BASE
+        probe = pb.Message(uid=recipient, type=pb.Message.MESSAGE, id=ID_BASE if v2 else 0)
+        self.text_len = PAYLOAD_SIZE - probe.ByteSize() - 2  # tag + 1-byte length
+        self._single = self._frame(ID_BASE if v2 else 0)
+        self.frame_size = len(self._single)
+        self._pool = b""
+        self._pos = 0
+        if v2:
+            self._refill(pregenerate)
+
+    def _frame(self, message_id: int) -> bytes:
+        message = pb.Message(uid=self.recipient, type=pb.Message.MESSAGE,
+                             msg="x" * self.text_len, id=message_id)
+        frame = encode_frame(FrameType.MESSAGE, message)
+        assert len(frame) == PAYLOAD_SIZE + 5, f"payload is {len(frame) - 5} bytes"
+        return frame
+
+    def _refill(self, count: int) -> None:
+        start = self.next_id
+        self.next_id += count
+        fresh = b"".join([self._frame(i) for i in range(start, start + count)])
+        self._pool = self._pool[self._pos:] + fresh
+        self._pos = 0
+
+    def take(self, count: int) -> bytes:
+        """The next ``count`` frames, concatenated."""
+        if not self.v2:
+            return self._single * count
+        size = count * self.frame_size
+        if len(self._pool) - self._pos < size:
+            self._refill(max(count, POOL_BLOCK))
+        chunk = self._pool[self._pos:self._pos + size]
+        self._pos += size
+        return chunk
+
+
+@dataclass(eq=False)
+class Pair:
+    """One sender/receiver pair and its counters."""
+
+    sender: Endpoint
+    receiver: Endpoint
+    source: MessageSource
+    sent: int = 0
+    received: int = 0
+    unacked: int = 0
+    sender_acks: int = 0
+
+
+class ProfiledRelay(RelayProcess):
+    """The relay under ``python -m cProfile -o FILE`` (stats are written when it exits)."""
+
+    def __init__(self, data_dir: Path, profile_path: Path, *, plaintext: bool) -> None:
+        super().__init__(data_dir, plaintext=plaintext)
+        self.profile_path = profile_path
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        return [cmd[0], "-m", "cProfile", "-o", str(self.profile_path), *cmd[1:]]
+
+
+def set_up_pairs(relay: RelayProcess, pairs: int, v2: bool, pregenerate: int) -> list[Pair]:
+    """Register, log in and befriend ``pairs`` sender/receiver users; return live endpoints."""
+    version = 2 if v2 else 1
+    result = []
+    for i in range(pairs):
+        clients = []
+        for name in (f"sender{i}", f"receiver{i}"):
+            client = WireClient(relay.host, relay.port, tls=not relay.plaintext,
+                                fingerprint=relay.fingerprint)
+            registered = client.register(name, "benchmark-pw")
+            assert registered.code == pb.RegisterResponse.SUCCESS, registered
+            login = client.login(name, "benchmark-pw", version=version)
+            assert login.code == pb.LoginResponse.SUCCESS, login
+            clients.append(client)
+        sender, receiver = clients
+        make_buddies(sender, receiver)
+        source = MessageSource(receiver.uid, v2, pregenerate)
+        result.append(Pair(Endpoint.from_wire(f"sender{i}", sender),
+                           Endpoint.from_wire(f"receiver{i}", receiver), source))
+    return result
+
+
+class Bench:
+    """The client's event loop: receivers count deliveries and top up their senders."""
+
+    def __init__(self, pairs: list[Pair], window: int, v2: bool, ack_every: int) -> None:
+        self.pairs = pairs
+        self.window = window
+        self.v2 = v2
+        self.ack_every = ack_every
+        self.delivered = 0
+        self.selector = selectors.DefaultSelector()
+        self.dirty: set[Endpoint] = set()
+        self.roles: dict[Endpoint, tuple[Pair, bool]] = {}
+        for pair in pairs:
+            for endpoint, is_receiver in ((pair.sender, False), (pair.receiver, True)):
+                self.roles[endpoint] = (pair, is_receiver)
+                self.selector.register(endpoint.sock, selectors.EVENT_READ, endpoint)
+
+    def start(self) -> None:
+        for pair in self.pairs:
+            self._send(pair, self.window)
+            # Drain what arrived during set-up (buddy lists, Sync), including bytes that
+            # OpenSSL already holds and the selector would never report.
+            self._on_receiver(pair, pair.receiver.read_frames())
+            self._on_sender(pair, pair.sender.read_frames())
+        self._flush_dirty()
+
+    def _send(self, pair: Pair, count: int) -> None:
+        pair.sender.out += pair.source.take(count)
+        pair.sent += count
+        self.dirty.add(pair.sender)
+
+    def _on_receiver(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
+        count = 0
+        last_payload = b""
+        for frame_type, payload in frames:
+            if frame_type == _MESSAGE:
+                count += 1
+                last_payload = payload
+            elif frame_type == _RESET:
+                raise BenchError(f"{pair.receiver.name}: Reset {pb.Reset.FromString(payload)}")
+        if not count:
+            return
+        pair.received += count
+        self.delivered += count
+        self._send(pair, count)
+        if self.v2:
+            pair.unacked += count
+            if pair.unacked >= self.ack_every:
+                pair.unacked = 0
+                seq = pb.Message.FromString(last_payload).seq
+                pair.receiver.out += encode_frame(FrameType.ACK, pb.Ack(seq=seq))
+                self.dirty.add(pair.receiver)
+
+    def _on_sender(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
+        for frame_type, payload in frames:
+            if frame_type == _ACK:
+                pair.sender_acks += 1
+            elif frame_type == _RESET:
+                raise BenchError(f"{pair.sender.name}: Reset {pb.Reset.FromString(payload)}")
+
+    def _flush_dirty(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        for endpoint in dirty:
+            done = endpoint.flush()
+            mask = selectors.EVENT_READ if done else selectors.EVENT_READ | selectors.EVENT_WRITE
+            if mask != endpoint.mask:
+                endpoint.mask = mask
+                self.selector.modify(endpoint.sock, mask, endpoint)
+
+    def run(self, stop_at_delivered: int, deadline: float) -> None:
+        """Pump until ``delivered`` reaches ``stop_at_delivered`` or ``deadline`` passes."""
+        select = self.selector.select
+        roles = self.roles
+        while self.delivered < stop_at_delivered:
+            if time.monotonic() >= deadline:
+                return
+            events = select(1.0)
+            if not events and not self.dirty:
+                raise BenchError("no traffic for 1 s: the relay stalled")
+            for key, mask in events:
+                endpoint: Endpoint = key.data
+                if mask & selectors.EVENT_READ:
+                    pair, is_receiver = roles[endpoint]
+                    frames = endpoint.read_frames()
+                    if is_receiver:
+                        self._on_receiver(pair, frames)
+                    else:
+                        self._on_sender(pair, frames)
+                if mask & selectors.EVENT_WRITE:
+                    self.dirty.add(endpoint)
+            if self.dirty:
+                self._flush_dirty()
+
+    def close(self) -> None:
+        self.selector.close()
+        for pair in self.pairs:
+            for endpoint in (pair.sender, pair.receiver):
+                endpoint.sock.close()
+
+
+def print_profile(path: Path, limit: int) -> None:
+    stats = pstats.Stats(str(path), stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(limit)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--mode", choices=["v1", "v2"], default="v1",
+                        help="session protocol version of every bench user")
+    parser.add_argument("--messages", type=int, default=200_000,
+                        help="messages to deliver in the measured phase (all pairs together)")
+    parser.add_argument("--pairs", type=int, default=10, help="sender/receiver pairs")
+    parser.add_argument("--window", type=int, default=64,
+                        help="messages each sender keeps in flight (sent, not yet received)")
+    parser.add_argument("--ack-every", type=int, default=64,
+                        help="v2: a receiver sends Ack{seq} after this many messages")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic first")
+    parser.add_argument("--max-seconds", type=float, default=120.0,
+                        help="stop the measured phase after this long even if short of "
+                             "--messages (the figures are then over what was delivered)")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="run the relay with --plaintext (no TLS)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the relay under cProfile, write its stats to FILE and print "
+                             "the top functions (profiling slows the relay down)")
+    args = parser.parse_args()
+    v2 = args.mode == "v2"
+
+    print(machine_description())
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        data_dir = Path(tmp) / "relay"
+        relay = (ProfiledRelay(data_dir, args.profile.resolve(), plaintext=args.plaintext)
+                 if args.profile else RelayProcess(data_dir, plaintext=args.plaintext))
+        relay.start()
+        bench: Bench | None = None
+        try:
+            pregenerate = (args.messages // args.pairs) + args.window + 20_000 // args.pairs
+            pairs = set_up_pairs(relay, args.pairs, v2, pregenerate)
+            rss0 = relay.rss_bytes()
+            bench = Bench(pairs, args.window, v2, args.ack_every)
+            bench.start()
+            bench.run(sys.maxsize, time.monotonic() + args.warmup)
+            warm_delivered = bench.delivered
+            cpu0, client0, wall0 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
+            bench.run(warm_delivered + args.messages, time.monotonic() + args.max_seconds)
+            cpu1, client1, wall1 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
+            rss1, peak = relay.rss_bytes(), peak_rss_bytes(relay.pid)
+            delivered = bench.delivered - warm_delivered
+        finally:
+            if bench is not None:
+                bench.close()
+            relay.stop()
+    if delivered == 0:
+        print("no message was delivered in the measured phase")
+        return 1
+    wall = wall1 - wall0
+    relay_cpu = cpu1 - cpu0
+    client_cpu = client1 - client0
+    transport = "plaintext TCP" if args.plaintext else "TLS"
+    sent = sum(p.sent for p in pairs)
+    acks = sum(p.sender_acks for p in pairs)
+    print(f"mode {args.mode}, {transport}, {args.pairs} pairs x window {args.window}, "
+          f"{PAYLOAD_SIZE}-byte Message payloads"
+          + (f", receiver Ack every {args.ack_every}" if v2 else ""))
+    print(f"warm-up: {warm_delivered:,} messages in {args.warmup:g} s")
+    print(f"messages delivered: {delivered:,}")
+    print(f"wall time: {wall:.2f} s")
+    print(f"throughput: {delivered / wall:,.0f} msgs/s")
+    print(f"relay CPU: {relay_cpu:.2f} s = {relay_cpu / delivered * 1e6:.1f} us/message "
+          f"({relay_cpu / wall * 100:.0f} % of one core)")
+    print(f"client CPU: {client_cpu:.2f} s = {client_cpu / delivered * 1e6:.1f} us/message "
+          f"({client_cpu / wall * 100:.0f} % of one core)")
+    print(f"relay RSS: {rss0 / 2**20:.1f} MiB after set-up, {rss1 / 2**20:.1f} MiB at the end, "
+          f"peak {peak / 2**20:.1f} MiB")
+    if v2:
+        print(f"sender-side Ack frames (accept Acks + delivery receipts), whole run: "
+              f"{acks / max(sent, 1):.2f} per message sent")
+    if args.profile:
+        print(f"\ncProfile of the relay (whole run, set-up included): {args.profile}")
+        print_profile(args.profile, 30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
