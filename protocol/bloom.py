@@ -24,23 +24,32 @@ class PairBloom:
         self.period = period
         self.rotated_at = now
 
-    def _positions(self, a: int, b: int) -> tuple[int, int]:
-        h = hash((a, b)) & 0xFFFFFFFFFFFFFFFF
-        h2 = (h * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-        return h & self._mask, (h2 >> 20) & self._mask
-
     def add(self, a: int, b: int) -> None:
-        p, q = self._positions(a, b)
-        bits = self._current
-        bits[p >> 3] |= 1 << (p & 7)
-        bits[q >> 3] |= 1 << (q & 7)
+        self.test_and_add(a, b)
+
+    def test_and_add(self, a: int, b: int) -> bool:
+        """Add the pair; return whether it may have been present before (one hash)."""
+        h = hash((a, b))
+        mask = self._mask
+        p = h & mask
+        q = (h >> 32) & mask
+        pi, pb_, qi, qb = p >> 3, 1 << (p & 7), q >> 3, 1 << (q & 7)
+        current = self._current
+        seen = (current[pi] & pb_ and current[qi] & qb) or (
+            self._previous[pi] & pb_ and self._previous[qi] & qb)
+        current[pi] |= pb_
+        current[qi] |= qb
+        return bool(seen)
 
     def __contains__(self, pair: tuple[int, int]) -> bool:
-        p, q = self._positions(pair[0], pair[1])
-        for bits in (self._current, self._previous):
-            if bits[p >> 3] & (1 << (p & 7)) and bits[q >> 3] & (1 << (q & 7)):
-                return True
-        return False
+        h = hash(pair)
+        mask = self._mask
+        p = h & mask
+        q = (h >> 32) & mask
+        pi, pb_, qi, qb = p >> 3, 1 << (p & 7), q >> 3, 1 << (q & 7)
+        current, previous = self._current, self._previous
+        return bool((current[pi] & pb_ and current[qi] & qb)
+                    or (previous[pi] & pb_ and previous[qi] & qb))
 
     def maybe_rotate(self, now: float) -> bool:
         """Start a new generation once ``period`` has passed since the last one."""

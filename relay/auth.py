@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import os
 import queue
 import secrets
 import socket
@@ -80,7 +81,11 @@ class HashWorker:
     ``callback(result, error)`` on the loop thread. ``pending`` bounds the backlog.
     """
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is None:
+            # Leave a core to the loop thread: with as many hash threads as cores, ping p99
+            # during a login burst doubled on 2 cores (bench_login_burst.py).
+            workers = max(1, (os.cpu_count() or 2) - 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
         self._done: queue.SimpleQueue[tuple[Callable[[Any, BaseException | None], None], Any,
                                             BaseException | None]] = queue.SimpleQueue()

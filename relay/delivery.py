@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from relay.server import Relay
 
 BACKLOG_BATCH = 512
+new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _MESSAGE_HEADER_TYPE = FrameType.MESSAGE
 
 
@@ -87,8 +88,8 @@ def store_durable(relay: Relay, conn: Connection, recipient: int, message_type: 
     timestamp = relay.wall
     prefix = conn.prefix if conn.prefix_wall == timestamp else sender_prefix(relay, conn)
     forwarded = payload + prefix + seq_field(seq)
-    relay.pending_rows.append(
-        InboxRow(recipient, seq, conn.uid, client_id, message_type, timestamp, forwarded))
+    relay.pending_rows.append(new_tuple(
+        InboxRow, (recipient, seq, conn.uid, client_id, message_type, timestamp, forwarded)))
     relay.durable_count += 1
     target = relay.online.get(recipient)
     if target is not None:

@@ -75,8 +75,11 @@ class Relay:
         self.inbox_floor: dict[int, int] = {}  # uid -> seq below the oldest stored row
         self.pending_rows: list[InboxRow] = []
         window = config.dedup_window_hours * 3600
+        # Dedup records live in buckets of half a window; a record is kept while its bucket
+        # may still hold keys younger than the window (so for one to one and a half windows).
+        self.dedup_bucket_seconds = max(1, window // 2)
         self.dedup_bloom = PairBloom(config.dedup_filter_bits_log2, window, time.time())
-        for sender, client_id in store.dedup_keys_since(int(time.time()) - window):
+        for sender, client_id in store.dedup_keys_since(self.live_dedup_buckets()[0]):
             self.dedup_bloom.add(sender, client_id)
         self._next_prune = 0.0
         self._accept_paused_until = 0.0
@@ -466,13 +469,19 @@ class Relay:
             elif kind == _TIMER_CLOSE and conn.state is ConnState.CLOSING:
                 self.close(conn, conn.close_reason + " (peer did not read the Reset)")
 
+    def live_dedup_buckets(self) -> list[int]:
+        """Dedup buckets that may hold a record younger than the dedup window."""
+        now = int(time.time())
+        size = self.dedup_bucket_seconds
+        oldest = (now - self.config.dedup_window_hours * 3600) // size
+        return list(range(oldest, now // size + 1))
+
     def _housekeeping(self) -> None:
         """Bounded periodic work: rotate the dedup filter, prune expired rows in chunks."""
         self.dedup_bloom.maybe_rotate(time.time())
         if self.now < self._next_prune:
             return
-        window = self.config.dedup_window_hours * 3600
-        pruned = self.store.prune_dedup(self.wall - window, _PRUNE_CHUNK)
+        pruned = self.store.prune_dedup(self.live_dedup_buckets()[0], _PRUNE_CHUNK)
         pruned += self.store.prune_tokens(self.wall)
         # More left: come back at the next sweep; otherwise in a minute.
         self._next_prune = self.now + (0.0 if pruned >= _PRUNE_CHUNK else 60.0)

@@ -25,9 +25,10 @@ from __future__ import annotations
 import enum
 import sqlite3
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat, starmap
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple, Self
 
@@ -57,11 +58,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             seq INTEGER NOT NULL, sender INTEGER NOT NULL, client_id INTEGER NOT NULL,
             type INTEGER NOT NULL, timestamp INTEGER NOT NULL, payload BLOB NOT NULL,
             PRIMARY KEY (recipient, seq)) WITHOUT ROWID""",
+        # Keyed by time bucket first: one b-tree insert per record (no separate index on
+        # time), and expiry deletes whole leading-key ranges.
         """CREATE TABLE dedup (
-            sender INTEGER NOT NULL, client_id INTEGER NOT NULL, recipient INTEGER NOT NULL,
-            seq INTEGER NOT NULL, timestamp INTEGER NOT NULL, code INTEGER NOT NULL,
-            created INTEGER NOT NULL, PRIMARY KEY (sender, client_id)) WITHOUT ROWID""",
-        "CREATE INDEX dedup_by_created ON dedup(created)",
+            bucket INTEGER NOT NULL, sender INTEGER NOT NULL, client_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+            PRIMARY KEY (bucket, sender, client_id)) WITHOUT ROWID""",
         """CREATE TABLE tokens (
             token_hash BLOB PRIMARY KEY,
             uid INTEGER NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
@@ -72,7 +74,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 _USER_COLS = "uid, username, username_key, password_hash, protocol_version, head_seq, created"
 _INBOX_COLS = "recipient, seq, sender, client_id, type, timestamp, payload"
-_DEDUP_COLS = "sender, client_id, recipient, seq, timestamp, code, created"
+_DEDUP_COLS = "bucket, sender, client_id, seq, timestamp"
 
 # Not ON CONFLICT DO NOTHING: that would still consume a uid from the AUTOINCREMENT sequence.
 SQL_ADD_USER = (
@@ -115,28 +117,21 @@ SQL_INBOX_AFTER = (
 )
 SQL_INBOX_COUNT = "SELECT count(*) FROM inbox WHERE recipient = ?"
 SQL_INBOX_MIN_SEQ = "SELECT min(seq) FROM inbox WHERE recipient = ?"
-SQL_RECEIPTS_THROUGH = (
-    "SELECT sender, client_id FROM inbox"
-    " WHERE recipient = ? AND seq <= ? AND client_id != 0 ORDER BY seq"
+SQL_DELETE_INBOX_THROUGH = (
+    "DELETE FROM inbox WHERE recipient = ? AND seq <= ? RETURNING sender, client_id, seq"
 )
-SQL_DELETE_INBOX_THROUGH = "DELETE FROM inbox WHERE recipient = ? AND seq <= ?"
 SQL_DELETE_INBOX_SEQ = "DELETE FROM inbox WHERE recipient = ? AND seq = ?"
 
 # A newer record supersedes a stale one for the same key; an equal or older one is ignored.
-SQL_RECORD_DEDUP = (
-    f"INSERT INTO dedup ({_DEDUP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (sender, client_id) DO UPDATE SET recipient = excluded.recipient,"
-    " seq = excluded.seq, timestamp = excluded.timestamp, code = excluded.code,"
-    " created = excluded.created WHERE excluded.created > dedup.created"
-)
+SQL_RECORD_DEDUP = f"INSERT OR IGNORE INTO dedup ({_DEDUP_COLS}) VALUES (?, ?, ?, ?, ?)"
 SQL_FIND_DEDUP = (
-    f"SELECT {_DEDUP_COLS} FROM dedup WHERE sender = ? AND client_id = ? AND created >= ?"
+    f"SELECT {_DEDUP_COLS} FROM dedup WHERE bucket = ? AND sender = ? AND client_id = ?"
 )
 SQL_PRUNE_DEDUP = (
-    "DELETE FROM dedup WHERE (sender, client_id) IN"
-    " (SELECT sender, client_id FROM dedup WHERE created < ? LIMIT ?)"
+    "DELETE FROM dedup WHERE (bucket, sender, client_id) IN"
+    " (SELECT bucket, sender, client_id FROM dedup WHERE bucket < ? LIMIT ?)"
 )
-SQL_DEDUP_KEYS_SINCE = "SELECT sender, client_id FROM dedup WHERE created >= ?"
+SQL_DEDUP_KEYS_SINCE = "SELECT sender, client_id FROM dedup WHERE bucket >= ?"
 
 SQL_ADD_TOKEN = "INSERT OR REPLACE INTO tokens (token_hash, uid, expires) VALUES (?, ?, ?)"
 SQL_TOKEN_OWNER = "SELECT uid FROM tokens WHERE token_hash = ? AND expires > ?"
@@ -204,17 +199,17 @@ class InboxRow(NamedTuple):
 
 
 class DedupRecord(NamedTuple):
-    """The Ack given for (sender, client_id), kept for the dedup window from ``created``."""
+    """The OK Ack given for (sender, client_id): its seq and timestamp.
 
+    ``bucket`` is the record's time bucket (see :meth:`Store.find_dedup`); records are kept
+    until their bucket is pruned.
+    """
+
+    bucket: int
     sender: int
     client_id: int
-    recipient: int
     seq: int
     timestamp: int
-    code: int
-    created: int
-
-
 
 
 def _fold(text: str) -> str:
@@ -460,13 +455,12 @@ class Store:
     def delete_inbox_through(self, uid: int, seq: int) -> list[tuple[int, int]]:
         """Delete ``uid``'s messages with seq <= ``seq`` (a v2 Ack{seq}); head_seq is kept.
 
-        Returns (sender, client_id) of the deleted messages that had a client_id, in seq
-        order: their senders are owed a delivery receipt.
+        Returns (sender, client_id) of the deleted messages that had a client_id: their
+        senders are owed a delivery receipt. One statement (DELETE ... RETURNING).
         """
-        con = self._write()
-        receipts = [(s, c) for s, c in con.execute(SQL_RECEIPTS_THROUGH, (uid, seq))]
-        con.execute(SQL_DELETE_INBOX_THROUGH, (uid, seq))
-        return receipts
+        rows = self._write().execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)).fetchall()
+        return [(sender, client_id) for sender, client_id, _ in sorted(
+            rows, key=itemgetter(2)) if client_id]
 
     def delete_inbox_seqs(self, uid: int, seqs: Sequence[int]) -> None:
         """Delete the given messages of ``uid`` (delivered to a v1 session); head_seq is kept."""
@@ -476,22 +470,27 @@ class Store:
     # -- dedup -------------------------------------------------------------------------
 
     def record_dedup(self, rows: Sequence[DedupRecord]) -> None:
-        """Remember the Acks given; an existing record for the key is kept unless older."""
+        """Remember the Acks given (a key already recorded in the same bucket is kept)."""
         if rows:
             self._write().executemany(SQL_RECORD_DEDUP, rows)
 
-    def find_dedup(self, sender: int, client_id: int, not_before: int) -> DedupRecord | None:
-        """The Ack recorded for (sender, client_id) if it was created at or after ``not_before``."""
-        row = self._con.execute(SQL_FIND_DEDUP, (sender, client_id, not_before)).fetchone()
-        return None if row is None else DedupRecord(*row)
+    def find_dedup(self, sender: int, client_id: int,
+                   buckets: Iterable[int]) -> DedupRecord | None:
+        """The newest record of (sender, client_id) in any of ``buckets`` (point lookups)."""
+        execute = self._con.execute
+        for bucket in sorted(buckets, reverse=True):
+            row = execute(SQL_FIND_DEDUP, (bucket, sender, client_id)).fetchone()
+            if row is not None:
+                return DedupRecord(*row)
+        return None
 
-    def prune_dedup(self, before: int, limit: int = -1) -> int:
-        """Forget at most ``limit`` (-1: all) records created before ``before``; how many."""
-        return self._write().execute(SQL_PRUNE_DEDUP, (before, limit)).rowcount
+    def prune_dedup(self, before_bucket: int, limit: int = -1) -> int:
+        """Forget at most ``limit`` (-1: all) records of buckets below ``before_bucket``."""
+        return self._write().execute(SQL_PRUNE_DEDUP, (before_bucket, limit)).rowcount
 
-    def dedup_keys_since(self, not_before: int) -> Iterator[tuple[int, int]]:
-        """(sender, client_id) of every record created at or after ``not_before``."""
-        yield from self._con.execute(SQL_DEDUP_KEYS_SINCE, (not_before,))
+    def dedup_keys_since(self, first_bucket: int) -> Iterator[tuple[int, int]]:
+        """(sender, client_id) of every record in ``first_bucket`` or later."""
+        yield from self._con.execute(SQL_DEDUP_KEYS_SINCE, (first_bucket,))
 
     # -- resume tokens -----------------------------------------------------------------
 

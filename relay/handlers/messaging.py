@@ -31,6 +31,7 @@ log = logging.getLogger("parley.relay")
 
 _Message = pb.Message
 _MESSAGE_TEXT = pb.Message.MESSAGE
+new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _SURELY_SHORT = MAX_TEXT_BYTES // 4  # at most 4 UTF-8 bytes per character
 
 
@@ -60,11 +61,10 @@ def _find_duplicate(relay: Relay, sender: int, client_id: int) -> tuple[int, int
     store; only a possible retry is looked up (after flushing this iteration's rows, so a
     duplicate inside one read is found too).
     """
-    if (sender, client_id) not in relay.dedup_bloom:
-        return None
+    if not relay.dedup_bloom.test_and_add(sender, client_id):
+        return None  # added now: a refusal later only costs a rare extra lookup
     relay.flush_rows()
-    window = relay.config.dedup_window_hours * 3600
-    record = relay.store.find_dedup(sender, client_id, relay.wall - window)
+    record = relay.store.find_dedup(sender, client_id, relay.live_dedup_buckets())
     if record is None:
         return None
     return record.seq, record.timestamp
@@ -149,9 +149,9 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
                                             payload)
     if v2:
         _ack(relay, conn, client_id, pb.Ack.OK, seq, timestamp)
-        relay.dedup_bloom.add(sender, client_id)
         relay.pending_dedup.append(
-            DedupRecord(sender, client_id, recipient, seq, timestamp, pb.Ack.OK, relay.wall))
+            new_tuple(DedupRecord, (timestamp // relay.dedup_bucket_seconds, sender, client_id,
+                                    seq, timestamp)))
 
 
 def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:

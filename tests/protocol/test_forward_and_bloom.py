@@ -74,3 +74,10 @@ def test_bloom_forgets_after_two_rotations_and_is_mostly_negative() -> None:
         bloom.add(7, i)
     false_positives = sum((8, i) in bloom for i in range(10_000))
     assert false_positives < 500  # 2 bits of 65,536 per pair: well under 5 %
+
+
+def test_test_and_add_reports_prior_presence() -> None:
+    bloom = PairBloom(bits_log2=16)
+    assert not bloom.test_and_add(3, 4)
+    assert bloom.test_and_add(3, 4)
+    assert (3, 4) in bloom

@@ -378,27 +378,27 @@ def test_head_seq_never_decreases(store: Store) -> None:
 
 
 def test_dedup_find_and_prune(store: Store) -> None:
-    first = DedupRecord(
-        sender=1, client_id=5, recipient=2, seq=3, timestamp=100, code=0, created=100
-    )
-    refused = DedupRecord(1, 6, 2, 0, 150, 1, 150)
-    store.record_dedup([first, refused])
+    first = DedupRecord(bucket=10, sender=1, client_id=5, seq=3, timestamp=100)
+    other = DedupRecord(10, 1, 6, 4, 150)
+    store.record_dedup([first, other])
     store.record_dedup([])
-    assert store.find_dedup(1, 5, not_before=100) == first
-    assert store.find_dedup(1, 5, not_before=101) is None  # outside the window
-    assert store.find_dedup(1, 6, not_before=0) == refused
-    assert store.find_dedup(2, 5, not_before=0) is None
+    assert store.find_dedup(1, 5, buckets=[9, 10]) == first
+    assert store.find_dedup(1, 5, buckets=[11, 12]) is None  # not in the live buckets
+    assert store.find_dedup(1, 6, buckets=[10]) == other
+    assert store.find_dedup(2, 5, buckets=[10]) is None
 
-    store.record_dedup([DedupRecord(1, 5, 2, 99, 100, 0, 100)])  # same age: ignored
-    assert store.find_dedup(1, 5, 0) == first
-    newer = DedupRecord(1, 5, 2, 42, 500, 0, 500)
-    store.record_dedup([newer])  # supersedes a stale record
-    assert store.find_dedup(1, 5, 0) == newer
+    store.record_dedup([DedupRecord(10, 1, 5, 99, 100)])  # same bucket: the first is kept
+    assert store.find_dedup(1, 5, [10]) == first
+    newer = DedupRecord(12, 1, 5, 42, 500)
+    store.record_dedup([newer])  # a later record of the same key: the newest bucket wins
+    assert store.find_dedup(1, 5, [10, 11, 12]) == newer
 
-    assert store.prune_dedup(before=200) == 1
-    assert store.find_dedup(1, 6, 0) is None
-    assert store.find_dedup(1, 5, 0) == newer
-    assert store.prune_dedup(before=200) == 0
+    assert store.prune_dedup(before_bucket=12, limit=1) == 1  # chunked
+    assert store.prune_dedup(before_bucket=12) == 1
+    assert store.find_dedup(1, 6, [10]) is None
+    assert store.find_dedup(1, 5, [10, 11, 12]) == newer
+    assert store.prune_dedup(before_bucket=12) == 0
+    assert list(store.dedup_keys_since(12)) == [(1, 5)]
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -428,7 +428,7 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     store.add_buddy(carol, alice)
     store.append_inbox([_msg(alice, 1, sender=bob, client_id=1), _msg(bob, 1, sender=alice)])
     store.add_token(alice, b"tok", expires=10**12)
-    store.record_dedup([DedupRecord(alice, 1, bob, 1, 100, 0, 100)])
+    store.record_dedup([DedupRecord(1, alice, 1, 1, 100)])
     store.commit()
 
     assert store.remove_user(alice)
@@ -437,7 +437,7 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     assert store.relations_of(bob) == [] and store.relations_of(carol) == []
     assert store.buddy_ids(bob) == set()
     assert store.token_owner(b"tok", now=0) is None
-    assert store.find_dedup(alice, 1, 0) is None
+    assert store.find_dedup(alice, 1, [1]) is None
     con = sqlite3.connect(db_path)
     assert con.execute("SELECT count(*) FROM inbox WHERE recipient = ?", (alice,)).fetchone() == (
         0,
