@@ -1,0 +1,146 @@
+"""``ParleyApp``: the Textual application — screens, the network worker, commands.
+
+Invariants:
+- The connection lives in one App-level worker (``group="net"``, exclusive, errors do not
+  kill the app): :func:`tui.net.run_session`. A failed login comes back through
+  ``on_worker_state_changed`` and is shown on the login screen.
+- Quitting closes the session first (acknowledgements flushed, a goodbye Reset sent).
+- The app holds no chat state: the main screen and the client library do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message_pump import MessagePump
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from tui.client.session import ClientSession
+from tui.client.trust import FingerprintMismatch
+from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
+from tui.dialogs.trust import TrustDialog
+from tui.net import describe_login_error, run_session
+from tui.screens.help import HelpScreen
+from tui.screens.login import LoginScreen
+from tui.screens.main import MainScreen
+from tui.settings import AppConfig, LoginRequest, load_remembered
+
+
+class ParleyApp(App[None]):
+    """The chat client; see the module docstring."""
+
+    CSS_PATH = "parley.tcss"
+    TITLE = "Parley"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1", "help", "Help"),
+    ]
+
+    def __init__(self, config: AppConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or AppConfig()
+        self.session: ClientSession | None = None
+        self._request: LoginRequest | None = None
+
+    def on_mount(self) -> None:
+        self.push_screen(LoginScreen(self.config, load_remembered(self.config.settings_path)))
+
+    # --- logging in ---------------------------------------------------------------------
+
+    def on_login_screen_submitted(self, message: LoginScreen.Submitted) -> None:
+        self._request = message.request
+        self.connect(message.request)
+
+    @work(exclusive=True, group="net", exit_on_error=False)
+    async def connect(self, request: LoginRequest) -> None:
+        await run_session(self, request)
+
+    async def ask_trust(self, relay_key: str, fingerprint: str) -> bool:
+        """First contact with a relay: ask in a dialog (used by the trust policy)."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def answered(trusted: bool | None) -> None:
+            if not answer.done():
+                answer.set_result(bool(trusted))
+
+        self.push_screen(TrustDialog(relay_key, fingerprint), answered)
+        return await answer
+
+    async def session_started(
+        self, session: ClientSession, request: LoginRequest
+    ) -> MessagePump:
+        self.session = session
+        screen = MainScreen(session)
+        await self.switch_screen(screen)
+        return screen
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "net" or event.state is not WorkerState.ERROR:
+            return
+        error = worker.error
+        assert error is not None
+        relay = self._request.relay if self._request is not None else "the relay"
+        if isinstance(error, FingerprintMismatch):
+            self.push_screen(FingerprintChangedDialog(error))
+        login = self.login_screen
+        if login is not None:
+            login.show_error(describe_login_error(error, relay))
+        else:
+            self.notify(
+                describe_login_error(error, relay), severity="error", timeout=15, markup=False
+            )
+
+    @property
+    def login_screen(self) -> LoginScreen | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, LoginScreen):
+                return screen
+        return None
+
+    @property
+    def main_screen(self) -> MainScreen | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    # --- actions and commands -----------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        self.exit()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        main = self.main_screen
+        if main is not None:
+            yield SystemCommand(
+                "Add buddy", "Find a user and send a buddy request", main.action_add_buddy
+            )
+            yield SystemCommand(
+                "Search users", "Search the relay's users by name", main.action_add_buddy
+            )
+            yield SystemCommand(
+                "Switch conversation",
+                "Open the chat with another buddy",
+                main.action_switch_conversation,
+            )
+            yield SystemCommand(
+                "Re-send failed messages",
+                "Send the failed messages of this chat again",
+                main.action_resend_failed,
+            )
+            yield SystemCommand("Reconnect now", "Skip the reconnect wait", main.action_reconnect)
+        yield SystemCommand("Help: keys", "List every key binding", self.action_help)
+        yield from super().get_system_commands(screen)

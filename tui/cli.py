@@ -1,0 +1,121 @@
+"""``parley``: the TUI, or ``parley send`` / ``parley tail`` for scripts.
+
+Invariants:
+- ``send`` and ``tail`` go to :func:`tui.client.scripting.main` untouched (its exit codes).
+- Anything else is the TUI; flags: --host, --port (default 1025), --user, --plaintext,
+  --fingerprint, --known-relays, --data-dir, --log-file. A malformed --fingerprint is a
+  usage error (exit 2) before the screen is taken over. No password on the command line.
+- Logging never writes to the terminal while the TUI owns it: a file, or nowhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from tui.client import scripting
+from tui.client.connection import DEFAULT_PORT
+from tui.client.store import default_data_dir
+from tui.client.trust import canonical_fingerprint, default_known_relays_path
+from tui.settings import AppConfig
+
+SCRIPT_COMMANDS = frozenset({"send", "tail"})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description="Parley chat client (a terminal UI). `parley send --help` and "
+        "`parley tail --help` describe the commands for scripts.",
+    )
+    parser.add_argument("--host", help="relay host (default: the remembered one, or localhost)")
+    parser.add_argument(
+        "--port", type=int, help=f"relay port (default: remembered, or {DEFAULT_PORT})"
+    )
+    parser.add_argument("--user", help="your user name (prefilled on the login screen)")
+    trust = parser.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="no TLS (only for a relay started with --plaintext, e.g. local tests)",
+    )
+    trust.add_argument(
+        "--fingerprint",
+        metavar="SHA256:...",
+        help="accept only a relay certificate with this fingerprint (known_relays unused)",
+    )
+    parser.add_argument(
+        "--known-relays",
+        type=Path,
+        metavar="PATH",
+        help=f"trust-on-first-use pin file (default: {default_known_relays_path()})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help=f"where history and the outbox are kept (default: {default_data_dir()})",
+    )
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        metavar="PATH",
+        help="append the client's log (connections, retries; never message text) to PATH",
+    )
+    return parser
+
+
+def setup_logging(log_file: Path | None) -> None:
+    """Log to ``log_file`` if given; otherwise nowhere (the screen belongs to the TUI)."""
+    root = logging.getLogger()
+    if log_file is None:
+        root.addHandler(logging.NullHandler())
+        return
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def config_from_args(args: argparse.Namespace) -> AppConfig:
+    config = AppConfig(
+        host=args.host,
+        port=args.port,
+        user=args.user,
+        plaintext=args.plaintext,
+        fingerprint=args.fingerprint,
+    )
+    if args.data_dir is not None:
+        config = replace(config, data_dir=args.data_dir)
+    if args.known_relays is not None:
+        config = replace(config, known_relays=args.known_relays)
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``parley`` console script; returns the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in SCRIPT_COMMANDS:
+        return scripting.main(arguments)
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        parser.error("--port must be 1-65535")
+    if args.fingerprint is not None:
+        try:
+            canonical_fingerprint(args.fingerprint)
+        except ValueError as exc:
+            parser.error(f"--fingerprint: {exc}")
+    from tui.app import ParleyApp
+
+    setup_logging(args.log_file)
+    ParleyApp(config_from_args(args)).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Every key binding of the TUI in one table, read from the classes that define them.
+
+Used by the help screen and to produce the README's table, so neither can drift from the
+code. Invariant: rows come from the ``BINDINGS`` of the classes listed in
+:func:`key_rows` plus :data:`EXTRA_ROWS` for keys Textual itself provides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from textual.binding import Binding, BindingType
+
+_KEY_NAMES = {
+    "escape": "Esc",
+    "enter": "Enter",
+    "delete": "Del",
+    "left": "←",
+    "right": "→",
+    "up": "↑",
+    "down": "↓",
+    "tab": "Tab",
+}
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    where: str
+    keys: str
+    action: str
+
+
+EXTRA_ROWS = (
+    KeyRow("Everywhere", "Tab / Shift+Tab", "Next / previous pane"),
+    KeyRow("Everywhere", "Ctrl+P", "Command palette: add buddy, search users, switch chat, quit"),
+    KeyRow("Buddies", "↑ / ↓, Enter", "Move; open the chat (or answer a buddy request)"),
+    KeyRow("Conversation", "↑ ↓ PgUp PgDn Home End", "Scroll (older history loads at the top)"),
+    KeyRow("Mouse", "click, wheel", "Pick a buddy; click a message's ! to re-send; scroll"),
+    KeyRow("Dialogs", "Y / N / Esc", "Answer, or cancel"),
+)
+
+
+def format_key(key: str) -> str:
+    """``ctrl+n`` → ``Ctrl+N``, ``f1`` → ``F1``, ``escape`` → ``Esc``."""
+    parts = key.split("+")
+    words = [part.capitalize() for part in parts[:-1]]
+    last = parts[-1]
+    if last in _KEY_NAMES:
+        words.append(_KEY_NAMES[last])
+    elif len(last) == 1 or (last.startswith("f") and last[1:].isdigit()):
+        words.append(last.upper())
+    else:
+        words.append(last.capitalize())
+    return "+".join(words)
+
+
+def format_keys(keys: str) -> str:
+    return " / ".join(format_key(key.strip()) for key in keys.split(","))
+
+
+def rows_of(where: str, bindings: Iterable[BindingType]) -> list[KeyRow]:
+    """Rows for the bindings that have a description; beyond two keys, the others are
+    named in the action column (keeps the keys column narrow on small terminals)."""
+    rows = []
+    for binding in bindings:
+        if isinstance(binding, Binding) and binding.description:
+            keys = [key.strip() for key in binding.key.split(",")]
+            action = binding.description
+            if len(keys) > 2:
+                action += f" (also {format_keys(','.join(keys[2:]))})"
+            rows.append(KeyRow(where, format_keys(",".join(keys[:2])), action))
+    return rows
+
+
+def key_rows(app_bindings: Sequence[BindingType]) -> list[KeyRow]:
+    """The whole table, in the order a newcomer reads it."""
+    from tui.screens.main import MainScreen
+    from tui.widgets.buddy_list import BuddyList
+    from tui.widgets.composer import Composer
+    from tui.widgets.conversation import ConversationView
+
+    rows = rows_of("Everywhere", app_bindings) + [
+        row for row in EXTRA_ROWS if row.where == "Everywhere"
+    ]
+    rows += rows_of("Main screen", MainScreen.BINDINGS)
+    rows += rows_of("Buddies", BuddyList.BINDINGS)
+    rows += [row for row in EXTRA_ROWS if row.where == "Buddies"]
+    rows += rows_of("Composer", Composer.BINDINGS)
+    rows += rows_of("Conversation", ConversationView.BINDINGS)
+    rows += [row for row in EXTRA_ROWS if row.where not in ("Everywhere", "Buddies")]
+    return rows
+
+
+def markdown_table(rows: Iterable[KeyRow]) -> str:
+    lines = ["| Where | Keys | Action |", "|---|---|---|"]
+    lines += [f"| {r.where} | {r.keys} | {r.action} |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""Textual messages that carry client-library events into the app.
+
+Invariant: events are immutable values (see :mod:`tui.client.events`); wrapping them does
+not copy or change them, and they arrive in the order the session emitted them.
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from tui.client.events import Event
+
+
+class SessionEvent(Message):
+    """One event of the logged-in session (posted to the main screen by the net worker)."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event

@@ -1,0 +1,89 @@
+"""The app's network side: one login (or registration + login), then the session's life.
+
+Invariants:
+- :func:`run_session` is the body of the App's exclusive ``net`` worker: a new login
+  cancels the previous session, and the session is closed whenever the worker ends
+  (normally, cancelled, or failed).
+- Every client event reaches the main screen as a :class:`~tui.messages.SessionEvent`, in
+  order, from one bounded stream opened *before* the session starts, so nothing that
+  happens between the login and the first screen is lost.
+- Errors before the login completes propagate (the app shows them on the login screen);
+  after it the session reconnects by itself and reports trouble as events.
+- No widget code here: the host (the App) decides what to show.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from textual.message_pump import MessagePump
+
+from protocol import chat_pb2 as pb
+from tui.client.connection import Endpoint
+from tui.client.login import LoginFailed, LoginRateLimited, RegisterFailed, register_account
+from tui.client.session import ClientSession
+from tui.client.trust import TrustError
+from tui.messages import SessionEvent
+from tui.settings import AppConfig, LoginRequest, RememberedServer, save_remembered
+
+
+class NetHost(Protocol):
+    config: AppConfig
+
+    async def ask_trust(self, relay_key: str, fingerprint: str) -> bool: ...
+
+    async def session_started(
+        self, session: ClientSession, request: LoginRequest
+    ) -> MessagePump: ...
+
+
+async def run_session(host: NetHost, request: LoginRequest) -> None:
+    """Log in as ``request`` says, hand the session to the host, feed it events until the
+    session closes. Raises what made the login fail."""
+    config = host.config
+    policy = config.trust_policy(host.ask_trust)
+    endpoint = Endpoint(request.host, request.port)
+    options = config.session_options
+    if request.register:
+        await register_account(
+            endpoint, policy, request.username, request.password, timeout=options.login_timeout
+        )
+    session = ClientSession(
+        endpoint,
+        request.username,
+        request.password,
+        trust=policy,
+        data_dir=config.data_dir,
+        options=options,
+    )
+    try:
+        stream = session.events()
+        await session.start()
+        remembered = RememberedServer(request.host, request.port, request.username)
+        save_remembered(config.settings_path, remembered if request.remember else None)
+        target = await host.session_started(session, request)
+        async for event in stream:
+            target.post_message(SessionEvent(event))
+    finally:
+        await session.close()
+
+
+def describe_login_error(error: BaseException, relay: str) -> str:
+    """One or a few lines saying why logging in failed and what to do."""
+    if isinstance(error, TrustError):
+        return str(error)
+    if isinstance(error, RegisterFailed):
+        return f"Registration refused: {error}"
+    if isinstance(error, LoginRateLimited):
+        return f"Too many attempts: try again in {error.retry_after:.0f} s"
+    if isinstance(error, LoginFailed):
+        if error.code == pb.LoginResponse.USER_NOT_FOUND:
+            return f"{error} (tick 'Register a new account' to create it)"
+        return f"Login failed: {error}"
+    if isinstance(error, ConnectionRefusedError):
+        return f"Cannot reach {relay}: connection refused (is the relay running?)"
+    if isinstance(error, TimeoutError):
+        return f"No answer from {relay} in time"
+    if isinstance(error, OSError):
+        return f"Cannot reach {relay}: {error.strerror or error}"
+    return f"{type(error).__name__}: {error}"

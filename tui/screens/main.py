@@ -1,0 +1,390 @@
+"""``MainScreen``: buddies on the left, the workspace (conversation) on the right, status bar.
+
+Layout: ``#body`` is a Horizontal of the ``BuddyList`` and the ``#workspace``
+``TabbedContent``. The workspace gets its panes from :meth:`MainScreen.workspace_panes`;
+with a single pane its tab strip is hidden. Further panes (files, board) are added by
+returning more ``TabPane`` s there — nothing else in the layout changes.
+
+Invariants:
+- The session's events arrive as :class:`~tui.messages.SessionEvent` in emission order and
+  are the only source of truth for what the panes show (plus the store for history pages).
+- Hostile text (names, messages, relay reasons) reaches the screen only through ``Content``
+  objects or ``notify(..., markup=False)``.
+- Requests to the relay (add/remove buddy) run in this screen's workers; their failures are
+  toasts, never crashes. The connection itself belongs to the App's ``net`` worker.
+- Typing hints: sent at most once per second while editing (``TypingThrottle``); a peer's
+  marker shows for ``TYPING_VISIBLE_FOR`` after each hint and goes when their message arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from protocol import chat_pb2 as pb
+from protocol.validation import text_within_limit
+from tui.client.events import Buddy, ConnectionState, UserInfo
+from tui.client.login import SessionError
+from tui.client.session import ClientSession
+from tui.client.store import HistoryEntry, MessageState
+from tui.dialogs.confirm import answer_request, confirm_remove
+from tui.dialogs.switch_conversation import SwitchConversationDialog
+from tui.dialogs.user_search import UserSearchDialog
+from tui.messages import SessionEvent
+from tui.models import (
+    CHAT_TYPES,
+    RosterRow,
+    RowKind,
+    TypingThrottle,
+    TypingTracker,
+    UnreadCounts,
+    build_roster,
+    chat_unread,
+    safe_name,
+)
+from tui.screens import main_events
+from tui.widgets.buddy_list import BuddyList
+from tui.widgets.composer import Composer
+from tui.widgets.conversation import ConversationView
+from tui.widgets.status_bar import StatusBar
+
+
+def stored_unread(session: ClientSession) -> UnreadCounts:
+    """Unread chat messages per peer, from the store (see :func:`tui.models.chat_unread`)."""
+    counts = []
+    for conversation in session.store.conversations():
+        if conversation.unread > 0:
+            limit = min(2 * conversation.unread, 2_000)
+            page = session.store.page(conversation.peer, limit=limit)
+            counts.append((conversation.peer, chat_unread(page, conversation.unread)))
+    return UnreadCounts(counts)
+
+
+class MainScreen(Screen[None]):
+    """The chat screen; see the module docstring."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "add_buddy", "Add buddy"),
+        Binding("ctrl+o", "switch_conversation", "Switch chat"),
+        Binding("ctrl+r", "resend_failed", "Re-send failed"),
+        Binding("f5", "reconnect", "Reconnect"),
+    ]
+
+    def __init__(self, session: ClientSession) -> None:
+        super().__init__()
+        self.session = session
+        self.buddies: dict[int, Buddy] = dict(session.buddies)
+        self.unread = UnreadCounts()
+        self.typing = TypingTracker()
+        self.throttle = TypingThrottle()
+        self.active: int | None = None
+        self.state = session.state
+        self.backlog: dict[int, int] = {}
+        self.was_connected = False
+        self._roster_dirty = False
+        self._read_dirty = False
+
+    # --- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield BuddyList(id="buddies")
+            with TabbedContent(id="workspace"):
+                yield from self.workspace_panes()
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def workspace_panes(self) -> Iterable[TabPane]:
+        """The panes of the workspace, in tab order (extend here for more panes)."""
+        yield TabPane(
+            "Chat",
+            ConversationView(id="conversation"),
+            Static("", id="typing"),
+            Composer(id="composer"),
+            id="chat",
+        )
+
+    def on_mount(self) -> None:
+        workspace = self.query_one("#workspace", TabbedContent)
+        workspace.set_class(workspace.tab_count <= 1, "-single-pane")
+        self.query_one("#buddies", BuddyList).border_title = "Buddies"
+        self.view.border_title = "Conversation"
+        self.composer.disabled = True
+        session = self.session
+        status = self.query_one("#status", StatusBar)
+        status.set_identity(
+            safe_name(session.username),
+            str(session.endpoint),
+            session.fingerprint,
+            plaintext=not session.trust.uses_tls,
+        )
+        status.set_state(session.state)
+        self.unread = stored_unread(session)
+        self.refresh_roster()
+        self.set_interval(0.25, self._expire_typing)
+        self.run_worker(self._refresh_buddies(), group="requests", exit_on_error=False)
+        self.query_one("#buddies", BuddyList).focus()
+
+    @property
+    def view(self) -> ConversationView:
+        return self.query_one("#conversation", ConversationView)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one("#composer", Composer)
+
+    @property
+    def buddy_list(self) -> BuddyList:
+        return self.query_one("#buddies", BuddyList)
+
+    def name_of(self, uid: int) -> str:
+        buddy = self.buddies.get(uid)
+        name = buddy.username if buddy is not None else self.session.store.peer_name(uid)
+        return safe_name(name, uid)
+
+    def roster(self) -> list[RosterRow]:
+        return build_roster(
+            self.buddies.values(), self.unread, self.typing.typing(time.monotonic())
+        )
+
+    def refresh_roster(self) -> None:
+        self.buddy_list.set_rows(self.roster(), self.active)
+        self._show_typing_line()
+
+    def _show_typing_line(self) -> None:
+        line = self.query_one("#typing", Static)
+        peer = self.active
+        if peer is not None and self.typing.is_typing(peer, time.monotonic()):
+            line.update(
+                Content.assemble((self.name_of(peer), "bold"), (" is typing…", "italic"))
+            )
+        else:
+            line.update("")
+
+    def _expire_typing(self) -> None:
+        if self.typing.expire(time.monotonic()):
+            self.refresh_roster()
+
+    # --- conversation -----------------------------------------------------------------------
+
+    def open_conversation(self, uid: int, *, focus: bool = True) -> None:
+        self.active = uid
+        store = self.session.store
+        name = self.name_of(uid)
+
+        def load(before: int | None, limit: int) -> list[HistoryEntry]:
+            return store.page(uid, before=before, limit=limit, types=CHAT_TYPES)
+
+        self.view.open(uid, safe_name(self.session.username), name, load)
+        self.view.border_title = Content.assemble("Chat with ", (name, "bold"))
+        if self.unread.clear(uid):
+            store.mark_read(uid)
+        composer = self.composer
+        composer.disabled = False
+        composer.placeholder = Content.assemble(
+            "Message ", name, " — Enter sends, Ctrl+J new line"
+        )
+        self.refresh_roster()
+        self.buddy_list.highlight_uid(uid)
+        if focus:
+            composer.focus()
+
+    def close_conversation(self) -> None:
+        self.active = None
+        self.view.close()
+        self.view.border_title = "Conversation"
+        self.composer.disabled = True
+        self.refresh_roster()
+
+    def on_composer_send(self, message: Composer.Send) -> None:
+        peer = self.active
+        text = message.text.rstrip("\n")
+        if peer is None or not text.strip():
+            return
+        if not text_within_limit(text):
+            self.notify("Message too long: the limit is 64 KiB.", severity="error")
+            return
+        try:
+            entry = self.session.send_text(peer, text)
+        except ValueError as exc:
+            self.notify(f"Cannot send: {exc}", severity="error", markup=False)
+            return
+        message.composer.sent()
+        self.throttle.reset(peer)
+        self.view.add(entry)
+
+    def on_composer_edited(self, message: Composer.Edited) -> None:
+        peer = self.active
+        if peer is None or not self.session.connected:
+            return
+        if self.throttle.should_send(peer, time.monotonic()):
+            with contextlib.suppress(SessionError, ConnectionError):
+                self.session.send_typing(peer)  # a hint is best effort
+
+    def on_conversation_view_resend_requested(
+        self, message: ConversationView.ResendRequested
+    ) -> None:
+        self._resend([message.entry])
+
+    def action_resend_failed(self) -> None:
+        failed = self.view.failed_messages()
+        if not failed:
+            self.notify("No failed messages in this conversation.")
+            return
+        self._resend(failed)
+
+    def _resend(self, entries: list[HistoryEntry]) -> None:
+        count = 0
+        for entry in entries:
+            if entry.state is not MessageState.FAILED:
+                continue
+            try:
+                self.view.add(self.session.resend(entry.msg_id))
+                count += 1
+            except KeyError:
+                continue  # no longer FAILED (a late Ack arrived)
+        if count:
+            self.notify(f"Re-sending {count} message{'s' if count > 1 else ''}.")
+
+    # --- buddy list actions -----------------------------------------------------------------
+
+    def on_buddy_list_row_action(self, message: BuddyList.RowAction) -> None:
+        row, action = message.row, message.action
+        if action == "open":
+            if row.kind is RowKind.BUDDY:
+                self.open_conversation(row.uid)
+            elif row.kind is RowKind.INCOMING:
+                self.app.push_screen(answer_request(row.name), self._answered(row))
+            else:
+                self.notify(
+                    f"Waiting for {row.name} to accept your buddy request.", markup=False
+                )
+        elif action == "accept":
+            self._request(self._accept(row))
+        elif action == "decline":
+            self._request(self._remove(row, declined=True))
+        elif action == "remove":
+            self.app.push_screen(
+                confirm_remove(row.name),
+                lambda answer: self._request(self._remove(row)) if answer == "remove" else None,
+            )
+
+    def _answered(self, row: RosterRow) -> Callable[[str | None], None]:
+        def answered(answer: str | None) -> None:
+            if answer == "accept":
+                self._request(self._accept(row))
+            elif answer == "decline":
+                self._request(self._remove(row, declined=True))
+
+        return answered
+
+    def _request(self, call: Awaitable[None]) -> None:
+        self.run_worker(call, group="requests", exit_on_error=False)
+
+    async def _refresh_buddies(self) -> None:
+        with contextlib.suppress(SessionError, TimeoutError, ConnectionError):
+            await self.session.list_buddies()  # the answer also arrives as an event
+
+    async def _accept(self, row: RosterRow) -> None:
+        await self._add(row.uid, row.name)
+
+    async def _add(self, uid: int, name: str) -> None:
+        try:
+            code = await self.session.add_buddy(uid)
+        except (SessionError, TimeoutError, ConnectionError) as exc:
+            self.notify(f"Adding {name} failed: {exc}", severity="error", markup=False)
+            return
+        if code == pb.AddBuddyResponse.SUCCESS:
+            self.notify(f"You and {name} are now buddies.", markup=False)
+        elif code == pb.AddBuddyResponse.PENDING:
+            self.notify(f"Buddy request sent to {name}.", markup=False)
+        else:
+            self.notify(f"The relay refused to add {name}.", severity="error", markup=False)
+
+    async def _remove(self, row: RosterRow, declined: bool = False) -> None:
+        try:
+            code = await self.session.remove_buddy(row.uid)
+        except (SessionError, TimeoutError, ConnectionError) as exc:
+            self.notify(f"Removing {row.name} failed: {exc}", severity="error", markup=False)
+            return
+        if code != pb.RemoveBuddyResponse.SUCCESS:
+            self.notify(f"The relay refused to remove {row.name}.", severity="error", markup=False)
+        elif declined:
+            self.notify(f"Declined {row.name}'s request.", markup=False)
+        else:
+            self.notify(f"{row.name} removed from your buddies.", markup=False)
+
+    # --- screen actions ---------------------------------------------------------------------
+
+    def action_add_buddy(self) -> None:
+        relations = {uid: buddy.relation for uid, buddy in self.buddies.items()}
+        dialog = UserSearchDialog(
+            self.session.list_users, own_uid=self.session.uid, relations=relations
+        )
+
+        def chosen(user: UserInfo | None) -> None:
+            if user is not None:
+                self._request(self._add(user.uid, safe_name(user.username, user.uid)))
+
+        self.app.push_screen(dialog, chosen)
+
+    def action_switch_conversation(self) -> None:
+        rows = [row for row in self.roster() if row.kind is RowKind.BUDDY]
+        if not rows:
+            self.notify("No buddies yet: Ctrl+N finds people to add.")
+            return
+
+        def chosen(uid: int | None) -> None:
+            if uid is not None:
+                self.open_conversation(uid)
+
+        self.app.push_screen(SwitchConversationDialog(rows), chosen)
+
+    def action_reconnect(self) -> None:
+        if self.session.state is ConnectionState.CONNECTED:
+            self.notify("Already connected.")
+            return
+        self.session.reconnect_now()
+
+    def action_focus_pane(self, pane: str) -> None:
+        if pane == "buddies":
+            self.buddy_list.focus()
+        elif pane == "composer" and not self.composer.disabled:
+            self.composer.focus()
+        else:
+            self.view.focus()
+
+    def on_session_event(self, message: SessionEvent) -> None:
+        main_events.handle_event(self, message.event)
+
+    # --- coalesced updates (a backlog of thousands of messages must not redraw thousands
+    # of times) -------------------------------------------------------------------------------
+
+    def schedule_roster_refresh(self) -> None:
+        if not self._roster_dirty:
+            self._roster_dirty = True
+            self.call_later(self._flush_roster)
+
+    def _flush_roster(self) -> None:
+        self._roster_dirty = False
+        self.refresh_roster()
+
+    def schedule_mark_read(self) -> None:
+        if not self._read_dirty:
+            self._read_dirty = True
+            self.set_timer(0.3, self._flush_read)
+
+    def _flush_read(self) -> None:
+        self._read_dirty = False
+        if self.active is not None:
+            self.unread.clear(self.active)
+            self.session.store.mark_read(self.active)
