@@ -9,7 +9,7 @@ from pathlib import Path
 
 from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
-from tests.tui.client.sessions import FAST, WAIT, buddies, make_session, wait_for
+from tests.tui.client.sessions import FAST, WAIT, buddies, buddy_pair, make_session, wait_for
 from tui.client import (
     ConnectionState,
     ConnectionStateChanged,
@@ -21,13 +21,7 @@ from tui.client import (
 
 
 async def test_relay_crash_and_restart_resume_by_token(relay: RelayProcess, tmp_path: Path) -> None:
-    alice = make_session(relay, tmp_path, "alice")
-    bob = make_session(relay, tmp_path, "bob")
-    for s in (alice, bob):
-        await s.register()
-        await s.start()
-    await buddies(alice, bob)
-    assert bob.uid is not None
+    alice, bob = await buddy_pair(relay, tmp_path)
     alice_events, bob_events = alice.events(), bob.events()
 
     relay.kill()  # SIGKILL: the crash case
@@ -86,13 +80,7 @@ async def test_silent_relay_is_detected_and_reconnected(
 async def test_pending_outbox_survives_a_client_restart(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    alice = make_session(relay, tmp_path, "alice")
-    bob = make_session(relay, tmp_path, "bob")
-    for s in (alice, bob):
-        await s.register()
-        await s.start()
-    await buddies(alice, bob)
-    assert bob.uid is not None
+    alice, bob = await buddy_pair(relay, tmp_path)
     relay.kill()
     entry = alice.send_text(bob.uid, "queued across a client restart")
     await alice.close()  # the client quits with the message still PENDING

@@ -9,7 +9,7 @@ import pytest
 from protocol import FrameType
 from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
-from tests.tui.client.sessions import WAIT, buddies, make_session, wait_for
+from tests.tui.client.sessions import WAIT, buddy_pair, make_session, wait_for
 from tui.client import (
     AckReceived,
     BuddyListChanged,
@@ -125,12 +125,7 @@ async def test_not_buddy_is_refused(relay: RelayProcess, tmp_path: Path) -> None
 async def test_offline_backlog_arrives_before_sync_exactly_once(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    alice = make_session(relay, tmp_path, "alice")
-    bob = make_session(relay, tmp_path, "bob")
-    for s in (alice, bob):
-        await s.register()
-        await s.start()
-    await buddies(alice, bob)
+    alice, bob = await buddy_pair(relay, tmp_path)
     bob_uid = bob.uid
     assert bob_uid is not None
     await bob.close()
@@ -174,13 +169,7 @@ async def test_offline_backlog_arrives_before_sync_exactly_once(
 async def test_resending_the_same_id_returns_the_same_ack(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    alice = make_session(relay, tmp_path, "alice")
-    bob = make_session(relay, tmp_path, "bob")
-    for s in (alice, bob):
-        await s.register()
-        await s.start()
-    await buddies(alice, bob)
-    assert bob.uid is not None
+    alice, bob = await buddy_pair(relay, tmp_path)
     bob_events = bob.events()
     alice_events = alice.events()
     entry = alice.send_text(bob.uid, "once")
@@ -224,13 +213,7 @@ async def test_second_login_kicks_the_first_without_reconnect_war(
 async def test_relay_inbox_behind_our_cursor_is_replayed_from_zero(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    alice = make_session(relay, tmp_path, "alice")
-    bob = make_session(relay, tmp_path, "bob")
-    for s in (alice, bob):
-        await s.register()
-        await s.start()
-    await buddies(alice, bob)
-    assert bob.uid is not None
+    alice, bob = await buddy_pair(relay, tmp_path)
     await bob.close()
     for i in range(3):
         await alice.wait_outcome(alice.send_text(bob.uid, f"m{i}").msg_id, timeout=WAIT)

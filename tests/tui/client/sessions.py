@@ -63,3 +63,15 @@ async def buddies(a: ClientSession, b: ClientSession) -> None:
     assert b.uid is not None and a.uid is not None
     await a.add_buddy(b.uid)
     await b.add_buddy(a.uid)
+
+
+async def buddy_pair(relay: RelayProcess, data_dir: Path) -> tuple[ClientSession, ClientSession]:
+    """alice and bob, registered, started and buddies; bob.uid is set."""
+    alice = make_session(relay, data_dir, "alice")
+    bob = make_session(relay, data_dir, "bob")
+    for session in (alice, bob):
+        await session.register()
+        await session.start()
+    await buddies(alice, bob)
+    assert bob.uid is not None
+    return alice, bob
