@@ -4,7 +4,8 @@ Invariants:
 - Durable messages go through the :class:`~tui.client.outbox.Outbox` (persisted before they
   are sent, re-sent until acknowledged); ephemeral ones are written directly or not at all.
 - Incoming durable messages are stored before they are acknowledged; each inbox seq is
-  reported (:class:`~tui.client.events.MessageReceived`) at most once, ever.
+  reported (:class:`~tui.client.events.MessageReceived`) at most once, ever. Ephemeral ones
+  are reported as they come, except the types a handler intercepts (:meth:`intercept`).
 - Requests of one type are answered in order (the protocol has no request ids): each
   response resolves the oldest waiting call of its type; a call that timed out still
   consumes its response. Every ListBuddyResponse, asked for or pushed, is also a
@@ -184,6 +185,7 @@ class ClientSession:
         self._nonce = itertools.count(1)
         self._syncs_pending = 0
         self._last_rx = self._last_tx = 0.0
+        self._interceptors: dict[int, Callable[[pb.Message], None]] = {}
 
     # --- events -------------------------------------------------------------------------
 
@@ -194,6 +196,23 @@ class ClientSession:
     def events(self, maxsize: int | None = None) -> EventStream:
         """A new async iterator over every event from now on (bounded; see events.py)."""
         return self._hub.stream(maxsize or self.options.event_queue)
+
+    def intercept(
+        self, message_type: int, handler: Callable[[pb.Message], None]
+    ) -> Callable[[], None]:
+        """Hand incoming *ephemeral* messages of ``message_type`` (FILE_CHUNK, FILE_PROGRESS)
+        to ``handler`` instead of reporting them as MessageReceived events: bulk traffic
+        must not flood every listener and event stream. One handler per type (a new one
+        replaces the old); it runs on the loop and must not block. Returns a remover."""
+        if is_durable(message_type):
+            raise ValueError("only ephemeral message types can be intercepted")
+        self._interceptors[message_type] = handler
+
+        def remove() -> None:
+            if self._interceptors.get(message_type) is handler:
+                del self._interceptors[message_type]
+
+        return remove
 
     def _emit(self, event: Event) -> None:
         self._hub.emit(event)
@@ -676,7 +695,14 @@ class ClientSession:
 
     def _on_message(self, message: pb.Message) -> None:
         if not is_durable(message.type):
-            self._emit(MessageReceived(HistoryEntry.from_incoming(message), backlog=False))
+            handler = self._interceptors.get(message.type)
+            if handler is None:
+                self._emit(MessageReceived(HistoryEntry.from_incoming(message), backlog=False))
+                return
+            try:
+                handler(message)
+            except Exception:
+                log.exception("handler of message type %d failed", message.type)
             return
         seq = message.seq
         if seq == 0:  # not from a v2 relay's store: nothing to deduplicate on

@@ -1,0 +1,302 @@
+"""Shared state and the runs' callbacks of the transfer engine (:mod:`tui.client.transfer`).
+
+Invariants:
+- Exactly one run exists per ACTIVE v2 transfer that is being worked on, registered under
+  its local id and its wire key ``(peer, transfer_id)``; a run leaves the maps *before*
+  its transfer reaches a final state, so nothing is dispatched to a finished run.
+- Every state change goes through the store first (:meth:`TransferCore._end`), then the
+  event is emitted with the stored snapshot.
+- Progress events are throttled to ``options.progress_interval`` per transfer and offsets
+  persisted every ``options.persist_interval``; final states are always emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from protocol import chat_pb2 as pb
+from tui.client.session import ClientSession, NotConnected
+from tui.client.store import default_data_dir
+from tui.client.transfer_events import (
+    TransferCompleted,
+    TransferEvent,
+    TransferFailed,
+    TransferHub,
+    TransferProgress,
+    TransferUpdated,
+)
+from tui.client.transfer_files import remove_quietly
+from tui.client.transfer_logic import TransferOptions
+from tui.client.transfer_recv import IncomingRun
+from tui.client.transfer_send import OutgoingRun
+from tui.client.transfer_store import Transfer, TransferState, TransferStore, transfers_path
+
+_M = pb.Message
+
+
+class TransferError(Exception):
+    """The request cannot be done (unknown transfer, wrong state, v1 peer and a file too
+    large for one message, unusable directory…); the message says why, for the user."""
+
+
+class TransferCore:
+    """State, persistence and the callbacks :class:`OutgoingRun`/:class:`IncomingRun` use."""
+
+    def __init__(
+        self,
+        session: ClientSession,
+        *,
+        data_dir: Path | None = None,
+        store: TransferStore | None = None,
+        downloads_dir: Path | None = None,
+        options: TransferOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.session = session
+        self.options = options or TransferOptions()
+        self.clock = clock
+        self._owns_store = store is None
+        if store is None:
+            endpoint = session.endpoint
+            base = data_dir if data_dir is not None else default_data_dir()
+            store = TransferStore.open(
+                transfers_path(base, endpoint.host, endpoint.port, session.username)
+            )
+        self.store = store
+        self.downloads_dir = downloads_dir
+        self._hub = TransferHub()
+        self._out: dict[int, OutgoingRun] = {}
+        self._in: dict[int, IncomingRun] = {}
+        self._in_wire: dict[tuple[int, int], IncomingRun] = {}
+        self._out_wire: dict[tuple[int, int], OutgoingRun] = {}
+        self._offers: dict[int, int] = {}  # offer msg id → local id, until the relay answers
+        self._last_event: dict[int, float] = {}
+        self._last_persist: dict[int, float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- what runs call ----------------------------------------------------------------
+
+    def peer_ready(self, peer: int) -> bool:
+        """Connected, and the peer is online (or not in our buddy list: let the relay say)."""
+        if not self.session.connected:
+            return False
+        buddy = self.session.buddies.get(peer)
+        return buddy is None or buddy.online
+
+    def peer_outstanding(self, peer: int) -> int:
+        return sum(run.window.outstanding for run in self._out.values() if run.peer == peer)
+
+    def send_chunk(self, peer: int, transfer_id: int, offset: int, data: bytes) -> bool:
+        info = pb.FileInfo(transfer_id=transfer_id, offset=offset)
+        try:
+            return self.session.send_ephemeral(peer, _M.FILE_CHUNK, data=data, file=info)
+        except (NotConnected, ConnectionError):
+            return False
+
+    def send_progress(self, peer: int, transfer_id: int, offset: int) -> None:
+        info = pb.FileInfo(transfer_id=transfer_id, offset=offset)
+        with contextlib.suppress(NotConnected, ConnectionError):
+            self.session.send_ephemeral(peer, _M.FILE_PROGRESS, file=info)
+
+    async def drain(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.session.drain()
+
+    def send_accept(self, run: IncomingRun) -> None:
+        offset = run.received
+        self._send_durable(run.transfer, _M.FILE_ACCEPT, offset=offset)
+        run.transfer = self.store.update(run.transfer, offset=offset, start_offset=offset)
+        self._hub.emit(TransferUpdated(run.transfer))
+
+    def reserved_targets(self) -> list[Path]:
+        """Target paths of incoming transfers in progress (no two may pick the same)."""
+        return [run.transfer.path for run in self._in.values() if run.transfer.path is not None]
+
+    def outgoing_progress(self, run: OutgoingRun) -> None:
+        self._progress(run.transfer, run.acked, run.sent_bytes, run.rate.rate(), run.rate.eta)
+
+    def incoming_progress(self, run: IncomingRun) -> None:
+        self._progress(run.transfer, run.writer.written, 0, run.rate.rate(), run.rate.eta)
+
+    def outgoing_done(self, run: OutgoingRun) -> None:
+        transfer = run.transfer
+        self._forget_run(transfer.id)
+        self._spawn(run.stop())
+        self._progress(
+            transfer, transfer.size, run.sent_bytes, run.rate.rate(), run.rate.eta, force=True
+        )
+        self._end(
+            transfer,
+            TransferState.COMPLETED,
+            "",
+            lambda t: TransferCompleted(t, t.path or Path()),
+            offset=transfer.size,
+            sent_bytes=run.sent_bytes,
+        )
+
+    def outgoing_error(self, run: OutgoingRun, reason: str) -> None:
+        self._forget_run(run.transfer.id)
+        self._send_durable(run.transfer, _M.FILE_CANCEL, text=reason[:200])
+        self._end(
+            run.transfer,
+            TransferState.FAILED,
+            reason,
+            lambda t: TransferFailed(t, reason),
+            offset=run.acked,
+            sent_bytes=run.sent_bytes,
+        )
+
+    def incoming_done(self, run: IncomingRun, path: Path) -> None:
+        transfer = run.transfer
+        self._forget_run(transfer.id)
+        self.send_progress(transfer.peer, transfer.transfer_id, transfer.size)
+        self._progress(transfer, transfer.size, 0, run.rate.rate(), run.rate.eta, force=True)
+        self._end(
+            transfer,
+            TransferState.COMPLETED,
+            "",
+            lambda t: TransferCompleted(t, path),
+            offset=transfer.size,
+            path=path,
+        )
+
+    def incoming_error(self, run: IncomingRun, reason: str) -> None:
+        self._forget_run(run.transfer.id)
+        self._spawn(run.stop(remove_part=True))
+        self._send_durable(run.transfer, _M.FILE_CANCEL, text=reason[:200])
+        self._end(run.transfer, TransferState.FAILED, reason, lambda t: TransferFailed(t, reason))
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _start_outgoing(self, transfer: Transfer, offset: int) -> OutgoingRun:
+        run = self._out.get(transfer.id)
+        if run is None:
+            run = OutgoingRun(self, transfer)
+            self._out[transfer.id] = run
+            self._out_wire[(transfer.peer, transfer.transfer_id)] = run
+            run.start()
+        run.transfer = transfer
+        run.restart(offset)
+        return run
+
+    def _start_incoming(self, transfer: Transfer, *, resume: bool) -> IncomingRun:
+        run = IncomingRun(self, transfer)
+        self._in[transfer.id] = run
+        self._in_wire[(transfer.peer, transfer.transfer_id)] = run
+        run.start(resume=resume)
+        return run
+
+    def _send_durable(
+        self, transfer: Transfer, kind: int, *, text: str = "", offset: int = 0
+    ) -> None:
+        info = pb.FileInfo(
+            transfer_id=transfer.transfer_id,
+            size=transfer.size,
+            sha256=transfer.sha256,
+            offset=offset,
+        )
+        self.session.send(transfer.peer, kind, text=text, file=info)
+
+    def _progress(
+        self,
+        transfer: Transfer,
+        offset: int,
+        sent: int,
+        rate: float,
+        eta: Callable[[int], float | None],
+        *,
+        force: bool = False,
+    ) -> None:
+        now = self.clock()
+        key = transfer.id
+        last = self._last_event.get(key, float("-inf"))
+        if not force and now - last < self.options.progress_interval:
+            return
+        self._last_event[key] = now
+        remaining = eta(transfer.size - offset)
+        if now - self._last_persist.get(key, float("-inf")) >= self.options.persist_interval:
+            self._last_persist[key] = now
+            self.store.update(transfer, offset=offset, sent_bytes=sent)
+        snapshot = replace(transfer, offset=offset, sent_bytes=sent, rate=rate, eta=remaining)
+        self._hub.emit(TransferProgress(snapshot, offset, transfer.size, rate, remaining))
+
+    def _live(self, transfer: Transfer) -> Transfer:
+        """``transfer`` with the live values of its run, if it has one."""
+        out, inc = self._out.get(transfer.id), self._in.get(transfer.id)
+        if out is not None:
+            return replace(
+                transfer,
+                offset=out.acked,
+                sent_bytes=out.sent_bytes,
+                rate=out.rate.rate(),
+                eta=out.rate.eta(transfer.size - out.acked),
+            )
+        if inc is not None:
+            written = inc.writer.written
+            return replace(
+                transfer,
+                offset=written,
+                rate=inc.rate.rate(),
+                eta=inc.rate.eta(transfer.size - written),
+            )
+        return transfer
+
+    def _end(
+        self,
+        transfer: Transfer,
+        state: TransferState,
+        reason: str,
+        event: Callable[[Transfer], TransferEvent],
+        **changes: Any,
+    ) -> Transfer:
+        """Move ``transfer`` to the final ``state`` and emit ``event(snapshot)`` — unless
+        it already was final (something else ended it while we were awaiting): then
+        nothing changes and nothing is emitted, so each transfer has one final event."""
+        self._last_event.pop(transfer.id, None)
+        self._last_persist.pop(transfer.id, None)
+        current = self.store.get(transfer.id)
+        if current is None or current.state.final:
+            return current or transfer
+        ended = self.store.update(transfer, state=state, reason=reason, **changes)
+        self._hub.emit(event(ended))
+        return ended
+
+    def _forget_run(self, local_id: int) -> OutgoingRun | IncomingRun | None:
+        out = self._out.pop(local_id, None)
+        if out is not None:
+            self._out_wire.pop((out.peer, out.transfer.transfer_id), None)
+            return out
+        inc = self._in.pop(local_id, None)
+        if inc is not None:
+            self._in_wire.pop((inc.peer, inc.transfer.transfer_id), None)
+        return inc
+
+    async def _stop_run(self, local_id: int, *, remove_part: bool, persist: bool = False) -> None:
+        run = self._forget_run(local_id)
+        if isinstance(run, OutgoingRun):
+            await run.stop()
+            if persist:
+                self.store.update(run.transfer, offset=run.acked, sent_bytes=run.sent_bytes)
+        elif isinstance(run, IncomingRun):
+            await run.stop(remove_part=remove_part)
+            if persist:
+                self.store.update(run.transfer, offset=run.writer.written)
+        elif remove_part:
+            stored = self.store.get(local_id)
+            if stored is not None and not stored.outgoing:
+                await remove_quietly(stored.part_path)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _wake_all(self) -> None:
+        for run in self._out.values():
+            run.wake.set()
