@@ -168,7 +168,8 @@ def run_relay(config: RelayConfig) -> int:
                 log.info("generated a self-signed certificate in %s", cert_path)
         context = _ssl_context(cert_path, key_path)
     config = _fit_open_file_limit(config)
-    store = Store(config.db_path, synchronous=config.synchronous)
+    store = Store(config.db_path, synchronous=config.synchronous,
+                  dedup_bucket_seconds=config.dedup_window_hours * 3600 // 2)
     relay = Relay(config, store, context, HANDLERS)
     host, port = relay.listen()
     relay.install_signal_handlers()

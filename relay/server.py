@@ -77,13 +77,12 @@ class Relay:
         window = config.dedup_window_hours * 3600
         # Dedup records live in buckets of half a window; a record is kept while its bucket
         # may still hold keys younger than the window (so for one to one and a half windows).
-        self.dedup_bucket_seconds = max(1, window // 2)
+        self.dedup_bucket_seconds = store.dedup_bucket_seconds
         self.dedup_bloom = PairBloom(config.dedup_filter_bits_log2, window, time.time())
         for sender, client_id in store.dedup_keys_since(self.live_dedup_buckets()[0]):
             self.dedup_bloom.add(sender, client_id)
         self._next_prune = 0.0
         self._accept_paused_until = 0.0
-        self.pending_dedup: list[Any] = []
         self.v1_delivered: dict[int, int] = {}  # uid -> highest seq written to its v1 socket
         self.dirty: set[Connection] = set()
         self.to_reap: list[Connection] = []
@@ -191,13 +190,10 @@ class Relay:
                 self._reap(conn)
 
     def flush_rows(self) -> None:
-        """Hand buffered inbox and dedup rows to the store (in the open transaction)."""
+        """Hand buffered inbox rows to the store (in the open transaction)."""
         if self.pending_rows:
             rows, self.pending_rows = self.pending_rows, []
             self.store.append_inbox(rows)
-        if self.pending_dedup:
-            dedup, self.pending_dedup = self.pending_dedup, []
-            self.store.record_dedup(dedup)
 
     # -- accept and handshake --------------------------------------------------------------
 

@@ -131,7 +131,18 @@ SQL_PRUNE_DEDUP = (
     "DELETE FROM dedup WHERE (bucket, sender, client_id) IN"
     " (SELECT bucket, sender, client_id FROM dedup WHERE bucket < ? LIMIT ?)"
 )
-SQL_DEDUP_KEYS_SINCE = "SELECT sender, client_id FROM dedup WHERE bucket >= ?"
+SQL_DEDUP_KEYS_SINCE = (
+    "SELECT sender, client_id FROM dedup WHERE bucket >= ?"
+    " UNION ALL SELECT sender, client_id FROM inbox WHERE client_id != 0"
+)
+SQL_INBOX_TO_DEDUP = (
+    f"INSERT OR IGNORE INTO dedup ({_DEDUP_COLS})"
+    " SELECT timestamp / ?1, sender, client_id, seq, timestamp FROM inbox"
+    " WHERE recipient = ?2 AND seq <= ?3 AND client_id != 0"
+)
+SQL_FIND_UNDELIVERED = (
+    "SELECT seq, timestamp FROM inbox WHERE recipient = ? AND sender = ? AND client_id = ?"
+)
 
 SQL_ADD_TOKEN = "INSERT OR REPLACE INTO tokens (token_hash, uid, expires) VALUES (?, ?, ?)"
 SQL_TOKEN_OWNER = "SELECT uid FROM tokens WHERE token_hash = ? AND expires > ?"
@@ -221,8 +232,14 @@ class Store:
     """The relay's SQLite store. See the module docstring for its invariants."""
 
     def __init__(
-        self, path: Path, *, synchronous: str = "NORMAL", busy_timeout: float = BUSY_TIMEOUT_S
+        self,
+        path: Path,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = BUSY_TIMEOUT_S,
+        dedup_bucket_seconds: int = 86400,
     ) -> None:
+        self.dedup_bucket_seconds = max(1, dedup_bucket_seconds)
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {sorted(SYNCHRONOUS_MODES)}")
@@ -453,12 +470,16 @@ class Store:
         return count
 
     def delete_inbox_through(self, uid: int, seq: int) -> list[tuple[int, int]]:
-        """Delete ``uid``'s messages with seq <= ``seq`` (a v2 Ack{seq}); head_seq is kept.
+        """Delete ``uid``'s messages with seq <= ``seq`` (delivered); head_seq is kept.
 
-        Returns (sender, client_id) of the deleted messages that had a client_id: their
-        senders are owed a delivery receipt. One statement (DELETE ... RETURNING).
+        The (sender, client_id, seq, timestamp) of deleted messages that had a client id move
+        into the dedup table in the same statement batch, so a sender's retry after the
+        delivery still finds its original Ack (see :meth:`find_dedup`). Returns those
+        (sender, client_id) pairs in seq order: their senders are owed a delivery receipt.
         """
-        rows = self._write().execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)).fetchall()
+        con = self._write()
+        con.execute(SQL_INBOX_TO_DEDUP, (self.dedup_bucket_seconds, uid, seq))
+        rows = con.execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)).fetchall()
         return [(sender, client_id) for sender, client_id, _ in sorted(
             rows, key=itemgetter(2)) if client_id]
 
@@ -474,14 +495,23 @@ class Store:
         if rows:
             self._write().executemany(SQL_RECORD_DEDUP, rows)
 
-    def find_dedup(self, sender: int, client_id: int,
-                   buckets: Iterable[int]) -> DedupRecord | None:
-        """The newest record of (sender, client_id) in any of ``buckets`` (point lookups)."""
+    def find_dedup(self, sender: int, client_id: int, buckets: Iterable[int],
+                   recipient: int | None = None) -> DedupRecord | None:
+        """The Ack already given for (sender, client_id): the newest dedup record in any of
+        ``buckets`` or, when ``recipient`` is given, a stored (undelivered) message of
+        ``recipient`` with that sender and id. Point lookups, then one scan of that inbox.
+        """
         execute = self._con.execute
         for bucket in sorted(buckets, reverse=True):
             row = execute(SQL_FIND_DEDUP, (bucket, sender, client_id)).fetchone()
             if row is not None:
                 return DedupRecord(*row)
+        if recipient is not None:
+            row = execute(SQL_FIND_UNDELIVERED, (recipient, sender, client_id)).fetchone()
+            if row is not None:
+                seq, timestamp = row
+                return DedupRecord(timestamp // self.dedup_bucket_seconds, sender, client_id,
+                                   seq, timestamp)
         return None
 
     def prune_dedup(self, before_bucket: int, limit: int = -1) -> int:
@@ -489,7 +519,8 @@ class Store:
         return self._write().execute(SQL_PRUNE_DEDUP, (before_bucket, limit)).rowcount
 
     def dedup_keys_since(self, first_bucket: int) -> Iterator[tuple[int, int]]:
-        """(sender, client_id) of every record in ``first_bucket`` or later."""
+        """(sender, client_id) of every record in ``first_bucket`` or later, and of every
+        stored message that has a client id (those are dedup records too, until delivered)."""
         yield from self._con.execute(SQL_DEDUP_KEYS_SINCE, (first_bucket,))
 
     # -- resume tokens -----------------------------------------------------------------

@@ -21,7 +21,6 @@ from protocol.forward import ack_ok_frame
 from protocol.types import EPHEMERAL_MESSAGE_TYPES, FrameType, parse_message
 from protocol.validation import MAX_TEXT_BYTES, text_within_limit
 from relay import delivery
-from relay.store import DedupRecord
 
 if TYPE_CHECKING:
     from relay.connection import Connection
@@ -31,7 +30,6 @@ log = logging.getLogger("parley.relay")
 
 _Message = pb.Message
 _MESSAGE_TEXT = pb.Message.MESSAGE
-new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _SURELY_SHORT = MAX_TEXT_BYTES // 4  # at most 4 UTF-8 bytes per character
 
 
@@ -54,7 +52,8 @@ def _refuse(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.Va
                   pb.Ack.Code.Name(code))
 
 
-def _find_duplicate(relay: Relay, sender: int, client_id: int) -> tuple[int, int] | None:
+def _find_duplicate(relay: Relay, sender: int, client_id: int,
+                    recipient: int) -> tuple[int, int] | None:
     """(seq, timestamp) of the Ack already given for this id, if any, within the window.
 
     The Bloom filter answers "certainly new" for almost every fresh id without touching the
@@ -64,7 +63,7 @@ def _find_duplicate(relay: Relay, sender: int, client_id: int) -> tuple[int, int
     if not relay.dedup_bloom.test_and_add(sender, client_id):
         return None  # added now: a refusal later only costs a rare extra lookup
     relay.flush_rows()
-    record = relay.store.find_dedup(sender, client_id, relay.live_dedup_buckets())
+    record = relay.store.find_dedup(sender, client_id, relay.live_dedup_buckets(), recipient)
     if record is None:
         return None
     return record.seq, record.timestamp
@@ -138,7 +137,7 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         if client_id == 0:
             _refuse(relay, conn, client_id, pb.Ack.INVALID, durable)
             return
-        duplicate = _find_duplicate(relay, sender, client_id)
+        duplicate = _find_duplicate(relay, sender, client_id, recipient)
         if duplicate is not None:
             _ack(relay, conn, client_id, pb.Ack.OK, duplicate[0], duplicate[1])
             return
@@ -149,9 +148,6 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
                                             payload)
     if v2:
         _ack(relay, conn, client_id, pb.Ack.OK, seq, timestamp)
-        relay.pending_dedup.append(
-            new_tuple(DedupRecord, (timestamp // relay.dedup_bucket_seconds, sender, client_id,
-                                    seq, timestamp)))
 
 
 def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:

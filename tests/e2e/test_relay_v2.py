@@ -7,6 +7,8 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
+
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType
 from tests.harness import RelayProcess
@@ -237,3 +239,23 @@ def test_ephemeral_messages_are_forwarded_never_stored(relay: RelayProcess) -> N
     again.login("bob", version=2)
     first = again.next_message()
     assert (first.type, first.msg) == (pb.Message.MESSAGE, "after")
+
+
+def test_retry_after_delivery_and_crash_returns_the_original_ack(tmp_path: Path) -> None:
+    with RelayProcess(tmp_path) as relay:
+        alice, bob = pair(relay)
+        alice.send_text(bob.uid, "delivered", msg_id=4242)
+        first = alice.expect(FrameType.ACK, pb.Ack)
+        got = bob.next_message()
+        bob.send(FrameType.ACK, pb.Ack(seq=got.seq))  # the row is dropped from the inbox
+        assert alice.expect(FrameType.ACK, pb.Ack).delivered
+        relay.restart()
+        again = client(relay)
+        again.login("alice", version=2)
+        again.send_text(bob.uid, "delivered", msg_id=4242)  # the Ack was "lost": retry
+        ack = again.expect(FrameType.ACK, pb.Ack)
+        assert (ack.seq, ack.timestamp) == (first.seq, first.timestamp)
+        bob2 = client(relay)
+        bob2.login("bob", version=2)
+        with pytest.raises(TimeoutError):
+            bob2.next_message(timeout=0.5)  # nothing stored twice

@@ -445,3 +445,18 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     assert con.execute("SELECT count(*) FROM relations").fetchone() == (0,)
     con.close()
     assert [r.sender for r in store.inbox_after(bob, 0, 10)] == [alice]  # what it sent stays
+
+
+def test_delivered_messages_with_ids_move_to_dedup(db_path: Path) -> None:
+    with Store(db_path, dedup_bucket_seconds=100) as store:
+        alice, bob = _users(store, "alice", "bob")
+        store.append_inbox([_msg(bob, 1, sender=alice, client_id=77),
+                            _msg(bob, 2, sender=alice, client_id=0)])
+        undelivered = store.find_dedup(alice, 77, buckets=[], recipient=bob)
+        assert undelivered is not None and undelivered.seq == 1  # found in the inbox
+        assert store.find_dedup(alice, 77, buckets=[]) is None  # no recipient: dedup only
+        assert store.delete_inbox_through(bob, 2) == [(alice, 77)]
+        ts = _msg(bob, 1).timestamp
+        moved = store.find_dedup(alice, 77, buckets=[ts // 100], recipient=bob)
+        assert moved == DedupRecord(ts // 100, alice, 77, 1, ts)
+        assert (alice, 77) in set(store.dedup_keys_since(0))
