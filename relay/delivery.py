@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from relay.server import Relay
 
 BACKLOG_BATCH = 512
+MAX_BATCHES_PER_PASS = 2
 new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _MESSAGE_HEADER_TYPE = FrameType.MESSAGE
 
@@ -145,7 +146,12 @@ def resume(relay: Relay, conn: Connection) -> None:
     conn.paused = False
     conn.catching_up = True
     v1 = conn.version < 2
-    while conn.pending_bytes < low_water:
+    # At most MAX_BATCHES_PER_PASS batches per loop pass: a 100,000-message backlog must not
+    # hold the loop (and every other client) while it is read and framed. The write pass
+    # calls resume() again once these are written, so the pump keeps going.
+    for _ in range(MAX_BATCHES_PER_PASS):
+        if conn.pending_bytes >= low_water:
+            return
         rows = store.inbox_after(conn.uid, conn.pushed_seq, BACKLOG_BATCH)
         if rows:
             frames = []

@@ -51,7 +51,8 @@ class RetryPolicy:
 
     After the k-th send (k from 1) without an Ack, the next send is due after
     ``min(cap, first_timeout * 2**(k-1))`` seconds; after ``max_attempts`` sends the entry
-    is FAILED. A reconnect re-sends every pending entry at once (one more attempt each).
+    is FAILED. A reconnect re-sends every pending entry at once without counting an attempt
+    (the connection failed, not the relay).
     """
 
     first_timeout: float = 10.0

@@ -61,9 +61,12 @@ class Outbox:
             raise ValueError("text is longer than 64 KiB")
         return self.store.add_outgoing(peer, message_type, text=text, data=data, file=file)
 
-    def sending(self, entry: HistoryEntry) -> pb.Message:
-        """Count one attempt for ``entry`` and schedule its retry; returns the frame to send."""
-        attempts = self.store.record_attempt(entry.msg_id)
+    def sending(self, entry: HistoryEntry, *, count_attempt: bool = True) -> pb.Message:
+        """Schedule ``entry``'s retry (counting one attempt unless told not to); returns the
+        frame to send. Re-sends caused by a reconnect do not count: only an Ack that failed
+        to come on a live connection uses up an attempt, so a flapping link cannot turn
+        messages the relay will accept into FAILED ones."""
+        attempts = self.store.record_attempt(entry.msg_id) if count_attempt else entry.attempts
         due = self._clock() + self.policy.delay_after(attempts)
         self._due[entry.msg_id] = due
         heapq.heappush(self._heap, (due, entry.msg_id))

@@ -37,6 +37,7 @@ from google.protobuf.message import Message as ProtoMessage
 from protocol import FrameType, ProtocolError, is_durable
 from protocol import chat_pb2 as pb
 from protocol.validation import normalize_username, username_key
+from tui.client.aio import wait_event
 from tui.client.backoff import Backoff, RetryPolicy
 from tui.client.connection import CLIENT_MAX_FRAME, Endpoint, FrameConnection
 from tui.client.events import (
@@ -383,8 +384,7 @@ class ClientSession:
         delay = max(self.backoff.next_delay(), at_least)
         self._wake.clear()  # before the event: a listener may call reconnect_now() at once
         self._set_state(ConnectionState.RECONNECTING, retry_in=delay, reason=reason)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+        await wait_event(self._wake, delay)
 
     async def _serve(self, result: LoginResult) -> str:
         """Run one logged-in connection until it ends; returns why it ended."""
@@ -463,7 +463,7 @@ class ClientSession:
         for entry in failed:
             self._emit_outgoing(entry)
         for entry in to_send:
-            self._transmit(entry)
+            self._transmit(entry, count_attempt=False)
 
     async def _keepalive(self, conn: FrameConnection) -> None:
         ping_interval, dead_after = self.options.ping_interval, self.options.dead_after
@@ -483,8 +483,7 @@ class ClientSession:
             due = self.outbox.next_due_at()
             self._retry_wake.clear()
             timeout = None if due is None else max(due - time.monotonic(), 0.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._retry_wake.wait(), timeout)
+            await wait_event(self._retry_wake, timeout)
             to_send, failed = self.outbox.take_due()
             for entry in failed:
                 self._emit_outgoing(entry)
@@ -500,10 +499,10 @@ class ClientSession:
         conn.send(frame_type, message)
         self._last_tx = time.monotonic()
 
-    def _transmit(self, entry: HistoryEntry) -> None:
+    def _transmit(self, entry: HistoryEntry, *, count_attempt: bool = True) -> None:
         if self._conn is None or self._conn.closed:
             return
-        self._send(FrameType.MESSAGE, self.outbox.sending(entry))
+        self._send(FrameType.MESSAGE, self.outbox.sending(entry, count_attempt=count_attempt))
         self._retry_wake.set()
 
     def send(

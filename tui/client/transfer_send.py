@@ -19,6 +19,7 @@ import contextlib
 import logging
 from typing import Protocol
 
+from tui.client.aio import wait_event
 from tui.client.transfer_files import ChunkReader, SourceChanged, file_signature
 from tui.client.transfer_logic import RateEstimator, SendWindow, TransferOptions
 from tui.client.transfer_store import Transfer
@@ -97,8 +98,7 @@ class OutgoingRun:
         self.wake.set()
 
     async def _wait(self, timeout: float | None) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout)
+        await wait_event(self.wake, timeout)
 
     async def _pump(self) -> None:
         host, window = self.host, self.window

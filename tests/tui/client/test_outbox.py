@@ -137,3 +137,16 @@ def test_late_ok_ack_rescues_a_failed_entry() -> None:
     outbox.store.mark_failed(entry.msg_id, CODE_NO_ACK)
     rescued = outbox.on_ack(pb.Ack(id=entry.msg_id, seq=1, code=pb.Ack.OK))
     assert rescued is not None and rescued.state is MessageState.SENT
+
+
+def test_reconnect_resends_do_not_use_up_attempts() -> None:
+    """A flapping link re-sends on every reconnect; only live timeouts count toward FAILED."""
+    outbox, _ = make(attempts=3)
+    entry = outbox.add(7, pb.Message.MESSAGE, text="x")
+    for _ in range(20):  # twenty reconnects, each re-sending before any Ack could come
+        to_send, failed = outbox.on_connect()
+        assert failed == [] and [e.msg_id for e in to_send] == [entry.msg_id]
+        outbox.sending(to_send[0], count_attempt=False)
+        outbox.on_disconnect()
+    (pending,) = outbox.on_connect()[0]
+    assert pending.attempts == 0 and pending.state is MessageState.PENDING

@@ -1,0 +1,179 @@
+"""Relay CPU per durable 32-byte message WITH acks (v2 sessions, TLS by default).
+
+Usage: python bench/bench_durable.py [--messages 200000] [--pairs 10] [--window 64]
+       [--ack-every 64] [--plaintext]
+
+Set-up (not measured): ``--pairs`` sender/receiver pairs of users, each registered and
+logged in with protocol v2 on one connection, the two of a pair mutual buddies (the same
+set-up as ``bench_relay.py --mode v2``, whose helpers this script imports).
+
+Traffic: every Message payload is exactly 32 bytes (uid = receiver, type MESSAGE, unique
+``id``: durable, deduplicated, stored before it is acknowledged). Each sender keeps
+``--window`` messages **un-acked by the relay** in flight: it starts with ``--window``
+messages and sends one more for every accept Ack (``Ack{id, seq}``, sent by the relay after
+the message is committed). Receivers send batched delivery acks ``Ack{seq}`` after every
+``--ack-every`` messages (the relay then deletes the rows and sends the senders their
+delivery receipts ``Ack{id, delivered}``). This is the full durable path: store, commit,
+accept-ack, push, delete on ack, receipt.
+
+After ``--warmup`` seconds of traffic the relay process's own CPU time (utime + stime from
+/proc/<pid>/stat) is sampled, and again once ``--messages`` more messages have been
+delivered to receivers. Printed: messages delivered, wall time, msgs/s, relay CPU µs per
+delivered message (target ≤ 16 µs) and the relay's CPU utilisation, the bench client's own
+CPU (one thread, one selector, pre-encoded frames; on a 2-core machine it competes with
+the relay for CPU, so it is kept lean), and the acks seen per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_relay import PAYLOAD_SIZE, Bench, Pair, ProfiledRelay, print_profile, set_up_pairs
+from benchlib import BenchError, RelayProcess, machine_description, peak_rss_bytes
+
+from protocol import chat_pb2 as pb
+from protocol import encode_frame
+from protocol.types import FrameType
+
+TARGET_US = 16.0
+_MESSAGE = int(FrameType.MESSAGE)
+_ACK = int(FrameType.ACK)
+_RESET = int(FrameType.RESET)
+_Ack = pb.Ack
+
+
+class DurableBench(Bench):
+    """Senders are clocked by the relay's accept Acks; receivers acknowledge in batches."""
+
+    def __init__(self, pairs: list[Pair], window: int, ack_every: int) -> None:
+        super().__init__(pairs, window, True, ack_every)
+        self.accepted = 0  # accept Acks (code OK) received by senders
+        self.receipts = 0  # delivery receipts received by senders
+        self.receiver_acks = 0  # Ack{seq} frames sent by receivers
+
+    def _on_receiver(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
+        count = 0
+        last_payload = b""
+        for frame_type, payload in frames:
+            if frame_type == _MESSAGE:
+                count += 1
+                last_payload = payload
+            elif frame_type == _RESET:
+                raise BenchError(f"{pair.receiver.name}: Reset {pb.Reset.FromString(payload)}")
+        if not count:
+            return
+        pair.received += count
+        self.delivered += count
+        pair.unacked += count
+        if pair.unacked >= self.ack_every:
+            pair.unacked = 0
+            seq = pb.Message.FromString(last_payload).seq
+            pair.receiver.out += encode_frame(FrameType.ACK, pb.Ack(seq=seq))
+            self.receiver_acks += 1
+            self.dirty.add(pair.receiver)
+
+    def _on_sender(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
+        accepted = 0
+        for frame_type, payload in frames:
+            if frame_type == _ACK:
+                ack = _Ack.FromString(payload)
+                if ack.delivered:
+                    self.receipts += 1
+                elif ack.code == _Ack.OK:
+                    accepted += 1
+                else:
+                    raise BenchError(f"{pair.sender.name}: message refused: "
+                                     f"{_Ack.Code.Name(ack.code)}")
+            elif frame_type == _RESET:
+                raise BenchError(f"{pair.sender.name}: Reset {pb.Reset.FromString(payload)}")
+        if accepted:
+            pair.sender_acks += accepted
+            self.accepted += accepted
+            self._send(pair, accepted)  # back to `window` un-acked messages
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000,
+                        help="messages to deliver in the measured phase (all pairs together)")
+    parser.add_argument("--pairs", type=int, default=10, help="sender/receiver pairs")
+    parser.add_argument("--window", type=int, default=64,
+                        help="messages each sender keeps in flight, un-acked by the relay")
+    parser.add_argument("--ack-every", type=int, default=64,
+                        help="a receiver sends Ack{seq} after this many messages")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic first")
+    parser.add_argument("--max-seconds", type=float, default=120.0,
+                        help="stop the measured phase after this long even if short of "
+                             "--messages (the figures are then over what was delivered)")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="run the relay with --plaintext (no TLS)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the relay under cProfile, write its stats to FILE and print "
+                             "the top functions (profiling slows the relay down)")
+    args = parser.parse_args()
+
+    print(machine_description())
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        data_dir = Path(tmp) / "relay"
+        relay = (ProfiledRelay(data_dir, args.profile.resolve(), plaintext=args.plaintext)
+                 if args.profile else RelayProcess(data_dir, plaintext=args.plaintext))
+        relay.start()
+        bench: DurableBench | None = None
+        try:
+            pregenerate = (args.messages // args.pairs) + args.window + 40_000 // args.pairs
+            pairs = set_up_pairs(relay, args.pairs, True, pregenerate)
+            rss0 = relay.rss_bytes()
+            bench = DurableBench(pairs, args.window, args.ack_every)
+            bench.start()
+            bench.run(sys.maxsize, time.monotonic() + args.warmup)
+            warm_delivered = bench.delivered
+            accepted0, receipts0 = bench.accepted, bench.receipts
+            receiver_acks0 = bench.receiver_acks
+            cpu0, client0, wall0 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
+            bench.run(warm_delivered + args.messages, time.monotonic() + args.max_seconds)
+            cpu1, client1, wall1 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
+            rss1, peak = relay.rss_bytes(), peak_rss_bytes(relay.pid)
+            delivered = bench.delivered - warm_delivered
+            accepted = bench.accepted - accepted0
+            receipts = bench.receipts - receipts0
+            receiver_acks = bench.receiver_acks - receiver_acks0
+        finally:
+            if bench is not None:
+                bench.close()
+            relay.stop()
+    if delivered == 0:
+        print("no message was delivered in the measured phase")
+        return 1
+    wall = wall1 - wall0
+    relay_cpu = cpu1 - cpu0
+    client_cpu = client1 - client0
+    per_message = relay_cpu / delivered * 1e6
+    transport = "plaintext TCP" if args.plaintext else "TLS"
+    print(f"v2 durable messages, {transport}, {args.pairs} pairs, each sender keeping "
+          f"{args.window} messages un-acked by the relay, {PAYLOAD_SIZE}-byte payloads, "
+          f"receiver Ack{{seq}} every {args.ack_every}")
+    print(f"warm-up: {warm_delivered:,} messages in {args.warmup:g} s")
+    print(f"messages delivered: {delivered:,} (accept Acks {accepted:,}, delivery receipts "
+          f"{receipts:,}, receiver Ack{{seq}} frames {receiver_acks:,})")
+    print(f"wall time: {wall:.2f} s")
+    print(f"throughput: {delivered / wall:,.0f} msgs/s")
+    print(f"relay CPU: {relay_cpu:.2f} s = {per_message:.1f} us/message "
+          f"({relay_cpu / wall * 100:.0f} % of one core); target <= {TARGET_US:g} us: "
+          f"{'met' if per_message <= TARGET_US else 'NOT met'}")
+    print(f"client CPU: {client_cpu:.2f} s = {client_cpu / delivered * 1e6:.1f} us/message "
+          f"({client_cpu / wall * 100:.0f} % of one core)")
+    print(f"relay RSS: {rss0 / 2**20:.1f} MiB after set-up, {rss1 / 2**20:.1f} MiB at the end, "
+          f"peak {peak / 2**20:.1f} MiB")
+    if args.profile:
+        print(f"\ncProfile of the relay (whole run, set-up included): {args.profile}")
+        print_profile(args.profile, 25)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
