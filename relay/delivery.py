@@ -188,10 +188,23 @@ def note_v1_written(relay: Relay, conn: Connection) -> None:
 
 
 def send_receipts(relay: Relay, recipient: int, delivered: list[tuple[int, int]]) -> None:
-    """Best-effort delivery receipts ``Ack{id, delivered, peer}`` to online v2 senders."""
+    """Best-effort delivery receipts ``Ack{id, delivered, peer}`` to online v2 senders.
+
+    Each sender's receipts are queued as one chunk (one Ack per message on the wire).
+    """
+    if not delivered:
+        return
     online = relay.online
+    by_sender: dict[int, list[bytes]] = {}
     for sender, client_id in delivered:
-        target = online.get(sender)
-        if target is not None and target.version >= 2 and target.state is ConnState.OPEN:
-            target.queue(receipt_frame(client_id, recipient))
-            relay.dirty.add(target)
+        frames = by_sender.get(sender)
+        if frames is None:
+            target = online.get(sender)
+            if target is None or target.version < 2 or target.state is not ConnState.OPEN:
+                continue
+            frames = by_sender[sender] = []
+        frames.append(receipt_frame(client_id, recipient))
+    for sender, frames in by_sender.items():
+        target = online[sender]
+        target.queue(b"".join(frames))
+        relay.dirty.add(target)

@@ -28,7 +28,6 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat, starmap
-from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple, Self
 
@@ -118,7 +117,7 @@ SQL_INBOX_AFTER = (
 SQL_INBOX_COUNT = "SELECT count(*) FROM inbox WHERE recipient = ?"
 SQL_INBOX_MIN_SEQ = "SELECT min(seq) FROM inbox WHERE recipient = ?"
 SQL_DELETE_INBOX_THROUGH = (
-    "DELETE FROM inbox WHERE recipient = ? AND seq <= ? RETURNING sender, client_id, seq"
+    "DELETE FROM inbox WHERE recipient = ? AND seq <= ? RETURNING sender, client_id"
 )
 SQL_DELETE_INBOX_SEQ = "DELETE FROM inbox WHERE recipient = ? AND seq = ?"
 
@@ -475,13 +474,12 @@ class Store:
         The (sender, client_id, seq, timestamp) of deleted messages that had a client id move
         into the dedup table in the same statement batch, so a sender's retry after the
         delivery still finds its original Ack (see :meth:`find_dedup`). Returns those
-        (sender, client_id) pairs in seq order: their senders are owed a delivery receipt.
+        (sender, client_id) pairs, in no particular order: their senders are owed a receipt.
         """
         con = self._write()
         con.execute(SQL_INBOX_TO_DEDUP, (self.dedup_bucket_seconds, uid, seq))
-        rows = con.execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)).fetchall()
-        return [(sender, client_id) for sender, client_id, _ in sorted(
-            rows, key=itemgetter(2)) if client_id]
+        return [(sender, client_id) for sender, client_id in
+                con.execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)) if client_id]
 
     def delete_inbox_seqs(self, uid: int, seqs: Sequence[int]) -> None:
         """Delete the given messages of ``uid`` (delivered to a v1 session); head_seq is kept."""
