@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tui.client.session import ClientSession
+from tui.client.transfer import TransferManager
 from tui.client.trust import FingerprintMismatch
 from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
 from tui.dialogs.trust import TrustDialog
@@ -46,6 +47,7 @@ class ParleyApp(App[None]):
         super().__init__()
         self.config = config or AppConfig()
         self.session: ClientSession | None = None
+        self.transfers: TransferManager | None = None
         self._request: LoginRequest | None = None
 
     def on_mount(self) -> None:
@@ -73,10 +75,11 @@ class ParleyApp(App[None]):
         return await answer
 
     async def session_started(
-        self, session: ClientSession, request: LoginRequest
+        self, session: ClientSession, request: LoginRequest, transfers: TransferManager
     ) -> MessagePump:
         self.session = session
-        screen = MainScreen(session)
+        self.transfers = transfers
+        screen = MainScreen(session, self.config, transfers=transfers)
         await self.switch_screen(screen)
         return screen
 
@@ -118,6 +121,11 @@ class ParleyApp(App[None]):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
+        main = self.main_screen
+        if main is not None:
+            main.board_pane.book.save_all()  # the next start opens boards from snapshots
+        if self.transfers is not None:
+            await self.transfers.close()  # before the session (offsets persisted)
         if self.session is not None:
             await self.session.close()
         self.exit()
@@ -142,5 +150,31 @@ class ParleyApp(App[None]):
                 main.action_resend_failed,
             )
             yield SystemCommand("Reconnect now", "Skip the reconnect wait", main.action_reconnect)
+            yield SystemCommand(
+                "Board",
+                "Show the drawing board of this chat, or go back to the chat (F2)",
+                lambda: main.action_show_pane("board"),
+            )
+            board = main.board_pane
+            yield SystemCommand(
+                "Board: clear",
+                "Clear the board on both sides (asks first)",
+                board.action_clear_board,
+            )
+            yield SystemCommand(
+                "Board: export as text",
+                "Save the board as a text file in your documents folder",
+                board.action_export_board,
+            )
+            yield SystemCommand(
+                "Files",
+                "Show file transfers (offers, progress), or go back to the chat (F3)",
+                lambda: main.action_show_pane("files"),
+            )
+            yield SystemCommand(
+                "Send files",
+                "Pick files to send to the buddy of the open chat (Ctrl+T)",
+                main.action_send_file,
+            )
         yield SystemCommand("Help: keys", "List every key binding", self.action_help)
         yield from super().get_system_commands(screen)

@@ -36,6 +36,8 @@ EXTRA_ROWS = (
     KeyRow("Everywhere", "Ctrl+P", "Command palette: add buddy, search users, switch chat, quit"),
     KeyRow("Buddies", "↑ / ↓, Enter", "Move; open the chat (or answer a buddy request)"),
     KeyRow("Conversation", "↑ ↓ PgUp PgDn Home End", "Scroll (older history loads at the top)"),
+    KeyRow("Board", "← ↑ → ↓ (Shift: 5 cells)", "Move the cursor; draws while the pen is down"),
+    KeyRow("Board", "mouse: press, drag, release", "Draw a stroke with the current brush"),
     KeyRow("Mouse", "click, wheel", "Pick a buddy; click a message's ! to re-send; scroll"),
     KeyRow("Dialogs", "Y / N / Esc", "Answer, or cancel"),
 )
@@ -76,6 +78,8 @@ def rows_of(where: str, bindings: Iterable[BindingType]) -> list[KeyRow]:
 def key_rows(app_bindings: Sequence[BindingType]) -> list[KeyRow]:
     """The whole table, in the order a newcomer reads it."""
     from tui.screens.main import MainScreen
+    from tui.widgets.board_canvas import BoardCanvas
+    from tui.widgets.board_pane import BoardPane
     from tui.widgets.buddy_list import BuddyList
     from tui.widgets.composer import Composer
     from tui.widgets.conversation import ConversationView
@@ -88,7 +92,33 @@ def key_rows(app_bindings: Sequence[BindingType]) -> list[KeyRow]:
     rows += [row for row in EXTRA_ROWS if row.where == "Buddies"]
     rows += rows_of("Composer", Composer.BINDINGS)
     rows += rows_of("Conversation", ConversationView.BINDINGS)
-    rows += [row for row in EXTRA_ROWS if row.where not in ("Everywhere", "Buddies")]
+    rows += [row for row in EXTRA_ROWS if row.where == "Conversation"]
+    rows += rows_of("Board", BoardCanvas.BINDINGS) + rows_of("Board", BoardPane.BINDINGS)
+    early = ("Everywhere", "Buddies", "Conversation")
+    rows += [row for row in EXTRA_ROWS if row.where not in early]
+    rows += file_rows()
+    return rows
+
+
+FILES_EXTRA_ROWS = (
+    KeyRow("Files", "↑ / ↓, Enter", "Move; Enter on an offer accepts it (asks where to save)"),
+    KeyRow("Files", "mouse: click an offer in the chat", "Show it in the Files pane"),
+)
+
+
+def file_rows() -> list[KeyRow]:
+    """The Files pane and its dialogs (sending: pick files; receiving: where to save)."""
+    from tui.dialogs.pick_file import PickFileDialog
+    from tui.dialogs.save_file import SaveFileDialog
+    from tui.widgets.files_pane import FilesPane
+    from tui.widgets.path_input import PathInput
+
+    rows = rows_of("Files", FilesPane.BINDINGS) + list(FILES_EXTRA_ROWS)
+    rows += rows_of("Send files dialog", PathInput.BINDINGS)
+    rows += [KeyRow("Send files dialog", "Enter", "Pick the file (path or tree); again: un-pick")]
+    rows += rows_of("Send files dialog", PickFileDialog.BINDINGS)
+    rows += rows_of("Save file dialog", PathInput.BINDINGS)
+    rows += rows_of("Save file dialog", SaveFileDialog.BINDINGS)
     return rows
 
 

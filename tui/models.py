@@ -51,6 +51,24 @@ def safe_name(name: str | None, uid: int | None = None) -> str:
     return text[:MAX_NAME_CHARS]
 
 
+_SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def format_size(size: float) -> str:
+    """``2.4 MB``: decimal units, one decimal below 10, none above (file sizes, rates)."""
+    value = float(max(size, 0))
+    for unit in _SIZE_UNITS:
+        if unit == "B":
+            if value < 1000:
+                return f"{int(value)} B"
+        elif value < 9.95:
+            return f"{value:.1f} {unit}"
+        elif value < 999.5 or unit == _SIZE_UNITS[-1]:
+            return f"{value:.0f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     """First line of ``text``, cleaned and cut to ``limit`` characters (for toasts)."""
     head = printable_text(text[: 4 * limit], keep_newlines=True).split("\n", 1)[0].strip()

@@ -9,11 +9,20 @@ Invariants:
   happens between the login and the first screen is lost.
 - Errors before the login completes propagate (the app shows them on the login screen);
   after it the session reconnects by itself and reports trouble as events.
+- Flow control: after every :data:`FLOW_WINDOW` events the worker waits until the screen
+  has handled them, so the screen's message queue — which the user's key presses pass
+  through — stays short even when thousands of events arrive at once; the stream (bounded)
+  holds the rest, and if it overflows the screen reloads from the store (``EventsLost``).
+- The file-transfer engine (:class:`~tui.client.transfer.TransferManager`) is created with
+  the session, before it starts (so offers in the backlog are recorded), handed to the host
+  with it, and closed before it.
 - No widget code here: the host (the App) decides what to show.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Protocol
 
 from textual.message_pump import MessagePump
@@ -22,9 +31,13 @@ from protocol import chat_pb2 as pb
 from tui.client.connection import Endpoint
 from tui.client.login import LoginFailed, LoginRateLimited, RegisterFailed, register_account
 from tui.client.session import ClientSession
+from tui.client.transfer import TransferManager
 from tui.client.trust import TrustError
 from tui.messages import SessionEvent
 from tui.settings import AppConfig, LoginRequest, RememberedServer, save_remembered
+
+FLOW_WINDOW = 64  # events posted to the screen before waiting for it to catch up
+CATCH_UP_TIMEOUT = 5.0  # never wait longer than this for a screen that stopped
 
 
 class NetHost(Protocol):
@@ -33,7 +46,7 @@ class NetHost(Protocol):
     async def ask_trust(self, relay_key: str, fingerprint: str) -> bool: ...
 
     async def session_started(
-        self, session: ClientSession, request: LoginRequest
+        self, session: ClientSession, request: LoginRequest, transfers: TransferManager
     ) -> MessagePump: ...
 
 
@@ -56,16 +69,44 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
         data_dir=config.data_dir,
         options=options,
     )
+    transfers: TransferManager | None = None
     try:
+        # Before start(): offers in the backlog reach the engine's store (and the Files pane).
+        transfers = TransferManager(
+            session,
+            data_dir=config.data_dir,
+            downloads_dir=config.downloads_dir,
+            options=config.transfer_options,
+        )
         stream = session.events()
         await session.start()
         remembered = RememberedServer(request.host, request.port, request.username)
         save_remembered(config.settings_path, remembered if request.remember else None)
-        target = await host.session_started(session, request)
+        target = await host.session_started(session, request, transfers)
+        posted = 0
         async for event in stream:
             target.post_message(SessionEvent(event))
+            posted += 1
+            if posted % FLOW_WINDOW == 0:
+                await caught_up(target)
     finally:
+        if transfers is not None:
+            await transfers.close()  # before the session: offsets persisted, runs stopped
         await session.close()
+
+
+async def caught_up(target: MessagePump) -> None:
+    """Wait until ``target`` has handled every message posted to it so far (or a closed
+    target, or a timeout, ends the wait)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def mark() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    if target.call_later(mark):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done, CATCH_UP_TIMEOUT)
 
 
 def describe_login_error(error: BaseException, relay: str) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from tui.client.connection import DEFAULT_PORT
 from tui.client.session import SessionOptions
 from tui.client.store import default_data_dir
+from tui.client.transfer_logic import TransferOptions
 from tui.client.trust import AskUnknown, TrustPolicy, TrustStore, default_known_relays_path
 
 SETTINGS_FILE = "tui.json"
@@ -44,6 +45,9 @@ class AppConfig:
     known_relays: Path = field(default_factory=default_known_relays_path)
     settings_path: Path = field(default_factory=default_settings_path)
     session_options: SessionOptions = field(default_factory=SessionOptions)
+    export_dir: Path | None = None  # exported boards; None: documents (or downloads) dir
+    downloads_dir: Path | None = None  # received files' default folder; None: downloads dir
+    transfer_options: TransferOptions | None = None  # file-transfer tunables; None: defaults
 
     def trust_policy(self, ask: AskUnknown) -> TrustPolicy:
         """``ValueError`` for a malformed ``--fingerprint``."""

@@ -35,6 +35,7 @@ from tui.models import (
     display_text,
     format_clock,
     format_day,
+    format_size,
     state_mark,
     wrap_cells,
 )
@@ -54,10 +55,14 @@ class Line:
         return "".join(text for text, _ in self.spans)
 
 
+FILE_TYPES = frozenset({pb.Message.FILE_OFFER, pb.Message.FILE})
+
+
 def _file_description(entry: HistoryEntry) -> str:
+    """``report.pdf (2.4 MB)`` — the line reads "alice offers report.pdf (2.4 MB)"."""
     name = printable_text(entry.text[:300], keep_newlines=False)
     size = entry.file.size if entry.file is not None else len(entry.data)
-    return f"offers a file: {name} ({size:,} bytes)"
+    return f"offers {name} ({format_size(size)})"
 
 
 class Timeline:
@@ -228,11 +233,13 @@ class Timeline:
             return cached
         mark = state_mark(entry.state)
         name = self.own_name if entry.outgoing else self.peer_name
-        if entry.type in (pb.Message.FILE_OFFER, pb.Message.FILE):
+        if entry.type in FILE_TYPES:
             body, body_style, notice = _file_description(entry), "file", None
+            separator = " "  # "alice offers report.pdf (2.4 MB)"
         else:
             shown = display_text(entry.text)
             body, body_style, notice = shown.text, "text", shown.notice
+            separator = ": "
         avail = self._width - GUTTER
         chunks = wrap_cells(body, avail, avail - cell_len(name) - 2)
         if len(chunks) > DISPLAY_LINES:
@@ -245,7 +252,7 @@ class Timeline:
             (f"{mark.glyph:<2}", mark.style),
             (" ", ""),
             (name, "own" if entry.outgoing else "peer"),
-            (": ", ""),
+            (separator, ""),
             (chunks[0], body_style),
         )
         indent = " " * GUTTER

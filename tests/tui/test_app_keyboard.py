@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.widgets import DataTable, Tabs
+
 from tests.harness import RelayProcess
 from tests.tui.conftest import app_config, log_in, screen_text, wait_until
 from tests.tui.test_app_chat import make_buddies, rows
@@ -45,6 +47,8 @@ async def test_keyboard_navigation_palette_and_help(
         await pilot.press("escape")
         assert isinstance(app.focused, BuddyList)
         await pilot.press("tab")
+        assert isinstance(app.focused, Tabs)  # the workspace's tab strip: Chat / Board
+        await pilot.press("tab")
         assert isinstance(app.focused, ConversationView)
         await pilot.press("tab")
         assert isinstance(app.focused, Composer)
@@ -67,7 +71,11 @@ async def test_keyboard_navigation_palette_and_help(
         # Help lists the bindings; Esc closes it.
         await pilot.press("f1")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
-        text = screen_text(app)
-        assert "Ctrl+N" in text and "Re-send failed" in text and "Ctrl+J" in text
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: "Re-send failed" in screen_text(app), "the table")
+        assert "Ctrl+N" in screen_text(app)
+        # Rows below the fold (an 80x24 terminal) are in the table, one scroll away.
+        keys = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert "Ctrl+J / Shift+Enter" in keys and "Space" in keys  # composer, board
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, "help closed")

@@ -87,7 +87,7 @@ def test_file_offers_and_entry_lookup() -> None:
     tl = timeline(width=80)
     offer = entry(1, "report.pdf\x1b[2J", kind=pb.Message.FILE_OFFER)
     tl.prepend([offer])
-    assert "offers a file: report.pdf[2J (0 bytes)" in plain(tl)[1]
+    assert "bob offers report.pdf[2J (0 B)" in plain(tl)[1]
     assert tl.entry_at(1) == offer and tl.entry_at(0) is None and tl.entry_at(99) is None
     assert tl.lines[1].spans[-1][1] == "file"
     assert GUTTER == 9

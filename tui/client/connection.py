@@ -7,6 +7,9 @@ Invariants:
 - Frames from the relay are decoded with ``Direction.TO_CLIENT``; a malformed frame answers
   ``Reset(code, reason)`` and closes (:class:`protocol.ProtocolError` propagates).
 - :meth:`FrameConnection.close` is idempotent and never raises.
+- :meth:`FrameConnection.receive` yields to the event loop at least every
+  :data:`YIELD_EVERY` frames, so a burst of small frames (one read can hold thousands)
+  never keeps the loop — and the UI running on it — busy for long.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ DEFAULT_PORT = 1025
 # relay's 4 MiB default so a maximal v1 FILE still fits.
 CLIENT_MAX_FRAME = 8 * 1024 * 1024
 READ_CHUNK = 64 * 1024
+YIELD_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class FrameConnection:
         self._closed = False
         self.fingerprint = fingerprint
         self.bytes_sent = 0
+        self._received = 0
 
     @property
     def closed(self) -> bool:
@@ -98,6 +103,9 @@ class FrameConnection:
     async def receive(self) -> Incoming:
         """The next decoded frame. Raises ConnectionClosed on EOF, ProtocolError on bad bytes
         (after answering Reset and closing)."""
+        self._received += 1
+        if self._ready and self._received % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # let the rest of the loop run between buffered frames
         while not self._ready:
             data = await self._reader.read(READ_CHUNK)
             try:

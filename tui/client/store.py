@@ -14,6 +14,10 @@ Invariants:
   never claims a message the disk does not have).
 - State transitions of outgoing rows only move forward: PENDING → SENT → DELIVERED, PENDING →
   FAILED, FAILED → PENDING (explicit resend) or SENT (a late OK Ack); DELIVERED is final.
+- ``conversations.unread`` counts incoming messages of the chat-visible types
+  (:data:`UNREAD_TYPES`) only: board strokes and transfer control messages never count.
+- ``snapshots`` holds derived state that can always be rebuilt from ``messages`` (e.g. a
+  drawing board as of a local id): losing or ignoring a row costs time, never data.
 - Everything runs on the caller's thread; WAL + synchronous=NORMAL keeps each call short.
 """
 
@@ -38,6 +42,9 @@ from protocol.validation import username_key
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_ID = (1 << 63) - 1
+
+# Incoming types that a person reads in the chat: only these count as unread.
+UNREAD_TYPES = frozenset({pb.Message.MESSAGE, pb.Message.FILE, pb.Message.FILE_OFFER})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -73,6 +80,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS inbound_seq ON messages (seq)
     WHERE outgoing = 0 AND seq IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS outbound_id ON messages (msg_id) WHERE outgoing = 1;
 CREATE INDEX IF NOT EXISTS outbox ON messages (local_id) WHERE outgoing = 1 AND state = 0;
+CREATE TABLE IF NOT EXISTS snapshots (
+    key   TEXT PRIMARY KEY,
+    upto  INTEGER NOT NULL,
+    data  TEXT NOT NULL
+);
 """
 
 _COLUMNS = (
@@ -333,8 +345,25 @@ class LocalStore:
         if cursor.rowcount == 0:
             return None
         local_id = int(cursor.lastrowid or 0)
-        self._touch_conversation(entry.peer, local_id, 1)
+        self._touch_conversation(entry.peer, local_id, int(entry.type in UNREAD_TYPES))
         return HistoryEntry.from_incoming(message, local_id)
+
+    # --- snapshots of derived state -------------------------------------------------------
+
+    def snapshot(self, key: str) -> tuple[int, str] | None:
+        """The snapshot stored under ``key``: (the local id it covers up to, its data)."""
+        row = self._db.execute("SELECT upto, data FROM snapshots WHERE key = ?", (key,))
+        found = row.fetchone()
+        return (int(found[0]), str(found[1])) if found else None
+
+    def save_snapshot(self, key: str, upto: int, data: str) -> None:
+        """Store (replace) the snapshot ``key`` covering messages up to ``upto``; commits."""
+        self._db.execute(
+            "INSERT INTO snapshots (key, upto, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET upto = excluded.upto, data = excluded.data",
+            (key, upto, data),
+        )
+        self._db.commit()
 
     # --- outbox -------------------------------------------------------------------------
 

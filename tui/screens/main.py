@@ -3,7 +3,8 @@
 Layout: ``#body`` is a Horizontal of the ``BuddyList`` and the ``#workspace``
 ``TabbedContent``. The workspace gets its panes from :meth:`MainScreen.workspace_panes`;
 with a single pane its tab strip is hidden. Further panes (files, board) are added by
-returning more ``TabPane`` s there — nothing else in the layout changes.
+returning more ``TabPane`` s there — nothing else in the layout changes. The Board pane
+(:class:`~tui.widgets.board_pane.BoardPane`) follows the open conversation.
 
 Invariants:
 - The session's events arrive as :class:`~tui.messages.SessionEvent` in emission order and
@@ -28,6 +29,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from protocol import chat_pb2 as pb
@@ -36,6 +38,7 @@ from tui.client.events import Buddy, ConnectionState, UserInfo
 from tui.client.login import SessionError
 from tui.client.session import ClientSession
 from tui.client.store import HistoryEntry, MessageState
+from tui.client.transfer import TransferManager
 from tui.dialogs.confirm import answer_request, confirm_remove
 from tui.dialogs.switch_conversation import SwitchConversationDialog
 from tui.dialogs.user_search import UserSearchDialog
@@ -52,9 +55,12 @@ from tui.models import (
     safe_name,
 )
 from tui.screens import main_events
+from tui.settings import AppConfig
+from tui.widgets.board_pane import BoardPane
 from tui.widgets.buddy_list import BuddyList
 from tui.widgets.composer import Composer
 from tui.widgets.conversation import ConversationView
+from tui.widgets.files_pane import FilesPane
 from tui.widgets.status_bar import StatusBar
 
 
@@ -64,7 +70,7 @@ def stored_unread(session: ClientSession) -> UnreadCounts:
     for conversation in session.store.conversations():
         if conversation.unread > 0:
             limit = min(2 * conversation.unread, 2_000)
-            page = session.store.page(conversation.peer, limit=limit)
+            page = session.store.page(conversation.peer, limit=limit, types=CHAT_TYPES)
             counts.append((conversation.peer, chat_unread(page, conversation.unread)))
     return UnreadCounts(counts)
 
@@ -77,11 +83,22 @@ class MainScreen(Screen[None]):
         Binding("ctrl+o", "switch_conversation", "Switch chat"),
         Binding("ctrl+r", "resend_failed", "Re-send failed"),
         Binding("f5", "reconnect", "Reconnect"),
+        Binding("f2", "show_pane('board')", "Board"),
+        Binding("f3", "show_pane('files')", "Files"),
+        Binding("ctrl+t", "send_file", "Send files"),
     ]
 
-    def __init__(self, session: ClientSession) -> None:
+    def __init__(
+        self,
+        session: ClientSession,
+        config: AppConfig | None = None,
+        *,
+        transfers: TransferManager | None = None,
+    ) -> None:
         super().__init__()
         self.session = session
+        self.config = config or AppConfig()
+        self.transfers = transfers  # None: no Files pane (file transfer unavailable)
         self.buddies: dict[int, Buddy] = dict(session.buddies)
         self.unread = UnreadCounts()
         self.typing = TypingTracker()
@@ -112,6 +129,14 @@ class MainScreen(Screen[None]):
             Composer(id="composer"),
             id="chat",
         )
+        yield BoardPane(self.session, self.config.export_dir, id="board")
+        if self.transfers is not None:
+            yield FilesPane(
+                self.transfers,
+                name_of=self.name_of,
+                active_peer=lambda: self.active,
+                id="files",
+            )
 
     def on_mount(self) -> None:
         workspace = self.query_one("#workspace", TabbedContent)
@@ -145,6 +170,14 @@ class MainScreen(Screen[None]):
     @property
     def buddy_list(self) -> BuddyList:
         return self.query_one("#buddies", BuddyList)
+
+    @property
+    def board_pane(self) -> BoardPane:
+        return self.query_one("#board", BoardPane)
+
+    @property
+    def files_pane(self) -> FilesPane | None:
+        return self.query_one_optional("#files", FilesPane)
 
     def name_of(self, uid: int) -> str:
         buddy = self.buddies.get(uid)
@@ -186,6 +219,7 @@ class MainScreen(Screen[None]):
 
         self.view.open(uid, safe_name(self.session.username), name, load)
         self.view.border_title = Content.assemble("Chat with ", (name, "bold"))
+        self.board_pane.open_peer(uid, name)
         if self.unread.clear(uid):
             store.mark_read(uid)
         composer = self.composer
@@ -201,6 +235,7 @@ class MainScreen(Screen[None]):
     def close_conversation(self) -> None:
         self.active = None
         self.view.close()
+        self.board_pane.close_peer()
         self.view.border_title = "Conversation"
         self.composer.disabled = True
         self.refresh_roster()
@@ -234,6 +269,20 @@ class MainScreen(Screen[None]):
         self, message: ConversationView.ResendRequested
     ) -> None:
         self._resend([message.entry])
+
+    def on_conversation_view_file_clicked(self, message: ConversationView.FileClicked) -> None:
+        """A click on a file offer in the chat: show it in the Files pane."""
+        files = self.files_pane
+        if files is not None:
+            self.action_show_pane("files")
+            files.select_entry(message.entry)
+
+    def action_send_file(self) -> None:
+        files = self.files_pane
+        if files is None:
+            self.notify("File transfer is not available.", severity="warning")
+        else:
+            files.action_send_files()
 
     def action_resend_failed(self) -> None:
         failed = self.view.failed_messages()
@@ -348,6 +397,22 @@ class MainScreen(Screen[None]):
                 self.open_conversation(uid)
 
         self.app.push_screen(SwitchConversationDialog(rows), chosen)
+
+    def action_show_pane(self, pane: str) -> None:
+        """Show workspace pane ``pane`` and focus it; if it is already shown, go back to
+        the chat."""
+        workspace = self.query_one("#workspace", TabbedContent)
+        if workspace.active == pane:
+            pane = "chat"
+        workspace.active = pane
+        target: Widget = self.buddy_list
+        if pane == "chat":
+            target = self.composer if not self.composer.disabled else target
+        else:
+            target = next((w for w in workspace.get_pane(pane).query("*") if w.can_focus), target)
+        # At once (widget.focus() defers): the focused widget is being hidden and would
+        # otherwise hand the focus to a hidden neighbour, which switches the tab back.
+        self.set_focus(target)
 
     def action_reconnect(self) -> None:
         if self.session.state is ConnectionState.CONNECTED:

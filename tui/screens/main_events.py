@@ -89,8 +89,11 @@ def message_received(screen: MainScreen, event: MessageReceived) -> None:
         if peer in screen.buddies and screen.typing.hint(peer, time.monotonic()):
             screen.refresh_roster()
         return
+    if entry.type == pb.Message.GRAPHICS:
+        screen.board_pane.incoming(entry)  # no toast, no chat line, no unread count
+        return
     if entry.type not in CHAT_TYPES:
-        return  # board strokes and file transfer traffic belong to other panes
+        return  # file transfer traffic belongs to another pane
     screen.typing.stop(peer)
     if peer == screen.active:
         screen.view.add(entry)
@@ -111,6 +114,9 @@ def _preview(entry: HistoryEntry) -> str:
 
 
 def outgoing_changed(screen: MainScreen, entry: HistoryEntry) -> None:
+    if entry.type == pb.Message.GRAPHICS:
+        screen.board_pane.outgoing(entry)
+        return
     if entry.type not in CHAT_TYPES:
         return
     if entry.peer == screen.active:
@@ -189,6 +195,7 @@ def events_lost(screen: MainScreen) -> None:
     from tui.screens.main import stored_unread
 
     screen.unread = stored_unread(screen.session)
+    screen.board_pane.reload()
     if screen.active is not None:
         screen.open_conversation(screen.active, focus=False)
     screen.refresh_roster()

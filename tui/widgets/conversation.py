@@ -27,7 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.client.store import HistoryEntry, MessageState
-from tui.timeline import GUTTER, Timeline
+from tui.timeline import FILE_TYPES, GUTTER, Timeline
 
 # (before local_id or None for the newest, limit) → entries oldest first
 PageLoader = Callable[[int | None, int], list[HistoryEntry]]
@@ -86,6 +86,13 @@ class ConversationView(ScrollView, can_focus=True):
 
     class ResendRequested(Message):
         """The user clicked the ``!`` of a failed message."""
+
+        def __init__(self, entry: HistoryEntry) -> None:
+            super().__init__()
+            self.entry = entry
+
+    class FileClicked(Message):
+        """The user clicked a file offer (the screen shows it in the Files pane)."""
 
         def __init__(self, entry: HistoryEntry) -> None:
             super().__init__()
@@ -239,3 +246,5 @@ class ConversationView(ScrollView, can_focus=True):
         entry = self.timeline.entry_at(self.scroll_offset.y + offset.y)
         if entry is not None and entry.outgoing and entry.state is MessageState.FAILED:
             self.post_message(self.ResendRequested(entry))
+        elif entry is not None and entry.type in FILE_TYPES:
+            self.post_message(self.FileClicked(entry))

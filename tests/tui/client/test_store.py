@@ -157,6 +157,42 @@ def test_conversations_and_unread_counts() -> None:
     assert store.peer_name(9) is None
 
 
+def test_unread_counts_only_chat_visible_types() -> None:
+    store = LocalStore.open(":memory:")
+    kinds = [
+        pb.Message.GRAPHICS,
+        pb.Message.MESSAGE,
+        pb.Message.GRAPHICS,
+        pb.Message.FILE_OFFER,
+        pb.Message.FILE_ACCEPT,
+        pb.Message.FILE_DECLINE,
+        pb.Message.FILE_CANCEL,
+        pb.Message.FILE,
+        pb.Message.GRAPHICS,
+    ]
+    for seq, kind in enumerate(kinds, start=1):
+        message = incoming(seq, text="1,1,2,2" if kind == pb.Message.GRAPHICS else "x")
+        message.type = kind
+        assert store.add_incoming(message) is not None
+    (conversation,) = store.conversations()
+    assert conversation.unread == 3  # MESSAGE, FILE_OFFER, FILE
+    assert store.count(7) == len(kinds)  # every one is still stored
+    assert conversation.last_local_id == store.page(7)[-1].local_id
+
+
+def test_snapshots_are_replaced_per_key_and_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = LocalStore.open(path)
+    assert store.snapshot("board:7") is None
+    store.save_snapshot("board:7", 10, "first")
+    store.save_snapshot("board:7", 42, "second")
+    store.save_snapshot("board:8", 5, "other")
+    store.close()
+    store = LocalStore.open(path)
+    assert store.snapshot("board:7") == (42, "second")
+    assert store.snapshot("board:8") == (5, "other")
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     import sqlite3
 

@@ -1,0 +1,387 @@
+"""``FilesPane``: the workspace tab listing file transfers, both directions, with actions.
+
+Rows (:class:`~tui.widgets.transfer_row.TransferRow`, oldest first) show the file, the
+peer, a progress bar with rate and ETA, and the state with its reason. Keys (shown in the
+Footer while the pane has the focus; the buttons do the same): ``s`` send files to the
+open chat's buddy, ``a`` accept (asks where to save), ``d`` decline, ``c`` cancel,
+``Del`` remove a finished row.
+
+Invariants:
+- The engine (:class:`~tui.client.transfer.TransferManager`) is the only source of truth.
+  On mount the pane subscribes to it and loads its stored transfers in the same loop turn,
+  so nothing falls between the two — offers that came in the backlog before the screen
+  existed included. Events reach the pane as :class:`~tui.messages.TransferNotice`, in
+  the engine's order.
+- Nothing here blocks the loop: offers (hashing), accepts and cancels run in workers and
+  the engine does its disk work in threads; the dialogs do their file-system checks in
+  threads too.
+- Names and reasons from peers are shown through :mod:`tui.transfers_view` (``Content``,
+  controls removed, bounded) and toasts with ``markup=False``.
+- At most :data:`LOADED` transfers are loaded at start (the newest); later ones are added.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import platformdirs
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button, ListView, Static, TabPane
+
+from tui.client.store import HistoryEntry
+from tui.client.transfer import TransferError, TransferManager
+from tui.client.transfer_events import (
+    TransferCancelled,
+    TransferCompleted,
+    TransferDeclined,
+    TransferEvent,
+    TransferFailed,
+)
+from tui.client.transfer_store import Transfer, TransferState
+from tui.dialogs.pick_file import PickFileDialog
+from tui.dialogs.save_file import SaveChoice, SaveFileDialog
+from tui.messages import TransferNotice
+from tui.transfers_view import (
+    RowActions,
+    TransferBook,
+    TransferRowView,
+    actions_for,
+    clip,
+    clip_path,
+    describe,
+    preparing_view,
+)
+from tui.widgets.transfer_row import TransferRow
+
+LOADED = 200
+_BUTTONS = {
+    "files-send": "send_files",
+    "files-accept": "accept",
+    "files-decline": "decline",
+    "files-cancel": "cancel_transfer",
+    "files-forget": "forget",
+}
+_ACTION_NEEDS = {
+    "accept": "accept",
+    "decline": "decline",
+    "cancel_transfer": "cancel",
+    "forget": "forget",
+}
+
+
+class FilesPane(TabPane):
+    """The "Files" tab; see the module docstring."""
+
+    DEFAULT_CSS = """
+    FilesPane {
+        height: 1fr;
+        padding: 0;
+        layout: vertical;
+        & > #files-hint { height: auto; padding: 0 1; color: $text-muted; }
+        & > #files-list {
+            height: 1fr;
+            border: round $panel-lighten-2;
+            background: $surface;
+        }
+        & > #files-list:focus { border: round $accent; }
+        & > #files-buttons { height: auto; padding: 0 1; }
+        & > #files-buttons > Button { margin-right: 1; min-width: 10; }
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "send_files", "Send files…"),
+        Binding("a", "accept", "Accept…"),
+        Binding("d", "decline", "Decline"),
+        Binding("c", "cancel_transfer", "Cancel transfer"),
+        Binding("delete", "forget", "Remove from list"),
+    ]
+
+    def __init__(
+        self,
+        transfers: TransferManager,
+        *,
+        name_of: Callable[[int], str],
+        active_peer: Callable[[], int | None],
+        browse_dir: Path | None = None,
+        id: str = "files",
+    ) -> None:
+        super().__init__("Files", id=id)
+        self.transfers = transfers
+        self.name_of = name_of
+        self.active_peer = active_peer
+        self.browse_dir = browse_dir or Path.cwd()
+        self.book = TransferBook()
+        self.rows: dict[int, TransferRow] = {}
+        self._preparing = itertools.count(-1, -1)
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ListView(id="files-list")
+        yield Static("", id="files-hint")
+        with Horizontal(id="files-buttons"):
+            yield Button("Send files… (s)", id="files-send", variant="primary")
+            yield Button("Accept… (a)", id="files-accept", variant="success")
+            yield Button("Decline (d)", id="files-decline")
+            yield Button("Cancel (c)", id="files-cancel", variant="error")
+            yield Button("Remove (Del)", id="files-forget")
+
+    def on_mount(self) -> None:
+        self.list_view.border_title = "File transfers"
+        # Subscribe and load in one turn of the loop: no event can fall in between.
+        self._unsubscribe = self.transfers.add_listener(self._on_engine_event)
+        for transfer in reversed(self.transfers.transfers(limit=LOADED)):
+            self._put(transfer)
+        self._sync()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    @property
+    def list_view(self) -> ListView:
+        return self.query_one("#files-list", ListView)
+
+    # --- engine events --------------------------------------------------------------------
+
+    def _on_engine_event(self, event: TransferEvent) -> None:
+        self.post_message(TransferNotice(event))  # synchronous engine callback: just queue
+
+    def on_transfer_notice(self, message: TransferNotice) -> None:
+        message.stop()
+        event = message.event
+        transfer, _ = self.book.apply(event)
+        self._show(transfer)
+        self._toast(event)
+        self._sync()
+
+    def _toast(self, event: TransferEvent) -> None:
+        transfer = event.transfer
+        name, peer = clip(transfer.name, 60), self.name_of(transfer.peer)
+        if isinstance(event, TransferCompleted):
+            if transfer.outgoing:
+                self.notify(f"{peer} received {name}.", title="File sent", markup=False)
+            else:
+                self.notify(
+                    f"{name} saved to {clip_path(event.path)}", title="File received", markup=False
+                )
+        elif isinstance(event, TransferFailed):
+            self.notify(
+                f"{name}: {clip(event.reason, 200)}",
+                title="File transfer failed",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+        elif isinstance(event, TransferCancelled) and event.by_peer:
+            self.notify(
+                f"{name}: {clip(event.reason, 200)}",
+                title="File transfer cancelled",
+                severity="warning",
+                markup=False,
+            )
+        elif isinstance(event, TransferDeclined) and event.by_peer:
+            self.notify(f"{peer} declined {name}.", severity="warning", markup=False)
+
+    # --- rows -------------------------------------------------------------------------------
+
+    def _view(self, transfer: Transfer) -> TransferRowView:
+        return describe(transfer, self.name_of(transfer.peer))
+
+    def _put(self, transfer: Transfer) -> None:
+        self.book.put(transfer)
+        self._show(self.book.get(transfer.id) or transfer)
+
+    def _show(self, transfer: Transfer) -> None:
+        row = self.rows.get(transfer.id)
+        view = self._view(transfer)
+        if row is not None:
+            row.show(view)
+            return
+        row = TransferRow(transfer.id, view)
+        self.rows[transfer.id] = row
+        list_view = self.list_view
+        list_view.append(row)
+        if list_view.index is None or (
+            not transfer.outgoing and transfer.state is TransferState.OFFERED
+        ):
+            list_view.index = len(list_view) - 1  # a new offer gets the cursor
+
+    def _remove_row(self, row_id: int) -> None:
+        row = self.rows.pop(row_id, None)
+        if row is not None and row.parent is not None:
+            list_view = self.list_view
+            list_view.remove_items([list_view.children.index(row)])
+
+    @property
+    def selected(self) -> Transfer | None:
+        child = self.list_view.highlighted_child
+        if isinstance(child, TransferRow):
+            return self.book.get(child.transfer_id)
+        return None
+
+    def select(self, transfer_id: int) -> bool:
+        row = self.rows.get(transfer_id)
+        if row is None or row.parent is None:
+            return False
+        self.list_view.index = self.list_view.children.index(row)
+        return True
+
+    def select_entry(self, entry: HistoryEntry) -> bool:
+        """Put the cursor on the transfer a conversation line (an offer) belongs to."""
+        for transfer in self.book.ordered():
+            if (not entry.outgoing and transfer.history_id == entry.local_id) or (
+                entry.outgoing and transfer.outgoing and transfer.offer_msg_id == entry.msg_id
+            ):
+                return self.select(transfer.id)
+        return False
+
+    def _sync(self) -> None:
+        """Buttons, Footer bindings, hint and tab label follow the selection and states."""
+        selected = self.selected
+        can = actions_for(selected) if selected is not None else RowActions()
+        for button_id, action in _BUTTONS.items():
+            need = _ACTION_NEEDS.get(action)
+            enabled = need is None or getattr(can, need)
+            self.query_one(f"#{button_id}", Button).disabled = not enabled
+        self.refresh_bindings()
+        open_offers = sum(
+            1 for t in self.book.ordered() if not t.outgoing and t.state is TransferState.OFFERED
+        )
+        hint = self.query_one("#files-hint", Static)
+        if not self.rows:
+            hint.update(
+                "No transfers yet. s (or Ctrl+T in a chat) sends files to the buddy "
+                "of the open chat; offers you receive show up here."
+            )
+        elif open_offers:
+            hint.update(
+                f"{open_offers} offer{'s' if open_offers != 1 else ''} waiting: "
+                "a accepts (you choose where to save), d declines."
+            )
+        else:
+            hint.update("")
+        tabbed = self.parent.parent if self.parent is not None else None
+        get_tab = getattr(tabbed, "get_tab", None)
+        if get_tab is not None and self.id is not None:
+            get_tab(self.id).label = f"Files ({open_offers})" if open_offers else "Files"
+
+    def on_list_view_highlighted(self, message: ListView.Highlighted) -> None:
+        message.stop()
+        self._sync()
+
+    def on_list_view_selected(self, message: ListView.Selected) -> None:
+        message.stop()
+        selected = self.selected
+        if selected is not None and actions_for(selected).accept:
+            self.action_accept()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        action = _BUTTONS.get(event.button.id or "")
+        if action is not None:
+            getattr(self, f"action_{action}")()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        need = _ACTION_NEEDS.get(action)
+        if need is None:
+            return True
+        selected = self.selected
+        return True if selected is not None and getattr(actions_for(selected), need) else None
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def action_send_files(self) -> None:
+        peer = self.active_peer()
+        if peer is None:
+            self.notify("Open a chat first: files go to the buddy of the open chat.")
+            return
+        name = self.name_of(peer)
+
+        def picked(paths: list[Path] | None) -> None:
+            if not paths:
+                return
+            self.browse_dir = paths[-1].parent
+            for path in paths:
+                self.run_worker(self._offer(peer, path), group="offers", exit_on_error=False)
+
+        self.app.push_screen(PickFileDialog(name, self.browse_dir), picked)
+
+    async def _offer(self, peer: int, path: Path) -> None:
+        row_id = next(self._preparing)
+        row = TransferRow(row_id, preparing_view(path.name, self.name_of(peer)))
+        self.rows[row_id] = row
+        self.list_view.append(row)
+        self._sync()
+        try:
+            await self.transfers.offer(peer, path)
+        except TransferError as exc:
+            self.notify(str(exc), title="Cannot send", severity="error", markup=False)
+        finally:
+            self._remove_row(row_id)
+            self._sync()
+
+    def action_accept(self) -> None:
+        transfer = self.selected
+        if transfer is None or not actions_for(transfer).accept:
+            return
+        dialog = SaveFileDialog(
+            transfer,
+            self.name_of(transfer.peer),
+            self.default_dir,
+            self.transfers.reserved_targets,
+        )
+
+        def chosen(choice: SaveChoice | None) -> None:
+            if choice is not None:
+                self.run_worker(self._accept(transfer.id, choice), exit_on_error=False)
+
+        self.app.push_screen(dialog, chosen)
+
+    @property
+    def default_dir(self) -> Path:
+        """Where received files go unless the user says otherwise."""
+        return self.transfers.downloads_dir or Path(platformdirs.user_downloads_dir())
+
+    async def _accept(self, transfer_id: int, choice: SaveChoice) -> None:
+        # None = the default folder, which the engine creates if it does not exist yet.
+        directory = None if choice.directory == self.default_dir else choice.directory
+        try:
+            await self.transfers.accept(transfer_id, directory, choice.name)
+        except TransferError as exc:
+            self.notify(str(exc), title="Cannot accept", severity="error", markup=False)
+
+    def action_decline(self) -> None:
+        transfer = self.selected
+        if transfer is None or not actions_for(transfer).decline:
+            return
+        try:
+            self.transfers.decline(transfer.id)
+        except TransferError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+
+    def action_cancel_transfer(self) -> None:
+        transfer = self.selected
+        if transfer is not None and actions_for(transfer).cancel:
+            self.run_worker(self._cancel(transfer.id), exit_on_error=False)
+
+    async def _cancel(self, transfer_id: int) -> None:
+        try:
+            await self.transfers.cancel(transfer_id)
+        except TransferError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+
+    def action_forget(self) -> None:
+        transfer = self.selected
+        if transfer is None or not actions_for(transfer).forget:
+            return
+        if self.transfers.forget(transfer.id):
+            self.book.forget(transfer.id)
+            self._remove_row(transfer.id)
+            self._sync()
