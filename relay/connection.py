@@ -102,8 +102,9 @@ class Connection:
         self.catching_up = False
         self.paused = False
         self.sync_requested = False
-        # v1: (stream offset after the frame, seq) of pushed durable messages not yet written.
-        self.v1_unacked: deque[tuple[int, int]] = deque()
+        # v1: (stream offset after the frame, seq, has a client id) of pushed durable messages
+        # not yet written to the socket.
+        self.v1_unacked: deque[tuple[int, int, bool]] = deque()
         self.bytes_queued = 0
         self.bytes_sent = 0
         self.bucket: TokenBucket | None = None

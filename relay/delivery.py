@@ -94,7 +94,8 @@ def store_durable(relay: Relay, conn: Connection, recipient: int, message_type: 
     relay.durable_count += 1
     target = relay.online.get(recipient)
     if target is not None:
-        push(relay, target, seq, pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded)
+        push(relay, target, seq, pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded,
+             client_id != 0)
     return seq, timestamp
 
 
@@ -109,7 +110,7 @@ def forward_ephemeral(relay: Relay, sender: int, recipient: int, payload: bytes)
     relay.send(target, pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded)
 
 
-def push(relay: Relay, conn: Connection, seq: int, frame: bytes) -> None:
+def push(relay: Relay, conn: Connection, seq: int, frame: bytes, has_id: bool) -> None:
     """Push a stored message live unless the session is catching up or over high water."""
     if conn.catching_up or conn.paused or seq <= conn.pushed_seq:
         return
@@ -125,7 +126,7 @@ def push(relay: Relay, conn: Connection, seq: int, frame: bytes) -> None:
     relay.dirty.add(conn)
     conn.pushed_seq = seq
     if conn.version < 2:
-        conn.v1_unacked.append((conn.bytes_queued, seq))
+        conn.v1_unacked.append((conn.bytes_queued, seq, has_id))
 
 
 def start_backlog(relay: Relay, conn: Connection, since_seq: int, send_sync: bool) -> None:
@@ -162,7 +163,7 @@ def resume(relay: Relay, conn: Connection) -> None:
                 frames.append(payload)
                 offset += len(payload) + 5
                 if v1:
-                    conn.v1_unacked.append((offset, row.seq))
+                    conn.v1_unacked.append((offset, row.seq, row.client_id != 0))
             relay.send(conn, b"".join(frames))
             conn.pushed_seq = rows[-1].seq
         if len(rows) < BACKLOG_BATCH:
@@ -179,12 +180,14 @@ def note_v1_written(relay: Relay, conn: Connection) -> None:
     sent = conn.bytes_sent
     unacked = conn.v1_unacked
     last = 0
+    has_id = False
     while unacked and unacked[0][0] <= sent:
-        last = unacked.popleft()[1]
+        _, last, row_has_id = unacked.popleft()
+        has_id = has_id or row_has_id
     if last:
         delivered = relay.v1_delivered
-        if delivered.get(conn.uid, 0) < last:
-            delivered[conn.uid] = last
+        previous_seq, previous_has_id = delivered.get(conn.uid, (0, False))
+        delivered[conn.uid] = (max(previous_seq, last), previous_has_id or has_id)
 
 
 def send_receipts(relay: Relay, recipient: int, delivered: list[tuple[int, int]]) -> None:

@@ -83,7 +83,9 @@ class Relay:
             self.dedup_bloom.add(sender, client_id)
         self._next_prune = 0.0
         self._accept_paused_until = 0.0
-        self.v1_delivered: dict[int, int] = {}  # uid -> highest seq written to its v1 socket
+        # uid -> (highest seq written to its v1 socket, whether any of those rows has a
+        # client id and so must move to the dedup table when deleted)
+        self.v1_delivered: dict[int, tuple[int, bool]] = {}
         self.dirty: set[Connection] = set()
         self.to_reap: list[Connection] = []
         self.timers: list[tuple[float, int, str, Connection]] = []
@@ -177,9 +179,10 @@ class Relay:
         self.store.commit()
         if self.v1_delivered:
             delivered, self.v1_delivered = self.v1_delivered, {}
-            for uid, seq in delivered.items():
+            for uid, (seq, has_id) in delivered.items():
                 delivery.deleted_through(self, uid, seq)
-                delivery.send_receipts(self, uid, self.store.delete_inbox_through(uid, seq))
+                delivery.send_receipts(
+                    self, uid, self.store.delete_inbox_through(uid, seq, keep_dedup=has_id))
         if self.dirty:
             dirty, self.dirty = self.dirty, set()
             for conn in dirty:

@@ -116,6 +116,7 @@ SQL_INBOX_AFTER = (
 )
 SQL_INBOX_COUNT = "SELECT count(*) FROM inbox WHERE recipient = ?"
 SQL_INBOX_MIN_SEQ = "SELECT min(seq) FROM inbox WHERE recipient = ?"
+SQL_DELETE_INBOX_THROUGH_QUIETLY = "DELETE FROM inbox WHERE recipient = ? AND seq <= ?"
 SQL_DELETE_INBOX_THROUGH = (
     "DELETE FROM inbox WHERE recipient = ? AND seq <= ? RETURNING sender, client_id"
 )
@@ -468,7 +469,8 @@ class Store:
         count: int = self._con.execute(SQL_INBOX_COUNT, (uid,)).fetchone()[0]
         return count
 
-    def delete_inbox_through(self, uid: int, seq: int) -> list[tuple[int, int]]:
+    def delete_inbox_through(self, uid: int, seq: int, *,
+                             keep_dedup: bool = True) -> list[tuple[int, int]]:
         """Delete ``uid``'s messages with seq <= ``seq`` (delivered); head_seq is kept.
 
         The (sender, client_id, seq, timestamp) of deleted messages that had a client id move
@@ -477,6 +479,9 @@ class Store:
         (sender, client_id) pairs, in no particular order: their senders are owed a receipt.
         """
         con = self._write()
+        if not keep_dedup:  # the caller knows no row in range has a client id
+            con.execute(SQL_DELETE_INBOX_THROUGH_QUIETLY, (uid, seq))
+            return []
         con.execute(SQL_INBOX_TO_DEDUP, (self.dedup_bucket_seconds, uid, seq))
         return [(sender, client_id) for sender, client_id in
                 con.execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)) if client_id]
