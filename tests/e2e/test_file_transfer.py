@@ -25,6 +25,7 @@ from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import WAIT, buddies, make_session
 from tests.wire import WireClient
+from tui.client import MessageReceived
 from tui.client.transfer import TransferError, TransferManager, TransferState
 from tui.client.transfer_events import (
     TransferCancelled,
@@ -219,6 +220,7 @@ async def test_cancel_from_either_side(relay: RelayProcess, tmp_path: Path, who:
 
 
 FINAL_EVENTS = (TransferCompleted, TransferFailed, TransferCancelled, TransferDeclined)
+FINAL_EVENTS_ANY = TransferCompleted | TransferFailed | TransferCancelled | TransferDeclined
 
 
 async def test_both_sides_cancel_at_once_one_final_event_each(
@@ -528,5 +530,57 @@ async def test_200_mib_bit_identical_with_relay_memory_bounded(
     assert peak - baseline <= 32 * MIB, f"relay RSS grew by {(peak - baseline) / MIB:.1f} MiB"
     done.path.unlink()  # pytest keeps recent temporary directories: do not keep 400 MiB
     source.unlink()
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_cancel_racing_the_final_verification_leaves_consistent_state(
+    relay: RelayProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender's cancel that arrives while the receiver verifies and moves a complete file
+    must not leave the file on disk under a CANCELLED record. The receiver's final move is
+    slowed (its engine runs in this process) so every cancel lands inside that window.
+    """
+    import tui.client.transfer_recv as transfer_recv
+
+    real_finalize = transfer_recv.finalize
+
+    async def slow_finalize(*args: object, **kwargs: object) -> Path:
+        await asyncio.sleep(0.3)
+        return await real_finalize(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transfer_recv, "finalize", slow_finalize)
+    bob = Peer(relay, tmp_path, "bob")
+    alice = make_session(relay, tmp_path, "alice")  # a plain session: no transfer engine
+    for session in (alice, bob.session):
+        await session.register()
+        await session.start()
+    await buddies(alice, bob.session)
+    assert bob.uid is not None and alice.uid is not None
+    empty_digest = hashlib.sha256(b"").digest()
+    events = alice.events()
+    for transfer_id in range(1, 7):
+        alice.send(bob.uid, pb.Message.FILE_OFFER, text=f"empty-{transfer_id}.txt",
+                   file=pb.FileInfo(transfer_id=transfer_id, size=0, sha256=empty_digest))
+    offers = [await bob.next(TransferOffered) for _ in range(6)]
+    for offer in offers:
+        await bob.manager.accept(offer.transfer.id)
+    accepts = 0
+    while accepts < 6:  # cancel each transfer the moment its accept arrives
+        event = await events.next(WAIT)
+        if (isinstance(event, MessageReceived)
+                and event.entry.type == pb.Message.FILE_ACCEPT and event.entry.file):
+            accepts += 1
+            alice.send(bob.uid, pb.Message.FILE_CANCEL, text="too late",
+                       file=pb.FileInfo(transfer_id=event.entry.file.transfer_id))
+    finals = [await bob.next(FINAL_EVENTS_ANY) for _ in range(6)]
+    assert len({f.transfer.id for f in finals}) == 6
+    for offer in offers:
+        record = bob.manager.get(offer.transfer.id)
+        assert record is not None
+        # Every byte was in before the cancel: the transfer completes, file and record agree.
+        assert record.state is TransferState.COMPLETED
+        assert (bob.downloads / offer.transfer.name).exists()
+    assert part_files(bob.downloads) == []
     await alice.close()
     await bob.close()

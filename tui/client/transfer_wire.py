@@ -214,6 +214,14 @@ class TransferWire(TransferCore):
             transfer = self.store.find(outgoing, peer, info.transfer_id)
             if transfer is None or transfer.state.final:
                 continue
+            run = self._in.get(transfer.id)
+            if run is not None and run.finishing and run.writer.error is None:
+                # Every byte is here and being verified/moved into place: the cancel lost
+                # the race. Finishing (and the final FILE_PROGRESS it sends) is the only
+                # outcome that leaves disk and records consistent.
+                log.info("transfer %d: cancel from the sender arrived after the last byte; "
+                         "completing", transfer.id)
+                continue
             self._spawn(self._stop_run(transfer.id, remove_part=True))
             who = "the receiver" if outgoing else "the sender"
             reason = f"cancelled by {who}" + (f": {peer_text(text)}" if text else "")
