@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 import re
 import secrets
 import sqlite3
@@ -39,6 +38,7 @@ import platformdirs
 
 from protocol import chat_pb2 as pb
 from protocol.validation import username_key
+from tui.client.sqlite_files import open_private_database
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_ID = (1 << 63) - 1
@@ -201,19 +201,7 @@ class LocalStore:
     @classmethod
     def open(cls, path: Path | str) -> LocalStore:
         """Open (creating if needed) the database at ``path``; ``":memory:"`` for tests."""
-        if str(path) != ":memory:":
-            path = Path(path)
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = sqlite3.connect(str(path))
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            db.close()
-            raise RuntimeError(f"{path} was written by a newer Parley (schema {version})")
-        return cls(db)
+        return cls(open_private_database(path, SCHEMA_VERSION))
 
     def close(self) -> None:
         self._db.commit()

@@ -20,7 +20,6 @@ Invariants:
 from __future__ import annotations
 
 import enum
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tui.client.sqlite_files import open_private_database
 from tui.client.store import from_sql_u64, history_path, to_sql_u64
 
 SCHEMA_VERSION = 1
@@ -172,19 +172,7 @@ class TransferStore:
     @classmethod
     def open(cls, path: Path | str) -> TransferStore:
         """Open (creating if needed, mode 0600 in a 0700 dir) ``path``; ``":memory:"`` too."""
-        if str(path) != ":memory:":
-            path = Path(path)
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        db = sqlite3.connect(str(path))
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            db.close()
-            raise RuntimeError(f"{path} was written by a newer Parley (schema {version})")
-        return cls(db)
+        return cls(open_private_database(path, SCHEMA_VERSION))
 
     def close(self) -> None:
         self._db.commit()

@@ -1,0 +1,30 @@
+"""Opening the client's private SQLite files.
+
+Invariants: a database file is created with mode 0600 in a directory created 0700 (history
+and transfers are private), uses WAL with synchronous=NORMAL, and a file written by a newer
+Parley (a higher ``user_version`` than the caller knows) is refused rather than misread.
+``":memory:"`` opens an in-memory database (tests).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+
+def open_private_database(path: Path | str, schema_version: int) -> sqlite3.Connection:
+    """Open (creating if needed) the database at ``path`` for a schema of ``schema_version``."""
+    if str(path) != ":memory:":
+        path = Path(path)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    db = sqlite3.connect(str(path))
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > schema_version:
+        db.close()
+        raise RuntimeError(f"{path} was written by a newer Parley (schema {version})")
+    return db
