@@ -61,6 +61,7 @@ class Connection:
         "paused",
         "peer",
         "peer_host",
+        "pending_acks",
         "pending_bytes",
         "prefix",
         "prefix_wall",
@@ -106,6 +107,7 @@ class Connection:
         # not yet written to the socket.
         self.v1_unacked: deque[tuple[int, int, bool]] = deque()
         self.bytes_queued = 0
+        self.pending_acks: list[bytes] = []  # Ack frames of the read being dispatched
         self.bytes_sent = 0
         self.bucket: TokenBucket | None = None
         self.want_write = False

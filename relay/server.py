@@ -330,22 +330,34 @@ class Relay:
 
     def _dispatch(self, conn: Connection, frames: list[tuple[int, bytes]]) -> None:
         handlers = self.handlers
-        for frame_type, payload in frames:
-            if conn.state is not ConnState.OPEN:
-                return
-            handler = handlers.get(frame_type)
-            try:
-                if handler is None:
-                    type_info(frame_type)  # raises "unknown frame type N"
-                    raise ProtocolError(f"frame type {frame_type} is not accepted by the relay")
-                if not conn.uid and not type_info(frame_type).allowed_before_login:
-                    self.reset(conn, pb.Reset.NOT_LOGGED_IN,
-                               f"log in first ({FrameType(frame_type).name} before LOGIN)")
+        try:
+            for frame_type, payload in frames:
+                if conn.state is not ConnState.OPEN:
                     return
-                handler(self, conn, payload)
-            except ProtocolError as exc:
-                self.reset(conn, exc.code, exc.reason)
-                return
+                handler = handlers.get(frame_type)
+                try:
+                    if handler is None:
+                        type_info(frame_type)  # raises "unknown frame type N"
+                        raise ProtocolError(
+                            f"frame type {frame_type} is not accepted by the relay")
+                    if not conn.uid and not type_info(frame_type).allowed_before_login:
+                        self.reset(conn, pb.Reset.NOT_LOGGED_IN,
+                                   f"log in first ({FrameType(frame_type).name} before LOGIN)")
+                        return
+                    handler(self, conn, payload)
+                except ProtocolError as exc:
+                    self.reset(conn, exc.code, exc.reason)
+                    return
+        finally:
+            acks = conn.pending_acks
+            if acks:
+                # Acks of this read, one chunk (written after the commit like everything
+                # else). A connection being reset drops them: its client re-sends those ids
+                # and gets the same Acks from the dedup window.
+                if conn.state is ConnState.OPEN:
+                    conn.queue(b"".join(acks))
+                    self.dirty.add(conn)
+                acks.clear()
 
     def _drain_closing(self, conn: Connection) -> None:
         try:

@@ -36,8 +36,8 @@ _SURELY_SHORT = MAX_TEXT_BYTES // 4  # at most 4 UTF-8 bytes per character
 def _ack(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
          seq: int = 0, timestamp: int = 0) -> None:
     if code == pb.Ack.OK:
-        conn.queue(ack_ok_frame(client_id, seq, timestamp))
-        relay.dirty.add(conn)
+        # Collected while one read is dispatched and queued as one chunk at its end.
+        conn.pending_acks.append(ack_ok_frame(client_id, seq, timestamp))
         return
     relay.send_message(conn, FrameType.ACK,
                        pb.Ack(id=client_id, seq=seq, code=code, timestamp=timestamp))
@@ -141,7 +141,11 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         if duplicate is not None:
             _ack(relay, conn, client_id, pb.Ack.OK, duplicate[0], duplicate[1])
             return
-    if delivery.inbox_count(relay, recipient) >= relay.config.inbox_quota:
+    floor = relay.inbox_floor.get(recipient)
+    head = relay.head_seq.get(recipient)
+    stored = (head - floor if floor is not None and head is not None
+              else delivery.inbox_count(relay, recipient))
+    if stored >= relay.config.inbox_quota:
         _refuse(relay, conn, client_id, pb.Ack.QUOTA_EXCEEDED, durable)
         return
     seq, timestamp = delivery.store_durable(relay, conn, recipient, message_type, client_id,
