@@ -32,7 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_relay import PAYLOAD_SIZE, Bench, Pair, ProfiledRelay, print_profile, set_up_pairs
+from bench_relay import (
+    PAYLOAD_SIZE,
+    Bench,
+    Pair,
+    ProfiledRelay,
+    add_traffic_options,
+    print_profile,
+    set_up_pairs,
+)
 from benchlib import BenchError, RelayProcess, machine_description, peak_rss_bytes
 
 from protocol import chat_pb2 as pb
@@ -99,22 +107,9 @@ class DurableBench(Bench):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--messages", type=int, default=200_000,
-                        help="messages to deliver in the measured phase (all pairs together)")
-    parser.add_argument("--pairs", type=int, default=10, help="sender/receiver pairs")
-    parser.add_argument("--window", type=int, default=64,
-                        help="messages each sender keeps in flight, un-acked by the relay")
-    parser.add_argument("--ack-every", type=int, default=64,
-                        help="a receiver sends Ack{seq} after this many messages")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic first")
-    parser.add_argument("--max-seconds", type=float, default=120.0,
-                        help="stop the measured phase after this long even if short of "
-                             "--messages (the figures are then over what was delivered)")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="run the relay with --plaintext (no TLS)")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="run the relay under cProfile, write its stats to FILE and print "
-                             "the top functions (profiling slows the relay down)")
+    add_traffic_options(
+        parser, window_help="messages each sender keeps in flight, un-acked by the relay",
+        ack_help="a receiver sends Ack{seq} after this many messages")
     args = parser.parse_args()
 
     print(machine_description())

@@ -253,18 +253,14 @@ def print_profile(path: Path, limit: int) -> None:
     stats.sort_stats("tottime").print_stats(limit)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mode", choices=["v1", "v2"], default="v1",
-                        help="session protocol version of every bench user")
+def add_traffic_options(parser: argparse.ArgumentParser, *, window_help: str,
+                        ack_help: str) -> None:
+    """The options bench_relay.py and bench_durable.py share."""
     parser.add_argument("--messages", type=int, default=200_000,
                         help="messages to deliver in the measured phase (all pairs together)")
     parser.add_argument("--pairs", type=int, default=10, help="sender/receiver pairs")
-    parser.add_argument("--window", type=int, default=64,
-                        help="messages each sender keeps in flight (sent, not yet received)")
-    parser.add_argument("--ack-every", type=int, default=64,
-                        help="v2: a receiver sends Ack{seq} after this many messages")
+    parser.add_argument("--window", type=int, default=64, help=window_help)
+    parser.add_argument("--ack-every", type=int, default=64, help=ack_help)
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic first")
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="stop the measured phase after this long even if short of "
@@ -274,6 +270,16 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="run the relay under cProfile, write its stats to FILE and print "
                              "the top functions (profiling slows the relay down)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--mode", choices=["v1", "v2"], default="v1",
+                        help="session protocol version of every bench user")
+    add_traffic_options(
+        parser, window_help="messages each sender keeps in flight (sent, not yet received)",
+        ack_help="v2: a receiver sends Ack{seq} after this many messages")
     args = parser.parse_args()
     v2 = args.mode == "v2"
 
