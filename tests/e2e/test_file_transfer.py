@@ -14,7 +14,6 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,14 +23,14 @@ from protocol import FrameType
 from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import WAIT, buddies, make_session
+from tests.tui.client.sessions import TransferPeer as Peer
 from tests.wire import WireClient
 from tui.client import MessageReceived
-from tui.client.transfer import TransferError, TransferManager, TransferState
+from tui.client.transfer import TransferError, TransferState
 from tui.client.transfer_events import (
     TransferCancelled,
     TransferCompleted,
     TransferDeclined,
-    TransferEvent,
     TransferFailed,
     TransferOffered,
     TransferProgress,
@@ -64,39 +63,6 @@ def sha256_of(path: Path) -> bytes:
         while block := fh.read(4 * MIB):
             digest.update(block)
     return digest.digest()
-
-
-class Peer:
-    """A client session plus its transfer manager and a queue of its transfer events."""
-
-    def __init__(
-        self, relay: RelayProcess, tmp: Path, name: str, options: TransferOptions | None = None
-    ) -> None:
-        self.session = make_session(relay, tmp, name)
-        self.downloads = tmp / f"{name}-downloads"
-        self.downloads.mkdir(exist_ok=True)
-        self.manager = TransferManager(
-            self.session, data_dir=tmp / name, downloads_dir=self.downloads, options=options
-        )
-        self.events: asyncio.Queue[TransferEvent] = asyncio.Queue()
-        self.manager.add_listener(self.events.put_nowait)
-
-    @property
-    def uid(self) -> int:
-        assert self.session.uid is not None
-        return self.session.uid
-
-    async def next(self, kind: type[E], predicate: Callable[[E], bool] = lambda _: True) -> E:
-        """The next event of ``kind`` matching ``predicate``, within WAIT seconds overall."""
-        async with asyncio.timeout(WAIT):
-            while True:
-                event = await self.events.get()
-                if isinstance(event, kind) and predicate(event):
-                    return event
-
-    async def close(self) -> None:
-        await self.manager.close()
-        await self.session.close()
 
 
 async def pair(

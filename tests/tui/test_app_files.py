@@ -23,23 +23,18 @@ from textual.widgets import TabbedContent
 
 from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
-from tests.tui.conftest import FAST, PASSWORD, app_config, log_in, screen_text, wait_until
+from tests.tui.client.sessions import TransferPeer as Peer
+from tests.tui.conftest import PASSWORD, app_config, log_in, screen_text, wait_until
 from tests.tui.test_app_chat import make_buddies, rows
 from tui.app import ParleyApp
-from tui.client.connection import Endpoint
 from tui.client.events import MessageReceived
-from tui.client.login import register_account
-from tui.client.session import ClientSession
-from tui.client.transfer import TransferManager
 from tui.client.transfer_events import (
     TransferCancelled,
     TransferCompleted,
     TransferDeclined,
-    TransferEvent,
     TransferOffered,
 )
 from tui.client.transfer_logic import TransferOptions
-from tui.client.trust import TrustPolicy
 from tui.dialogs.pick_file import PickFileDialog
 from tui.dialogs.save_file import SaveFileDialog
 from tui.models import RowKind
@@ -53,46 +48,12 @@ PACED = TransferOptions(max_rate=1 * MIB)  # a 3 MiB file takes seconds: progres
 E = TypeVar("E")
 
 
-class Peer:
-    """A library client with its own transfer engine and a queue of its events."""
-
-    def __init__(self, session: ClientSession, manager: TransferManager, downloads: Path) -> None:
-        self.session = session
-        self.manager = manager
-        self.downloads = downloads
-        self.events: asyncio.Queue[TransferEvent] = asyncio.Queue()
-        manager.add_listener(self.events.put_nowait)
-
-    @property
-    def uid(self) -> int:
-        assert self.session.uid is not None
-        return self.session.uid
-
-    async def next(self, kind: type[E], predicate: Callable[[E], bool] = lambda _: True) -> E:
-        async with asyncio.timeout(WAIT):
-            while True:
-                event = await self.events.get()
-                if isinstance(event, kind) and predicate(event):
-                    return event
-
-    async def close(self) -> None:
-        await self.manager.close()
-        await self.session.close()
-
-
 async def start_peer(
     relay: RelayProcess, tmp_path: Path, name: str, options: TransferOptions | None = None
 ) -> Peer:
-    policy = TrustPolicy.pinned(relay.fingerprint or "")
-    endpoint = Endpoint(relay.host, relay.port)
-    await register_account(endpoint, policy, name, PASSWORD)
-    data = tmp_path / f"peer-{name}"
-    session = ClientSession(endpoint, name, PASSWORD, trust=policy, data_dir=data, options=FAST)
-    downloads = tmp_path / f"{name}-downloads"
-    downloads.mkdir()
-    manager = TransferManager(session, data_dir=data, downloads_dir=downloads, options=options)
-    peer = Peer(session, manager, downloads)
-    await session.start()
+    peer = Peer(relay, tmp_path, name, options, password=PASSWORD)
+    await peer.session.register()
+    await peer.session.start()
     return peer
 
 

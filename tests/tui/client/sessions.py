@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -15,6 +16,9 @@ from tui.client import (
     SessionOptions,
     TrustPolicy,
 )
+from tui.client.transfer import TransferManager
+from tui.client.transfer_events import TransferEvent
+from tui.client.transfer_logic import TransferOptions
 
 # Quick reconnects so tests do not idle; every other value is the production default.
 FAST = SessionOptions(backoff_base=0.05, backoff_cap=0.5)
@@ -75,3 +79,42 @@ async def buddy_pair(relay: RelayProcess, data_dir: Path) -> tuple[ClientSession
     await buddies(alice, bob)
     assert bob.uid is not None
     return alice, bob
+
+
+class TransferPeer:
+    """A client session plus its transfer manager and a queue of its transfer events."""
+
+    def __init__(
+        self,
+        relay: RelayProcess,
+        tmp: Path,
+        name: str,
+        options: TransferOptions | None = None,
+        *,
+        password: str | None = None,
+    ) -> None:
+        self.session = make_session(relay, tmp, name, password=password)
+        self.downloads = tmp / f"{name}-downloads"
+        self.downloads.mkdir(exist_ok=True)
+        self.manager = TransferManager(
+            self.session, data_dir=tmp / name, downloads_dir=self.downloads, options=options
+        )
+        self.events: asyncio.Queue[TransferEvent] = asyncio.Queue()
+        self.manager.add_listener(self.events.put_nowait)
+
+    @property
+    def uid(self) -> int:
+        assert self.session.uid is not None
+        return self.session.uid
+
+    async def next(self, kind: type[E], predicate: Callable[[E], bool] = lambda _: True) -> E:
+        """The next event of ``kind`` matching ``predicate``, within WAIT seconds overall."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                event = await self.events.get()
+                if isinstance(event, kind) and predicate(event):
+                    return event
+
+    async def close(self) -> None:
+        await self.manager.close()
+        await self.session.close()
