@@ -373,9 +373,17 @@ class Relay:
     # -- writing ---------------------------------------------------------------------------
 
     def send(self, conn: Connection, frame: bytes) -> None:
-        """Queue a frame; it is written after this iteration's commit."""
+        """Queue a frame; it is written after this iteration's commit.
+
+        Acks batched for the read being dispatched go first, so a connection receives
+        frames in the order the relay produced them.
+        """
         if conn.state is not ConnState.OPEN:
             return
+        acks = conn.pending_acks
+        if acks:
+            conn.queue(b"".join(acks))
+            acks.clear()
         conn.queue(frame)
         self.dirty.add(conn)
 
