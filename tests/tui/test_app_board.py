@@ -139,7 +139,7 @@ async def test_mouse_drag_draws_here_and_on_the_peer_board(
     async with app.run_test(size=(120, 34)) as pilot:
         screen = await open_board(pilot, app, bob)
         canvas = screen.board_pane.canvas
-        assert "Pen up/down" in screen_text(app)  # the footer shows the board's keys
+        await wait_until(pilot, lambda: "Pen up/down" in screen_text(app), "board keys")
 
         # A drag with the default brush: the pointer skips cells, segments join them.
         path = [(2, 2), (3, 2), (6, 3), (9, 6), (9, 9), (4, 9)]

@@ -29,7 +29,7 @@ async def test_keyboard_navigation_palette_and_help(
         await make_buddies(screen, bob)
         await wait_until(pilot, lambda: rows(screen).get("bob") is RowKind.BUDDY, "buddy")
         assert isinstance(app.focused, BuddyList)
-        assert "Add buddy" in screen_text(app)  # the footer shows the bindings
+        await wait_until(pilot, lambda: "Add buddy" in screen_text(app), "footer bindings")
 
         # Switch conversation from the command palette.
         await pilot.press("ctrl+p")
@@ -73,7 +73,7 @@ async def test_keyboard_navigation_palette_and_help(
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: "Re-send failed" in screen_text(app), "the table")
-        assert "Ctrl+N" in screen_text(app)
+        await wait_until(pilot, lambda: "Ctrl+N" in screen_text(app), "help table")
         # Rows below the fold (an 80x24 terminal) are in the table, one scroll away.
         keys = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
         assert "Ctrl+J / Shift+Enter" in keys and "Space" in keys  # composer, board

@@ -160,4 +160,4 @@ async def test_layout_from_60x20_to_large(relay: RelayProcess, tmp_path: Path) -
             assert "connected" in screen_text(app)
         await pilot.press("f1")
         await pilot.pause()
-        assert "Add buddy" in screen_text(app)
+        await wait_until(pilot, lambda: "Add buddy" in screen_text(app), "footer bindings")
