@@ -312,7 +312,7 @@ async def test_strokes_reach_a_peer_who_was_offline_both_ways(
             await wait_until(pilot, lambda: isinstance(app.focused, BoardCanvas), "board")
             assert board_of(screen).snapshot() == want.snapshot()
             assert board_of(screen).malformed_count == 3
-            assert "3 ignored" in screen_text(app)
+            await wait_until(pilot, lambda: "3 ignored" in screen_text(app), "screen text")
             assert shown_cells(app, screen.board_pane.canvas, want) == []
             assert screen.view.timeline.entries == []
             # Live malformed segments are counted too, and nothing crashes.

@@ -59,7 +59,7 @@ async def test_add_buddy_chat_both_ways_typing_and_ticks(
         )
         await pilot.press("enter", "enter")  # to the results, then choose bob
         await wait_until(pilot, lambda: rows(screen).get("bob") is RowKind.OUTGOING, "pending")
-        assert "bob" in screen_text(app)
+        await wait_until(pilot, lambda: "bob" in screen_text(app), "screen text")
 
         # Bob accepts: bob becomes a buddy, online.
         await bob.add_buddy(alice_uid)
@@ -79,7 +79,7 @@ async def test_add_buddy_chat_both_ways_typing_and_ticks(
             lambda: [e.state for e in screen.view.timeline.entries] == [MessageState.DELIVERED],
             "the delivered tick",
         )
-        assert "✓✓ alice: hello bob" in screen_text(app)
+        await wait_until(pilot, lambda: "✓✓ alice: hello bob" in screen_text(app), "screen text")
         assert screen.composer.text == ""
 
         # While alice typed, bob got INPUTING hints (at most one per second).
@@ -122,7 +122,9 @@ async def test_unread_counts_and_incoming_requests(
                 and rows(screen).get("dave") is RowKind.INCOMING,
                 "two requests",
             )
-            assert "wants to be buddies" in screen_text(app)
+            await wait_until(
+                pilot, lambda: "wants to be buddies" in screen_text(app), "screen text"
+            )
             # Accept carol with "a", decline dave with "d".
             screen.buddy_list.focus()
             screen.buddy_list.highlight_uid(carol.uid or 0)
@@ -143,14 +145,14 @@ async def test_unread_counts_and_incoming_requests(
             carol.send_text(alice_uid, "one")
             carol.send_text(alice_uid, "two")
             await wait_until(pilot, lambda: screen.unread.get(carol.uid or 0) == 2, "unread")
-            assert "carol (2)" in screen_text(app)
+            await wait_until(pilot, lambda: "carol (2)" in screen_text(app), "screen text")
             # Opening carol's chat clears it (also in the store, for the next start).
             screen.buddy_list.focus()
             screen.buddy_list.highlight_uid(carol.uid or 0)
             await pilot.press("enter")
             await wait_until(pilot, lambda: screen.unread.get(carol.uid or 0) == 0, "read")
-            assert "carol (2)" not in screen_text(app)
-            assert "carol: two" in screen_text(app)
+            await wait_until(pilot, lambda: "carol (2)" not in screen_text(app), "text gone")
+            await wait_until(pilot, lambda: "carol: two" in screen_text(app), "screen text")
             convs = {c.peer: c.unread for c in screen.session.store.conversations()}
             assert convs[carol.uid or 0] == 0
     finally:
@@ -199,14 +201,16 @@ async def test_failed_send_resent_after_the_relay_comes_back(
             lambda: [e.state for e in screen.view.timeline.entries] == [MessageState.FAILED] * 2,
             "the failed marks",
         )
-        assert "!  alice: are you there?" in screen_text(app)
+        await wait_until(
+            pilot, lambda: "!  alice: are you there?" in screen_text(app), "screen text"
+        )
 
         # It dies (the frozen copy never processed them); the app shows it retrying.
         relay.kill()
         await wait_until(
             pilot, lambda: status.state is ConnectionState.RECONNECTING, "reconnecting"
         )
-        assert "reconnecting" in screen_text(app)
+        await wait_until(pilot, lambda: "reconnecting" in screen_text(app), "screen text")
 
         # It comes back: connected again. A click on the first "!" re-sends that message,
         # Ctrl+R the remaining one; bob gets each exactly once.

@@ -153,7 +153,7 @@ async def test_send_several_files_picked_with_completion_and_tree(
             names = [node.label.plain for node in tree.root.children]
             await pilot.press(*["down"] * (names.index("notes.txt") + 1), "enter")
             await wait_until(pilot, lambda: len(dialog.picked) == 3, "picked in the tree")
-            assert "3 files picked" in screen_text(app)
+            await wait_until(pilot, lambda: "3 files picked" in screen_text(app), "screen text")
 
             await pilot.press("ctrl+s")
             await wait_until(pilot, lambda: app.screen is screen, "picker closed")
@@ -234,7 +234,9 @@ async def test_receive_accept_save_progress_and_no_overwrite(
             saved = downloads / "data (1).bin"
             assert sha256_of(saved) == digest
             assert (downloads / "data.bin").read_bytes() == b"alice's own file"
-            assert "✓ saved as data (1).bin in " in screen_text(app)
+            await wait_until(
+                pilot, lambda: "✓ saved as data (1).bin in " in screen_text(app), "screen text"
+            )
             done = await bob.next(TransferCompleted)
             assert done.transfer.outgoing
     finally:
@@ -263,7 +265,7 @@ async def test_decline_tells_the_sender(relay: RelayProcess, tmp_path: Path) -> 
             declined = await bob.next(TransferDeclined)
             assert declined.by_peer
             await wait_until(pilot, lambda: state_of(files) == ["DECLINED"], "declined row")
-            assert "declined" in screen_text(app)
+            await wait_until(pilot, lambda: "declined" in screen_text(app), "screen text")
             assert list((tmp_path / "alice-downloads").iterdir()) == []
             await pilot.press("delete")  # finished rows can be removed from the list
             await wait_until(pilot, lambda: not files.rows, "row removed")
@@ -364,7 +366,7 @@ async def test_hash_mismatch_is_reported(relay: RelayProcess, tmp_path: Path) ->
             bob.session.send_ephemeral(alice, pb.Message.FILE_CHUNK, data=b"HELLO", file=chunk)
             await wait_until(pilot, lambda: state_of(files) == ["FAILED"], "failed row")
             assert "SHA-256 mismatch" in files.rows[files.book.ordered()[0].id].view.status.plain
-            assert "SHA-256 mismatch" in screen_text(app)
+            await wait_until(pilot, lambda: "SHA-256 mismatch" in screen_text(app), "screen text")
             assert list((tmp_path / "alice-downloads").iterdir()) == []
     finally:
         await bob.session.close()

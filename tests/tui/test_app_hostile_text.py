@@ -91,7 +91,9 @@ async def test_hostile_messages_render_literally(
         await wait_until(pilot, lambda: "1024 KB" in shown(screen), "the 1 MB message")
         app.clear_notifications()  # the toasts cover the bottom right of the view
         await pilot.pause()
-        assert "… (message truncated, 1024 KB)" in screen_text(app)
+        await wait_until(
+            pilot, lambda: "… (message truncated, 1024 KB)" in screen_text(app), "screen text"
+        )
         assert screen.session.store.get(entry.local_id or 0).text == huge  # type: ignore[union-attr]
 
 

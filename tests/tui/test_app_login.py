@@ -38,13 +38,14 @@ async def test_register_trust_prompt_then_log_in_again(relay: RelayProcess, tmp_
         await pilot.press("ctrl+l")
         await wait_until(pilot, lambda: isinstance(app.screen, TrustDialog), "trust prompt")
         assert relay.fingerprint is not None
-        assert relay.fingerprint in screen_text(app)
+        await wait_until(pilot, lambda: relay.fingerprint in screen_text(app), "screen text")
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main screen")
         status = app.screen.query_one(StatusBar)
         await wait_until(pilot, lambda: "connected" in status.state_text, "connected")
-        assert "alice" in screen_text(app)
-        assert relay.fingerprint.split(":", 1)[1][:12] in screen_text(app)  # short form
+        await wait_until(pilot, lambda: "alice" in screen_text(app), "screen text")
+        short = relay.fingerprint.split(":", 1)[1][:12]  # the status bar's short form
+        await wait_until(pilot, lambda: short in screen_text(app), "short fingerprint")
         await pilot.press("ctrl+q")
     assert TrustStore(config.known_relays).lookup(relay.host, relay.port) == relay.fingerprint
     remembered = load_remembered(config.settings_path)
@@ -157,7 +158,7 @@ async def test_layout_from_60x20_to_large(relay: RelayProcess, tmp_path: Path) -
                 assert region.right <= size[0] and region.bottom <= size[1]
             view = screen.query_one(ConversationView).region
             assert view.height >= 6, size  # room for a few messages even at 60x20
-            assert "connected" in screen_text(app)
+            await wait_until(pilot, lambda: "connected" in screen_text(app), "screen text")
         await pilot.press("f1")
         await pilot.pause()
         await wait_until(pilot, lambda: "Add buddy" in screen_text(app), "footer bindings")
