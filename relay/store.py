@@ -27,7 +27,7 @@ import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat, starmap
+from itertools import starmap
 from pathlib import Path
 from typing import NamedTuple, Self
 
@@ -120,10 +120,8 @@ SQL_DELETE_INBOX_THROUGH_QUIETLY = "DELETE FROM inbox WHERE recipient = ? AND se
 SQL_DELETE_INBOX_THROUGH = (
     "DELETE FROM inbox WHERE recipient = ? AND seq <= ? RETURNING sender, client_id"
 )
-SQL_DELETE_INBOX_SEQ = "DELETE FROM inbox WHERE recipient = ? AND seq = ?"
 
 # A newer record supersedes a stale one for the same key; an equal or older one is ignored.
-SQL_RECORD_DEDUP = f"INSERT OR IGNORE INTO dedup ({_DEDUP_COLS}) VALUES (?, ?, ?, ?, ?)"
 SQL_FIND_DEDUP = (
     f"SELECT {_DEDUP_COLS} FROM dedup WHERE bucket = ? AND sender = ? AND client_id = ?"
 )
@@ -485,18 +483,6 @@ class Store:
         con.execute(SQL_INBOX_TO_DEDUP, (self.dedup_bucket_seconds, uid, seq))
         return [(sender, client_id) for sender, client_id in
                 con.execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)) if client_id]
-
-    def delete_inbox_seqs(self, uid: int, seqs: Sequence[int]) -> None:
-        """Delete the given messages of ``uid`` (delivered to a v1 session); head_seq is kept."""
-        if seqs:
-            self._write().executemany(SQL_DELETE_INBOX_SEQ, zip(repeat(uid), seqs))
-
-    # -- dedup -------------------------------------------------------------------------
-
-    def record_dedup(self, rows: Sequence[DedupRecord]) -> None:
-        """Remember the Acks given (a key already recorded in the same bucket is kept)."""
-        if rows:
-            self._write().executemany(SQL_RECORD_DEDUP, rows)
 
     def find_dedup(self, sender: int, client_id: int, buckets: Iterable[int],
                    recipient: int | None = None) -> DedupRecord | None:

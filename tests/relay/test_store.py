@@ -355,8 +355,7 @@ def test_inbox_delete_keeps_head_seq_across_reopen(db_path: Path) -> None:
         assert s.delete_inbox_through(alice, 3) == [(bob, 7), (bob, 8)]
         assert s.delete_inbox_through(alice, 3) == []
         assert s.inbox_count(alice) == 1
-        s.delete_inbox_seqs(alice, [4, 5])
-        s.delete_inbox_seqs(alice, [])
+        assert s.delete_inbox_through(alice, 5, keep_dedup=False) == []
         assert s.inbox_count(alice) == 0
         assert s.head_seq(alice) == 4
     with Store(db_path) as s:
@@ -377,28 +376,39 @@ def test_head_seq_never_decreases(store: Store) -> None:
 # -- dedup ----------------------------------------------------------------------------------
 
 
-def test_dedup_find_and_prune(store: Store) -> None:
-    first = DedupRecord(bucket=10, sender=1, client_id=5, seq=3, timestamp=100)
-    other = DedupRecord(10, 1, 6, 4, 150)
-    store.record_dedup([first, other])
-    store.record_dedup([])
-    assert store.find_dedup(1, 5, buckets=[9, 10]) == first
-    assert store.find_dedup(1, 5, buckets=[11, 12]) is None  # not in the live buckets
-    assert store.find_dedup(1, 6, buckets=[10]) == other
-    assert store.find_dedup(2, 5, buckets=[10]) is None
+DAY = 86_400  # the store fixture's dedup bucket
 
-    store.record_dedup([DedupRecord(10, 1, 5, 99, 100)])  # same bucket: the first is kept
-    assert store.find_dedup(1, 5, [10]) == first
-    newer = DedupRecord(12, 1, 5, 42, 500)
-    store.record_dedup([newer])  # a later record of the same key: the newest bucket wins
-    assert store.find_dedup(1, 5, [10, 11, 12]) == newer
+
+def _delivered(store: Store, recipient: int, seq: int, sender: int, client_id: int,
+               timestamp: int) -> None:
+    """Store a message and delete it as delivered: its (sender, id) moves into dedup."""
+    store.append_inbox([InboxRow(recipient, seq, sender, client_id, 0, timestamp, b"m")])
+    store.delete_inbox_through(recipient, seq)
+
+
+def test_dedup_find_and_prune(store: Store) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    _delivered(store, bob, 1, alice, 5, 10 * DAY + 100)
+    _delivered(store, bob, 2, alice, 6, 10 * DAY + 150)
+    first = DedupRecord(bucket=10, sender=alice, client_id=5, seq=1, timestamp=10 * DAY + 100)
+    other = DedupRecord(10, alice, 6, 2, 10 * DAY + 150)
+    assert store.find_dedup(alice, 5, buckets=[9, 10]) == first
+    assert store.find_dedup(alice, 5, buckets=[11, 12]) is None  # not in the live buckets
+    assert store.find_dedup(alice, 6, buckets=[10]) == other
+    assert store.find_dedup(bob, 5, buckets=[10]) is None
+
+    _delivered(store, bob, 3, alice, 5, 10 * DAY + 200)  # same bucket: the first is kept
+    assert store.find_dedup(alice, 5, [10]) == first
+    _delivered(store, bob, 4, alice, 5, 12 * DAY)
+    newer = DedupRecord(12, alice, 5, 4, 12 * DAY)  # a later record: the newest bucket wins
+    assert store.find_dedup(alice, 5, [10, 11, 12]) == newer
 
     assert store.prune_dedup(before_bucket=12, limit=1) == 1  # chunked
     assert store.prune_dedup(before_bucket=12) == 1
-    assert store.find_dedup(1, 6, [10]) is None
-    assert store.find_dedup(1, 5, [10, 11, 12]) == newer
+    assert store.find_dedup(alice, 6, [10]) is None
+    assert store.find_dedup(alice, 5, [10, 11, 12]) == newer
     assert store.prune_dedup(before_bucket=12) == 0
-    assert list(store.dedup_keys_since(12)) == [(1, 5)]
+    assert list(store.dedup_keys_since(12)) == [(alice, 5)]
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -428,7 +438,7 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     store.add_buddy(carol, alice)
     store.append_inbox([_msg(alice, 1, sender=bob, client_id=1), _msg(bob, 1, sender=alice)])
     store.add_token(alice, b"tok", expires=10**12)
-    store.record_dedup([DedupRecord(1, alice, 1, 1, 100)])
+    _delivered(store, carol, 1, alice, 1, 100)  # alice's sent-message dedup record
     store.commit()
 
     assert store.remove_user(alice)
@@ -437,7 +447,7 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     assert store.relations_of(bob) == [] and store.relations_of(carol) == []
     assert store.buddy_ids(bob) == set()
     assert store.token_owner(b"tok", now=0) is None
-    assert store.find_dedup(alice, 1, [1]) is None
+    assert store.find_dedup(alice, 1, [0]) is None
     con = sqlite3.connect(db_path)
     assert con.execute("SELECT count(*) FROM inbox WHERE recipient = ?", (alice,)).fetchone() == (
         0,
