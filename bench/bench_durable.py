@@ -44,7 +44,6 @@ from bench_relay import (
 from benchlib import BenchError, RelayProcess, machine_description, peak_rss_bytes
 
 from protocol import chat_pb2 as pb
-from protocol import encode_frame
 from protocol.types import FrameType
 
 TARGET_US = 16.0
@@ -64,25 +63,9 @@ class DurableBench(Bench):
         self.receiver_acks = 0  # Ack{seq} frames sent by receivers
 
     def _on_receiver(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
-        count = 0
-        last_payload = b""
-        for frame_type, payload in frames:
-            if frame_type == _MESSAGE:
-                count += 1
-                last_payload = payload
-            elif frame_type == _RESET:
-                raise BenchError(f"{pair.receiver.name}: Reset {pb.Reset.FromString(payload)}")
-        if not count:
-            return
-        pair.received += count
-        self.delivered += count
-        pair.unacked += count
-        if pair.unacked >= self.ack_every:
-            pair.unacked = 0
-            seq = pb.Message.FromString(last_payload).seq
-            pair.receiver.out += encode_frame(FrameType.ACK, pb.Ack(seq=seq))
+        count, last_payload = self._deliveries(pair, frames)
+        if count and self._ack_deliveries(pair, count, last_payload):
             self.receiver_acks += 1
-            self.dirty.add(pair.receiver)
 
     def _on_sender(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
         accepted = 0

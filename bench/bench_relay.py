@@ -179,7 +179,8 @@ class Bench:
         pair.sent += count
         self.dirty.add(pair.sender)
 
-    def _on_receiver(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
+    def _deliveries(self, pair: Pair, frames: list[tuple[int, bytes]]) -> tuple[int, bytes]:
+        """Messages among a receiver's frames (counted) and the last one's payload."""
         count = 0
         last_payload = b""
         for frame_type, payload in frames:
@@ -188,18 +189,28 @@ class Bench:
                 last_payload = payload
             elif frame_type == _RESET:
                 raise BenchError(f"{pair.receiver.name}: Reset {pb.Reset.FromString(payload)}")
-        if not count:
-            return
         pair.received += count
         self.delivered += count
+        return count, last_payload
+
+    def _ack_deliveries(self, pair: Pair, count: int, last_payload: bytes) -> bool:
+        """v2 receiver: Ack{seq} after every ``ack_every`` messages; True if one was sent."""
+        pair.unacked += count
+        if pair.unacked < self.ack_every:
+            return False
+        pair.unacked = 0
+        seq = pb.Message.FromString(last_payload).seq
+        pair.receiver.out += encode_frame(FrameType.ACK, pb.Ack(seq=seq))
+        self.dirty.add(pair.receiver)
+        return True
+
+    def _on_receiver(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
+        count, last_payload = self._deliveries(pair, frames)
+        if not count:
+            return
         self._send(pair, count)
         if self.v2:
-            pair.unacked += count
-            if pair.unacked >= self.ack_every:
-                pair.unacked = 0
-                seq = pb.Message.FromString(last_payload).seq
-                pair.receiver.out += encode_frame(FrameType.ACK, pb.Ack(seq=seq))
-                self.dirty.add(pair.receiver)
+            self._ack_deliveries(pair, count, last_payload)
 
     def _on_sender(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
         for frame_type, payload in frames:
