@@ -4,8 +4,10 @@ Invariants (tornado iostream's shape):
 - The socket is non-blocking. Reads loop ``recv_into`` until it would block (which also drains
   what OpenSSL holds internally); EOF and errors are reported, never raised past the loop.
 - Outgoing bytes go into a deque of chunks; :meth:`queue` only appends (handlers call it and
-  never touch the socket). :meth:`flush` coalesces the chunks into one write per call, up to
-  ``MAX_WRITE``; after a TLS WANT_WRITE the very same bytes are retried, as OpenSSL requires.
+  never touch the socket). :meth:`flush` coalesces small chunks and cuts large ones so that
+  each send is at most ``MAX_WRITE`` bytes (``bytes_sent`` then trails the peer's reading by
+  at most that much); after a TLS WANT_WRITE the very same bytes are retried, as OpenSSL
+  requires.
 - ``pending_bytes`` is exact, so high-water checks are O(1).
 - Closing is the relay's job (one teardown path); this class only reports what happened.
 """
@@ -150,13 +152,25 @@ class Connection:
             if data is None:
                 if not chunks:
                     return True
-                if len(chunks) == 1 or len(chunks[0]) >= MAX_WRITE:
-                    data = chunks.popleft()
+                # At most MAX_WRITE per send: a TLS send reports nothing until all of its
+                # bytes are written, and bytes_sent must advance as the peer reads.
+                first = chunks.popleft()
+                if len(first) >= MAX_WRITE or not chunks:
+                    data = first
+                    if len(first) > MAX_WRITE:
+                        whole = memoryview(first)
+                        data = whole[:MAX_WRITE]
+                        chunks.appendleft(whole[MAX_WRITE:])
                 else:
-                    parts = []
-                    size = 0
+                    parts = [first]
+                    size = len(first)
                     while chunks and size < MAX_WRITE:
                         part = chunks.popleft()
+                        room = MAX_WRITE - size
+                        if len(part) > room:
+                            whole = memoryview(part)
+                            chunks.appendleft(whole[room:])
+                            part = whole[:room]
                         parts.append(part)
                         size += len(part)
                     data = b"".join(parts)
