@@ -58,6 +58,27 @@ def encode_frame(frame_type: int, message: ProtoMessage | bytes | bytearray | me
     return encode_header(frame_type, len(payload)) + payload
 
 
+def frame_ends(data: bytes | bytearray | memoryview) -> list[int]:
+    """End offsets of the frames packed back to back in ``data`` (whole frames only).
+
+    Used on stored runs of frames (the relay's inbox keeps consecutive MESSAGE frames as one
+    blob). Raises :class:`ProtocolError` if ``data`` does not end exactly on a frame boundary.
+    """
+    ends: list[int] = []
+    pos = 0
+    end = len(data)
+    unpack = _HEADER.unpack_from
+    while pos < end:
+        if end - pos < HEADER_SIZE:
+            raise ProtocolError("stored frames end inside a frame header")
+        length, _ = unpack(data, pos)
+        pos += HEADER_SIZE + length
+        if pos > end:
+            raise ProtocolError("stored frames end inside a frame")
+        ends.append(pos)
+    return ends
+
+
 class FrameDecoder:
     """Incremental decoder: ``feed(data)`` then iterate the complete frames it returns.
 

@@ -168,8 +168,7 @@ def run_relay(config: RelayConfig) -> int:
                 log.info("generated a self-signed certificate in %s", cert_path)
         context = _ssl_context(cert_path, key_path)
     config = _fit_open_file_limit(config)
-    store = Store(config.db_path, synchronous=config.synchronous,
-                  dedup_bucket_seconds=config.dedup_window_hours * 3600 // 2)
+    store = _open_store(config)
     relay = Relay(config, store, context, HANDLERS)
     host, port = relay.listen()
     relay.install_signal_handlers()
@@ -183,6 +182,12 @@ def run_relay(config: RelayConfig) -> int:
     return 0
 
 
+def _open_store(config: RelayConfig) -> Store:
+    """The store as the relay opens it (an admin command may run its migrations too)."""
+    return Store(config.db_path, synchronous=config.synchronous,
+                 dedup_bucket_seconds=config.dedup_window_hours * 3600 // 2)
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -194,7 +199,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    with Store(config.db_path, synchronous=config.synchronous) as store:
+    with _open_store(config) as store:
         if args.action == "list":
             users, _ = store.list_users("", 1_000_000)
             for listed in users:

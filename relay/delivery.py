@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from protocol import chat_pb2 as pb
 from protocol.forward import override_tail, receipt_frame, seq_field
 from protocol.forward import sender_prefix as encode_sender_prefix
-from protocol.framing import pack_header
+from protocol.framing import frame_ends, pack_header
 from protocol.types import FrameType
 from relay.connection import Connection, ConnState
 from relay.store import InboxRow
@@ -26,7 +26,7 @@ from relay.store import InboxRow
 if TYPE_CHECKING:
     from relay.server import Relay
 
-BACKLOG_BATCH = 512
+BACKLOG_RUNS = 64  # stored runs read per batch: at most 64 x 64 messages, ~4 MiB of frames
 MAX_BATCHES_PER_PASS = 2
 new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _MESSAGE_HEADER_TYPE = FrameType.MESSAGE
@@ -74,8 +74,8 @@ def sender_prefix(relay: Relay, conn: Connection) -> bytes:
     return conn.prefix
 
 
-def store_durable(relay: Relay, conn: Connection, recipient: int, message_type: int,
-                  client_id: int, payload: bytes) -> tuple[int, int]:
+def store_durable(relay: Relay, conn: Connection, recipient: int, client_id: int,
+                  payload: bytes) -> tuple[int, int]:
     """Buffer a durable message for the iteration's group commit and push it if possible.
 
     Returns ``(seq, timestamp)``. The push is queued now and written after the commit.
@@ -89,13 +89,13 @@ def store_durable(relay: Relay, conn: Connection, recipient: int, message_type: 
     timestamp = relay.wall
     prefix = conn.prefix if conn.prefix_wall == timestamp else sender_prefix(relay, conn)
     forwarded = payload + prefix + seq_field(seq)
+    frame = pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded
     relay.pending_rows.append(new_tuple(
-        InboxRow, (recipient, seq, conn.uid, client_id, message_type, timestamp, forwarded)))
+        InboxRow, (recipient, seq, conn.uid, client_id, timestamp, frame)))
     relay.durable_count += 1
     target = relay.online.get(recipient)
     if target is not None:
-        push(relay, target, seq, pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded,
-             client_id != 0)
+        push(relay, target, seq, frame, client_id != 0)
     return seq, timestamp
 
 
@@ -153,20 +153,18 @@ def resume(relay: Relay, conn: Connection) -> None:
     for _ in range(MAX_BATCHES_PER_PASS):
         if conn.pending_bytes >= low_water:
             return
-        rows = store.inbox_after(conn.uid, conn.pushed_seq, BACKLOG_BATCH)
-        if rows:
-            frames = []
-            offset = conn.bytes_queued
-            for row in rows:
-                payload = row.payload
-                frames.append(pack_header(len(payload), _MESSAGE_HEADER_TYPE))
-                frames.append(payload)
-                offset += len(payload) + 5
-                if v1:
-                    conn.v1_unacked.append((offset, row.seq, row.client_id != 0))
-            relay.send(conn, b"".join(frames))
-            conn.pushed_seq = rows[-1].seq
-        if len(rows) < BACKLOG_BATCH:
+        runs = store.inbox_after(conn.uid, conn.pushed_seq, BACKLOG_RUNS)
+        if runs:
+            if v1:
+                # v1 rows count as delivered once their frame is written: track each frame.
+                offset = conn.bytes_queued
+                for first_seq, _, frames in runs:
+                    for index, end in enumerate(frame_ends(frames)):
+                        conn.v1_unacked.append((offset + end, first_seq + index, True))
+                    offset += len(frames)
+            relay.send(conn, b"".join(run.frames for run in runs))
+            conn.pushed_seq = runs[-1].last_seq
+        if len(runs) < BACKLOG_RUNS:
             conn.catching_up = False
             if conn.sync_requested:
                 conn.sync_requested = False

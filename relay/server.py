@@ -84,7 +84,7 @@ class Relay:
         self._next_prune = 0.0
         self._accept_paused_until = 0.0
         # uid -> (highest seq written to its v1 socket, whether any of those rows has a
-        # client id and so must move to the dedup table when deleted)
+        # client id and so may owe its sender a receipt)
         self.v1_delivered: dict[int, tuple[int, bool]] = {}
         self.dirty: set[Connection] = set()
         self.to_reap: list[Connection] = []
@@ -181,8 +181,8 @@ class Relay:
             delivered, self.v1_delivered = self.v1_delivered, {}
             for uid, (seq, has_id) in delivered.items():
                 delivery.deleted_through(self, uid, seq)
-                delivery.send_receipts(
-                    self, uid, self.store.delete_inbox_through(uid, seq, keep_dedup=has_id))
+                delivery.send_receipts(self, uid, self.store.delete_inbox_through(
+                    uid, seq, self.live_dedup_buckets(), receipts=has_id))
         if self.dirty:
             dirty, self.dirty = self.dirty, set()
             for conn in dirty:
@@ -403,6 +403,8 @@ class Relay:
         try:
             done = conn.flush()
         except (ssl.SSLError, OSError) as exc:
+            if conn.v1_unacked:  # what was written before the error counts as delivered
+                delivery.note_v1_written(self, conn)
             self.close(conn, f"write error: {exc}")
             return
         if conn.v1_unacked:

@@ -11,7 +11,18 @@ Invariants:
   power loss may lose the last commits, and it never corrupts the file. ``FULL`` also
   survives power loss at the price of an fsync per commit.
 - ``users.head_seq`` is the highest inbox seq ever assigned to a user: it only grows and is
-  kept when inbox rows are deleted. Seqs are assigned by the caller (which caches them).
+  kept when inbox rows are deleted. Seqs are assigned by the caller (which caches them)
+  above it. ``users.delivered_seq`` is the
+  highest seq the user has received: its stored messages are exactly (delivered_seq,
+  head_seq].
+- The inbox stores *runs*: one row per run of consecutive seqs of one recipient accepted
+  together, holding their whole MESSAGE frames back to back (one b-tree insert per run, not
+  per message: the relay's hot path). A delivery through seq N deletes the runs that end at
+  or below N; a run delivered only in part stays, and readers skip its frames <= the
+  user's ``delivered_seq``.
+- Every accepted message with a client id has a dedup record from the moment it is stored
+  until its time bucket expires, delivered or not: one ``accepted`` row per run, with the
+  run's senders and client ids packed as little-endian arrays (seq = first_seq + index).
 - Relations are stored as mirrored pairs of rows, one from each side's point of view
   (BUDDY/BUDDY or REQUEST_SENT/REQUEST_RECEIVED), always written and deleted together.
 - Rows owned by a user (relations both ways, inbox, tokens) go with it through
@@ -24,18 +35,27 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+import struct
+import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import starmap
 from pathlib import Path
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
+
+from protocol.framing import frame_ends
 
 BUSY_TIMEOUT_S = 5.0
+MAX_RUN_MESSAGES = 64  # messages per inbox run (bounds the scan back to a run's first seq)
+MAX_RUN_BYTES = 64 * 1024  # a run is closed once its frames reach this size
 SYNCHRONOUS_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 # Step n migrates user_version n-1 -> n. Never edit a released step; append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+# A step is SQL, or a function of the connection and the store's dedup bucket size.
+MigrationStep = str | Callable[[sqlite3.Connection, int], None]
+MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
     (
         """CREATE TABLE users (
             uid INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL,
@@ -69,11 +89,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires INTEGER NOT NULL) WITHOUT ROWID""",
         "CREATE INDEX tokens_by_uid ON tokens(uid)",
     ),
+    (
+        "ALTER TABLE users ADD COLUMN delivered_seq INTEGER NOT NULL DEFAULT 0",
+        # Runs of consecutive messages (see the module docstring), at most MAX_RUN_MESSAGES.
+        """CREATE TABLE inbox_runs (
+            recipient INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+            frames BLOB NOT NULL,
+            PRIMARY KEY (recipient, first_seq)) WITHOUT ROWID""",
+        # Dedup records, one row per run: senders (u32) and client ids (u64) packed
+        # little-endian, record i has seq first_seq + i. Rows migrated from the schema-1 dedup
+        # table have recipient 0 and one record each, its seq in `seqs` (u64).
+        """CREATE TABLE accepted (
+            bucket INTEGER NOT NULL, recipient INTEGER NOT NULL, first_seq INTEGER NOT NULL,
+            timestamp INTEGER NOT NULL, senders BLOB NOT NULL, client_ids BLOB NOT NULL,
+            seqs BLOB,
+            PRIMARY KEY (bucket, recipient, first_seq)) WITHOUT ROWID""",
+        lambda con, bucket_seconds: _runs_from_schema_1(con, bucket_seconds),
+        "DROP TABLE inbox",
+        "DROP TABLE dedup",
+    ),
 )
 
 _USER_COLS = "uid, username, username_key, password_hash, protocol_version, head_seq, created"
-_INBOX_COLS = "recipient, seq, sender, client_id, type, timestamp, payload"
-_DEDUP_COLS = "bucket, sender, client_id, seq, timestamp"
 
 # Not ON CONFLICT DO NOTHING: that would still consume a uid from the AUTOINCREMENT sequence.
 SQL_ADD_USER = (
@@ -89,8 +126,6 @@ SQL_LIST_USERS_MATCHING = (
 SQL_SET_PASSWORD_HASH = "UPDATE users SET password_hash = ? WHERE uid = ?"
 SQL_SET_PROTOCOL_VERSION = "UPDATE users SET protocol_version = ? WHERE uid = ?"
 SQL_REMOVE_USER = "DELETE FROM users WHERE uid = ?"
-SQL_REMOVE_USER_DEDUP = "DELETE FROM dedup WHERE sender = ?"
-SQL_REMOVE_USER_INBOX = "DELETE FROM inbox WHERE recipient = ?"
 SQL_USER_COUNT = "SELECT count(*) FROM users"
 
 SQL_RELATION_STATE = (
@@ -109,38 +144,44 @@ SQL_BUDDY_IDS = "SELECT peer FROM relations WHERE uid = ? AND relation = 0"
 SQL_ARE_BUDDIES = "SELECT 1 FROM relations WHERE uid = ? AND peer = ? AND relation = 0"
 
 SQL_HEAD_SEQ = "SELECT head_seq FROM users WHERE uid = ?"
-SQL_INSERT_INBOX = f"INSERT INTO inbox ({_INBOX_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+SQL_DELIVERED_SEQ = "SELECT delivered_seq FROM users WHERE uid = ?"
+SQL_INSERT_RUN = (
+    "INSERT INTO inbox_runs (recipient, first_seq, last_seq, frames) VALUES (?, ?, ?, ?)"
+)
+SQL_INSERT_ACCEPTED = (
+    "INSERT INTO accepted (bucket, recipient, first_seq, timestamp, senders, client_ids)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
 SQL_RAISE_HEAD_SEQ = "UPDATE users SET head_seq = max(head_seq, ?2) WHERE uid = ?1"
-SQL_INBOX_AFTER = (
-    f"SELECT {_INBOX_COLS} FROM inbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?"
+# Runs ending after since_seq; the first one may start at or before it. A run holds at most
+# MAX_RUN_MESSAGES seqs, which bounds the index range to scan.
+SQL_RUNS_AFTER = (
+    "SELECT first_seq, last_seq, frames FROM inbox_runs WHERE recipient = ?1"
+    f" AND first_seq > ?2 - {MAX_RUN_MESSAGES} AND last_seq > ?2 ORDER BY first_seq LIMIT ?3"
 )
-SQL_INBOX_COUNT = "SELECT count(*) FROM inbox WHERE recipient = ?"
-SQL_INBOX_MIN_SEQ = "SELECT min(seq) FROM inbox WHERE recipient = ?"
-SQL_DELETE_INBOX_THROUGH_QUIETLY = "DELETE FROM inbox WHERE recipient = ? AND seq <= ?"
-SQL_DELETE_INBOX_THROUGH = (
-    "DELETE FROM inbox WHERE recipient = ? AND seq <= ? RETURNING sender, client_id"
+# first_seq <= ?2 bounds the index range: delivered runs are gone, so it is short.
+SQL_DELETE_RUNS_THROUGH = (
+    "DELETE FROM inbox_runs WHERE recipient = ?1 AND first_seq <= ?2 AND last_seq <= ?2"
 )
+SQL_SET_DELIVERED_SEQ = (
+    "UPDATE users SET delivered_seq = min(?2, head_seq) WHERE uid = ?1 AND delivered_seq < ?2"
+)
+SQL_REMOVE_USER_RUNS = "DELETE FROM inbox_runs WHERE recipient = ?"
+SQL_REMOVE_USER_ACCEPTED = "DELETE FROM accepted WHERE recipient = ?"
 
-# A newer record supersedes a stale one for the same key; an equal or older one is ignored.
-SQL_FIND_DEDUP = (
-    f"SELECT {_DEDUP_COLS} FROM dedup WHERE bucket = ? AND sender = ? AND client_id = ?"
+SQL_ACCEPTED_FOR = (
+    "SELECT first_seq, timestamp, senders, client_ids, seqs FROM accepted"
+    " WHERE bucket = ? AND recipient IN (?, 0)"
 )
-SQL_PRUNE_DEDUP = (
-    "DELETE FROM dedup WHERE (bucket, sender, client_id) IN"
-    " (SELECT bucket, sender, client_id FROM dedup WHERE bucket < ? LIMIT ?)"
+SQL_ACCEPTED_BETWEEN = (
+    "SELECT first_seq, senders, client_ids FROM accepted WHERE bucket = ?1 AND recipient = ?2"
+    f" AND first_seq > ?3 - {MAX_RUN_MESSAGES} AND first_seq <= ?4"
 )
-SQL_DEDUP_KEYS_SINCE = (
-    "SELECT sender, client_id FROM dedup WHERE bucket >= ?"
-    " UNION ALL SELECT sender, client_id FROM inbox WHERE client_id != 0"
+SQL_PRUNE_ACCEPTED = (
+    "DELETE FROM accepted WHERE (bucket, recipient, first_seq) IN"
+    " (SELECT bucket, recipient, first_seq FROM accepted WHERE bucket < ? LIMIT ?)"
 )
-SQL_INBOX_TO_DEDUP = (
-    f"INSERT OR IGNORE INTO dedup ({_DEDUP_COLS})"
-    " SELECT timestamp / ?1, sender, client_id, seq, timestamp FROM inbox"
-    " WHERE recipient = ?2 AND seq <= ?3 AND client_id != 0"
-)
-SQL_FIND_UNDELIVERED = (
-    "SELECT seq, timestamp FROM inbox WHERE recipient = ? AND sender = ? AND client_id = ?"
-)
+SQL_ACCEPTED_SINCE = "SELECT senders, client_ids FROM accepted WHERE bucket >= ?"
 
 SQL_ADD_TOKEN = "INSERT OR REPLACE INTO tokens (token_hash, uid, expires) VALUES (?, ?, ?)"
 SQL_TOKEN_OWNER = "SELECT uid FROM tokens WHERE token_hash = ? AND expires > ?"
@@ -192,19 +233,27 @@ class RelationRecord:
 
 
 class InboxRow(NamedTuple):
-    """A stored durable message. ``client_id`` is the sender's message id (0 for v1).
+    """A durable message to store. ``client_id`` is the sender's message id (0 for v1);
+    ``frame`` is the whole MESSAGE frame the recipient gets (header included).
 
-    A NamedTuple, not a dataclass: one is built per relayed message, and a tuple in column
-    order goes to ``executemany`` as it is.
+    A NamedTuple, not a dataclass: one is built per relayed message.
     """
 
     recipient: int
     seq: int
     sender: int
     client_id: int
-    type: int
     timestamp: int
-    payload: bytes
+    frame: bytes
+
+
+class StoredRun(NamedTuple):
+    """Stored messages ``first_seq`` .. ``last_seq`` of one recipient: their frames back to
+    back (see :func:`protocol.framing.frame_ends`)."""
+
+    first_seq: int
+    last_seq: int
+    frames: bytes
 
 
 class DedupRecord(NamedTuple):
@@ -219,6 +268,52 @@ class DedupRecord(NamedTuple):
     client_id: int
     seq: int
     timestamp: int
+
+
+# Packed arrays of the accepted table: little-endian whatever the machine.
+_U32 = "I" if array("I").itemsize == 4 else "L"
+_U64 = "Q"
+_SWAP = sys.byteorder == "big"
+
+
+def _pack(typecode: str, values: Sequence[int]) -> bytes:
+    packed = array(typecode, values)
+    if _SWAP:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack(typecode: str, blob: bytes) -> array[int]:
+    values = array(typecode)
+    values.frombytes(blob)
+    if _SWAP:
+        values.byteswap()
+    return values
+
+
+def _runs_from_schema_1(con: sqlite3.Connection, bucket_seconds: int) -> None:
+    """Migration step 2: schema-1 inbox rows become one-message runs with dedup records,
+    schema-1 dedup records become recipient-0 records, and ``delivered_seq`` is set below
+    each user's oldest stored message (or at head_seq when none is stored)."""
+    header = struct.Struct(">IB").pack
+    message = 6  # FrameType.MESSAGE
+    for recipient, seq, sender, client_id, timestamp, payload in con.execute(
+            "SELECT recipient, seq, sender, client_id, timestamp, payload FROM inbox").fetchall():
+        con.execute(SQL_INSERT_RUN, (recipient, seq, seq,
+                                     header(len(payload), message) + bytes(payload)))
+        if client_id:
+            con.execute(SQL_INSERT_ACCEPTED, (
+                timestamp // bucket_seconds, recipient, seq, timestamp, _pack(_U32, [sender]),
+                _pack(_U64, [client_id])))
+    for key, (bucket, sender, client_id, seq, timestamp) in enumerate(con.execute(
+            "SELECT bucket, sender, client_id, seq, timestamp FROM dedup").fetchall()):
+        con.execute(
+            "INSERT INTO accepted (bucket, recipient, first_seq, timestamp, senders, client_ids,"
+            " seqs) VALUES (?, 0, ?, ?, ?, ?, ?)",
+            (bucket, -key, timestamp, _pack(_U32, [sender]), _pack(_U64, [client_id]),
+             _pack(_U64, [seq])))
+    con.execute("UPDATE users SET delivered_seq = coalesce("
+                "(SELECT min(seq) - 1 FROM inbox WHERE recipient = uid), head_seq)")
 
 
 def _fold(text: str) -> str:
@@ -275,7 +370,10 @@ class Store:
                     con.execute("ROLLBACK")  # another opener migrated meanwhile
                     continue
                 for statement in steps[version]:
-                    con.execute(statement)
+                    if callable(statement):
+                        statement(con, self.dedup_bucket_seconds)
+                    else:
+                        con.execute(statement)
                 con.execute(f"PRAGMA user_version = {version + 1}")
                 con.execute("COMMIT")
             except BaseException:
@@ -364,13 +462,15 @@ class Store:
         self._write().execute(SQL_SET_PROTOCOL_VERSION, (version, uid))
 
     def remove_user(self, uid: int) -> bool:
-        """Delete a user with its relations (both ways), inbox, tokens and sent-dedup rows.
+        """Delete a user with its relations (both ways), inbox, its inbox's dedup records and
+        its tokens.
 
-        Messages it sent that still wait in other inboxes are kept. False if no such user.
+        Messages it sent that still wait in other inboxes are kept, and so are their dedup
+        records (harmless: uids are never reused). False if no such user.
         """
         con = self._write()
-        con.execute(SQL_REMOVE_USER_DEDUP, (uid,))
-        con.execute(SQL_REMOVE_USER_INBOX, (uid,))
+        con.execute(SQL_REMOVE_USER_ACCEPTED, (uid,))
+        con.execute(SQL_REMOVE_USER_RUNS, (uid,))
         return con.execute(SQL_REMOVE_USER, (uid,)).rowcount == 1
 
     def user_count(self) -> int:
@@ -431,86 +531,138 @@ class Store:
         row = self._con.execute(SQL_HEAD_SEQ, (uid,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def append_inbox(self, rows: Sequence[InboxRow]) -> None:
-        """Store messages whose seqs the caller assigned (above each recipient's head_seq).
+    def append_inbox(self, rows: Iterable[InboxRow]) -> None:
+        """Store messages whose seqs the caller assigned, each above its recipient's head_seq.
 
-        Raises ``sqlite3.IntegrityError`` on a duplicate (recipient, seq) or an unknown
-        recipient; the open transaction then holds part of the batch: call :meth:`rollback`.
+        Consecutive seqs of one recipient with the same timestamp become one run (at most
+        MAX_RUN_MESSAGES messages, closed once MAX_RUN_BYTES are reached), so rows should come
+        in the order their seqs were assigned. head_seq never goes back. Not checked (the relay
+        must not stop on it): that seqs are above head_seq, or that the recipient still exists
+        (rows stored for a user removed while the relay runs are never read). Raises
+        ``sqlite3.IntegrityError`` if a run starts at a stored run's first seq; the open
+        transaction then holds part of the batch: call :meth:`rollback`.
         """
-        if not rows:
+        # [recipient, first, last, timestamp, frames, senders, ids, size] per run
+        runs: list[list[Any]] = []
+        open_runs: dict[int, list[Any]] = {}
+        for recipient, seq, sender, client_id, timestamp, frame in rows:
+            run = open_runs.get(recipient)
+            if (run is None or seq != run[2] + 1 or timestamp != run[3]
+                    or len(run[5]) >= MAX_RUN_MESSAGES or run[7] >= MAX_RUN_BYTES):
+                run = [recipient, seq, seq, timestamp, [frame], [sender], [client_id],
+                       len(frame)]
+                open_runs[recipient] = run
+                runs.append(run)
+            else:
+                run[2] = seq
+                run[4].append(frame)
+                run[5].append(sender)
+                run[6].append(client_id)
+                run[7] += len(frame)
+        if not runs:
             return
         con = self._write()
-        con.executemany(SQL_INSERT_INBOX, rows)
+        bucket_seconds = self.dedup_bucket_seconds
         heads: dict[int, int] = {}
-        for row in rows:
-            if row.seq > heads.get(row.recipient, 0):
-                heads[row.recipient] = row.seq
+        inserts = []
+        accepted = []
+        for recipient, first, last, timestamp, frames, senders, ids, _ in runs:
+            inserts.append((recipient, first, last, b"".join(frames)))
+            if any(ids):
+                accepted.append((timestamp // bucket_seconds, recipient, first, timestamp,
+                                 _pack(_U32, senders), _pack(_U64, ids)))
+            heads[recipient] = max(last, heads.get(recipient, 0))
+        con.executemany(SQL_INSERT_RUN, inserts)
+        if accepted:
+            con.executemany(SQL_INSERT_ACCEPTED, accepted)
         con.executemany(SQL_RAISE_HEAD_SEQ, heads.items())
 
-    def inbox_after(self, uid: int, since_seq: int, limit: int) -> list[InboxRow]:
-        """At most ``limit`` stored messages of ``uid`` with seq > ``since_seq``, in seq order."""
-        cur = self._con.execute(SQL_INBOX_AFTER, (uid, since_seq, limit))
-        return list(starmap(InboxRow, cur))
+    def inbox_after(self, uid: int, since_seq: int, limit: int) -> list[StoredRun]:
+        """At most ``limit`` runs of ``uid``'s stored messages with seq > ``since_seq``, in
+        seq order; the first run is cut to start after ``since_seq`` and after every message
+        already delivered (:meth:`inbox_floor`)."""
+        floor = max(since_seq, self.inbox_floor(uid))
+        runs = [StoredRun(*row) for row in self._con.execute(SQL_RUNS_AFTER, (uid, floor, limit))]
+        if runs and runs[0].first_seq <= floor:
+            first = runs[0]
+            skip = floor - first.first_seq + 1
+            offset = frame_ends(first.frames)[skip - 1]
+            runs[0] = StoredRun(floor + 1, first.last_seq, first.frames[offset:])
+        return runs
 
     def inbox_floor(self, uid: int) -> int:
-        """The seq below ``uid``'s oldest stored message (its head_seq when none is stored).
-
-        Deletions are always prefix deletions (through a seq), so the stored messages are
-        exactly the seqs in (floor, head_seq] and their count is ``head_seq - floor``.
-        """
-        row = self._con.execute(SQL_INBOX_MIN_SEQ, (uid,)).fetchone()
-        if row is None or row[0] is None:
-            return self.head_seq(uid)
-        return int(row[0]) - 1
+        """``uid``'s delivered_seq: its stored messages are exactly the seqs in
+        (floor, head_seq], so they number ``head_seq - floor``. 0 for an unknown uid."""
+        row = self._con.execute(SQL_DELIVERED_SEQ, (uid,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def inbox_count(self, uid: int) -> int:
-        count: int = self._con.execute(SQL_INBOX_COUNT, (uid,)).fetchone()[0]
-        return count
+        """How many messages are stored for ``uid`` (not yet delivered)."""
+        return self.head_seq(uid) - self.inbox_floor(uid)
 
-    def delete_inbox_through(self, uid: int, seq: int, *,
-                             keep_dedup: bool = True) -> list[tuple[int, int]]:
-        """Delete ``uid``'s messages with seq <= ``seq`` (delivered); head_seq is kept.
+    def delete_inbox_through(self, uid: int, seq: int, buckets: Iterable[int] = (), *,
+                             receipts: bool = True) -> list[tuple[int, int]]:
+        """``uid`` has received every message through ``seq``: raise its delivered_seq and
+        delete the runs that end at or below it (head_seq and dedup records are kept).
 
-        The (sender, client_id, seq, timestamp) of deleted messages that had a client id move
-        into the dedup table in the same statement batch, so a sender's retry after the
-        delivery still finds its original Ack (see :meth:`find_dedup`). Returns those
-        (sender, client_id) pairs, in no particular order: their senders are owed a receipt.
+        Returns (sender, client_id) of the messages newly delivered that have a client id,
+        in seq order, read from the dedup records of ``buckets``: their senders are owed a
+        receipt. ``receipts=False`` skips that read (the caller knows none is owed).
         """
         con = self._write()
-        if not keep_dedup:  # the caller knows no row in range has a client id
-            con.execute(SQL_DELETE_INBOX_THROUGH_QUIETLY, (uid, seq))
+        floor = self.inbox_floor(uid)
+        if seq <= floor:
             return []
-        con.execute(SQL_INBOX_TO_DEDUP, (self.dedup_bucket_seconds, uid, seq))
-        return [(sender, client_id) for sender, client_id in
-                con.execute(SQL_DELETE_INBOX_THROUGH, (uid, seq)) if client_id]
+        con.execute(SQL_DELETE_RUNS_THROUGH, (uid, seq))
+        con.execute(SQL_SET_DELIVERED_SEQ, (uid, seq))
+        if not receipts:
+            return []
+        owed: list[tuple[int, int, int]] = []
+        for bucket in buckets:
+            for first, senders, ids in con.execute(SQL_ACCEPTED_BETWEEN,
+                                                   (bucket, uid, floor, seq)):
+                sender_list = _unpack(_U32, senders)
+                id_list = _unpack(_U64, ids)
+                lo = max(0, floor + 1 - first)
+                hi = min(len(id_list), seq - first + 1)
+                owed.extend((first + i, sender_list[i], id_list[i]) for i in range(lo, hi)
+                            if id_list[i])
+        owed.sort()
+        return [(sender, client_id) for _, sender, client_id in owed]
 
     def find_dedup(self, sender: int, client_id: int, buckets: Iterable[int],
-                   recipient: int | None = None) -> DedupRecord | None:
-        """The Ack already given for (sender, client_id): the newest dedup record in any of
-        ``buckets`` or, when ``recipient`` is given, a stored (undelivered) message of
-        ``recipient`` with that sender and id. Point lookups, then one scan of that inbox.
+                   recipient: int) -> DedupRecord | None:
+        """The Ack already given for (sender, client_id) of a message to ``recipient``: the
+        record in the newest of ``buckets`` that has one (delivered or not).
+
+        One indexed read of ``recipient``'s records per bucket and a byte search in each.
         """
+        key = _pack(_U64, [client_id])
         execute = self._con.execute
         for bucket in sorted(buckets, reverse=True):
-            row = execute(SQL_FIND_DEDUP, (bucket, sender, client_id)).fetchone()
-            if row is not None:
-                return DedupRecord(*row)
-        if recipient is not None:
-            row = execute(SQL_FIND_UNDELIVERED, (recipient, sender, client_id)).fetchone()
-            if row is not None:
-                seq, timestamp = row
-                return DedupRecord(timestamp // self.dedup_bucket_seconds, sender, client_id,
-                                   seq, timestamp)
+            for first, timestamp, senders, ids, seqs in execute(SQL_ACCEPTED_FOR,
+                                                                (bucket, recipient)):
+                at = ids.find(key)
+                while at >= 0:
+                    if at % 8 == 0 and _unpack(_U32, senders)[at // 8] == sender:
+                        index = at // 8
+                        seq = first + index if seqs is None else _unpack(_U64, seqs)[index]
+                        return DedupRecord(bucket, sender, client_id, seq, timestamp)
+                    at = ids.find(key, at + 1)
         return None
 
     def prune_dedup(self, before_bucket: int, limit: int = -1) -> int:
-        """Forget at most ``limit`` (-1: all) records of buckets below ``before_bucket``."""
-        return self._write().execute(SQL_PRUNE_DEDUP, (before_bucket, limit)).rowcount
+        """Forget at most ``limit`` (-1: all) dedup rows (one per run) of buckets below
+        ``before_bucket``; returns how many rows."""
+        return self._write().execute(SQL_PRUNE_ACCEPTED, (before_bucket, limit)).rowcount
 
     def dedup_keys_since(self, first_bucket: int) -> Iterator[tuple[int, int]]:
-        """(sender, client_id) of every record in ``first_bucket`` or later, and of every
-        stored message that has a client id (those are dedup records too, until delivered)."""
-        yield from self._con.execute(SQL_DEDUP_KEYS_SINCE, (first_bucket,))
+        """(sender, client_id) of every dedup record in ``first_bucket`` or later."""
+        for senders, ids in self._con.execute(SQL_ACCEPTED_SINCE, (first_bucket,)):
+            for sender, client_id in zip(_unpack(_U32, senders), _unpack(_U64, ids),
+                                         strict=True):
+                if client_id:
+                    yield sender, client_id
 
     # -- resume tokens -----------------------------------------------------------------
 

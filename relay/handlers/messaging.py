@@ -148,8 +148,7 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
     if stored >= relay.config.inbox_quota:
         _refuse(relay, conn, client_id, pb.Ack.QUOTA_EXCEEDED, durable)
         return
-    seq, timestamp = delivery.store_durable(relay, conn, recipient, message_type, client_id,
-                                            payload)
+    seq, timestamp = delivery.store_durable(relay, conn, recipient, client_id, payload)
     if v2:
         _ack(relay, conn, client_id, pb.Ack.OK, seq, timestamp)
 
@@ -160,7 +159,7 @@ def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:
     if through <= 0:
         return
     relay.flush_rows()
-    delivered = relay.store.delete_inbox_through(conn.uid, through)
+    delivered = relay.store.delete_inbox_through(conn.uid, through, relay.live_dedup_buckets())
     delivery.deleted_through(relay, conn.uid, through)
     delivery.send_receipts(relay, conn.uid, delivered)
 

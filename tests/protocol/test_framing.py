@@ -17,6 +17,7 @@ from protocol import (
     encode_frame,
 )
 from protocol import chat_pb2 as pb
+from protocol.framing import frame_ends
 
 frames_strategy = st.lists(
     st.tuples(st.integers(0, 255), st.binary(max_size=300)), min_size=0, max_size=30
@@ -41,6 +42,22 @@ def test_any_split_yields_the_same_frames(frames: list[tuple[int, bytes]], cuts:
     decoder.close()
     assert got == [Frame(t, p) for t, p in frames]
     assert decoder.buffered == 0
+
+
+@given(frames=frames_strategy)
+@settings(max_examples=100, deadline=None)
+def test_frame_ends_of_frames_back_to_back(frames: list[tuple[int, bytes]]) -> None:
+    stream = _stream(frames)
+    ends = frame_ends(stream)
+    assert len(ends) == len(frames)
+    starts = [0, *ends][: len(ends)]
+    assert [stream[a:b] for a, b in zip(starts, ends, strict=True)] == [
+        encode_frame(t, p) for t, p in frames]
+    if stream:
+        for cut in (len(stream) - 1, ends[0] - 1, 3):
+            if 0 < cut < len(stream) and cut not in ends:
+                with pytest.raises(ProtocolError):
+                    frame_ends(stream[:cut])
 
 
 @given(frames=frames_strategy)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from protocol import FrameDecoder, FrameType, encode_frame
 from protocol import chat_pb2 as pb
 from relay import store as store_mod
 from relay.store import (
+    MAX_RUN_MESSAGES,
     MIGRATIONS,
     AddBuddyOutcome,
     DedupRecord,
@@ -49,8 +51,27 @@ def _users(s: Store, *names: str) -> list[int]:
     return uids
 
 
-def _msg(recipient: int, seq: int, sender: int = 99, client_id: int = 0) -> InboxRow:
-    return InboxRow(recipient, seq, sender, client_id, 0, 1_700_000_000 + seq, b"m%d" % seq)
+TS = 1_700_000_000
+
+
+def _frame(seq: int) -> bytes:
+    return encode_frame(FrameType.MESSAGE, b"m%d" % seq)
+
+
+def _msg(recipient: int, seq: int, sender: int = 99, client_id: int = 0,
+         timestamp: int = TS) -> InboxRow:
+    return InboxRow(recipient, seq, sender, client_id, timestamp, _frame(seq))
+
+
+def _stored(s: Store, uid: int, since: int = 0, limit: int = 1000) -> list[bytes]:
+    """Payloads of the stored messages of ``uid`` after ``since``, checking run seqs."""
+    payloads: list[bytes] = []
+    for run in s.inbox_after(uid, since, limit):
+        frames = FrameDecoder().feed(run.frames)
+        assert len(frames) == run.last_seq - run.first_seq + 1
+        assert all(f.type == FrameType.MESSAGE for f in frames)
+        payloads.extend(f.payload for f in frames)
+    return payloads
 
 
 def _buddies(s: Store, a: int, b: int) -> None:
@@ -117,9 +138,9 @@ from pathlib import Path
 from relay.store import InboxRow, Store
 s = Store(Path(sys.argv[1]))
 uid = s.add_user("alice", "alice", "h", 0)
-s.append_inbox([InboxRow(uid, 1, uid, 11, 0, 100, b"committed")])
+s.append_inbox([InboxRow(uid, 1, uid, 11, 100, b"committed")])
 s.commit()
-s.append_inbox([InboxRow(uid, 2, uid, 12, 0, 100, b"pending")])
+s.append_inbox([InboxRow(uid, 2, uid, 12, 100, b"pending")])
 s.set_protocol_version(uid, 2)
 print("ready", flush=True)
 time.sleep(60)
@@ -144,7 +165,7 @@ def test_sigkill_keeps_committed_and_loses_uncommitted_writes(db_path: Path) -> 
         assert user is not None
         assert user.protocol_version == 0  # uncommitted update lost
         assert s.head_seq(user.uid) == 1
-        assert [r.payload for r in s.inbox_after(user.uid, 0, 10)] == [b"committed"]
+        assert [r.frames for r in s.inbox_after(user.uid, 0, 10)] == [b"committed"]
 
 
 # -- schema versions ------------------------------------------------------------------------
@@ -155,7 +176,7 @@ def test_empty_database_file_is_migrated(db_path: Path) -> None:
     with Store(db_path) as s:
         assert s._con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         tables = {r[0] for r in s._con.execute("SELECT name FROM sqlite_master")}
-        assert {"users", "relations", "inbox", "dedup", "tokens"} <= tables
+        assert {"users", "relations", "inbox_runs", "accepted", "tokens"} <= tables
         assert _users(s, "alice") == [1]
 
 
@@ -305,64 +326,42 @@ def test_relations_are_ordered_by_peer_uid(store: Store) -> None:
 def test_inbox_append_after_count_and_head_seq(store: Store) -> None:
     alice, bob = _users(store, "alice", "bob")
     assert store.head_seq(alice) == 0 and store.head_seq(404) == 0
-    store.append_inbox([_msg(alice, 1), _msg(bob, 1), _msg(alice, 3), _msg(alice, 2)])
+    store.append_inbox([_msg(alice, 1), _msg(bob, 1), _msg(alice, 2), _msg(alice, 3)])
     store.append_inbox([])
     assert (store.head_seq(alice), store.head_seq(bob)) == (3, 1)
     assert store.inbox_count(alice) == 3 and store.inbox_count(bob) == 1
-    assert store.inbox_after(alice, 0, 10) == [_msg(alice, 1), _msg(alice, 2), _msg(alice, 3)]
-    assert [r.seq for r in store.inbox_after(alice, 1, 10)] == [2, 3]
-    assert [r.seq for r in store.inbox_after(alice, 0, 2)] == [1, 2]
+    assert _stored(store, alice) == [b"m1", b"m2", b"m3"]
+    assert _stored(store, alice, since=1) == [b"m2", b"m3"]  # the run is cut after since
+    assert [(r.first_seq, r.last_seq) for r in store.inbox_after(alice, 1, 10)] == [(2, 3)]
     assert store.inbox_after(alice, 3, 10) == []
     user = store.user_by_uid(alice)
     assert user is not None and user.head_seq == 3
 
 
-def test_inbox_duplicate_seq_raises_and_rollback_restores(store: Store) -> None:
+def test_inbox_runs_split_on_gaps_timestamps_and_size(store: Store) -> None:
+    [alice] = _users(store, "alice")
+    count = MAX_RUN_MESSAGES + 6
+    rows = [_msg(alice, seq) for seq in range(1, count + 1)]
+    rows.append(_msg(alice, count + 2))  # a gap starts a run
+    rows.append(_msg(alice, count + 3, timestamp=TS + 1))  # so does another second
+    store.append_inbox(rows)
+    runs = store.inbox_after(alice, 0, 100)
+    assert [(r.first_seq, r.last_seq) for r in runs] == [
+        (1, MAX_RUN_MESSAGES), (MAX_RUN_MESSAGES + 1, count), (count + 2, count + 2),
+        (count + 3, count + 3)]
+    assert [r.first_seq for r in store.inbox_after(alice, 0, 2)] == [1, MAX_RUN_MESSAGES + 1]
+    assert len(_stored(store, alice)) == count + 2
+
+
+def test_inbox_same_run_start_raises_and_rollback_restores(store: Store) -> None:
     [alice] = _users(store, "alice")
     store.append_inbox([_msg(alice, 1)])
     store.commit()
     with pytest.raises(sqlite3.IntegrityError):
-        store.append_inbox([_msg(alice, 2), _msg(alice, 1)])
+        store.append_inbox([_msg(alice, 1), _msg(alice, 2)])
     store.rollback()
-    assert [r.seq for r in store.inbox_after(alice, 0, 10)] == [1]
-
-
-def test_inbox_floor_and_remove_user_deletes_its_inbox(store: Store) -> None:
-    alice, bob = _users(store, "alice", "bob")
-    assert store.inbox_floor(alice) == 0
-    store.append_inbox([_msg(alice, seq) for seq in (1, 2, 3)])
-    store.delete_inbox_through(alice, 1)
-    assert store.inbox_floor(alice) == 1  # stored seqs are (floor, head] = {2, 3}
-    assert store.head_seq(alice) - store.inbox_floor(alice) == store.inbox_count(alice) == 2
-    store.delete_inbox_through(alice, 3)
-    assert store.inbox_floor(alice) == 3  # empty: floor == head
-    store.append_inbox([_msg(bob, 1)])
-    assert store.remove_user(bob)
-    assert store.inbox_after(bob, 0, 10) == []  # no foreign key: removed explicitly
-
-
-def test_inbox_delete_keeps_head_seq_across_reopen(db_path: Path) -> None:
-    with Store(db_path) as s:
-        alice, bob = _users(s, "alice", "bob")
-        s.append_inbox(
-            [
-                _msg(alice, 1, sender=bob, client_id=7),
-                _msg(alice, 2, sender=bob, client_id=0),
-                _msg(alice, 3, sender=bob, client_id=8),
-                _msg(alice, 4, sender=bob, client_id=9),
-            ]
-        )
-        assert s.delete_inbox_through(alice, 3) == [(bob, 7), (bob, 8)]
-        assert s.delete_inbox_through(alice, 3) == []
-        assert s.inbox_count(alice) == 1
-        assert s.delete_inbox_through(alice, 5, keep_dedup=False) == []
-        assert s.inbox_count(alice) == 0
-        assert s.head_seq(alice) == 4
-    with Store(db_path) as s:
-        assert s.head_seq(alice) == 4
-        assert s.inbox_after(alice, 0, 10) == []
-        s.append_inbox([_msg(alice, 5)])
-        assert s.head_seq(alice) == 5
+    assert _stored(store, alice) == [b"m1"]
+    assert store.head_seq(alice) == 1
 
 
 def test_head_seq_never_decreases(store: Store) -> None:
@@ -373,42 +372,136 @@ def test_head_seq_never_decreases(store: Store) -> None:
     assert store.head_seq(alice) == 10
 
 
+def test_inbox_floor_partial_delivery_and_remove_user(store: Store) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    assert store.inbox_floor(alice) == 0
+    store.append_inbox([_msg(alice, seq) for seq in (1, 2, 3)])  # one run
+    store.delete_inbox_through(alice, 1)
+    assert store.inbox_floor(alice) == 1  # stored seqs are (floor, head] = {2, 3}
+    assert store.head_seq(alice) - store.inbox_floor(alice) == store.inbox_count(alice) == 2
+    assert _stored(store, alice) == [b"m2", b"m3"]  # the run stays, cut at the floor
+    store.delete_inbox_through(alice, 0)  # going back is a no-op
+    assert store.inbox_floor(alice) == 1
+    store.delete_inbox_through(alice, 3)
+    assert store.inbox_floor(alice) == 3  # empty: floor == head
+    assert store._con.execute("SELECT count(*) FROM inbox_runs").fetchone() == (0,)
+    store.append_inbox([_msg(bob, 1)])
+    assert store.remove_user(bob)
+    assert store.inbox_after(bob, 0, 10) == []  # no foreign key: removed explicitly
+
+
+def test_inbox_delete_returns_receipts_and_keeps_head_seq_across_reopen(db_path: Path) -> None:
+    with Store(db_path) as s:
+        alice, bob, carol = _users(s, "alice", "bob", "carol")
+        s.append_inbox([
+            _msg(alice, 1, sender=bob, client_id=7),
+            _msg(alice, 2, sender=carol, client_id=0),
+            _msg(alice, 3, sender=carol, client_id=8),
+            _msg(alice, 4, sender=bob, client_id=9),
+        ])
+        buckets = [TS // DAY]
+        assert s.delete_inbox_through(alice, 3, buckets) == [(bob, 7), (carol, 8)]
+        assert s.delete_inbox_through(alice, 3, buckets) == []
+        assert s.inbox_count(alice) == 1
+        assert s.delete_inbox_through(alice, 5, buckets, receipts=False) == []
+        assert s.inbox_count(alice) == 0
+        assert s.head_seq(alice) == 4
+    with Store(db_path) as s:
+        assert (s.head_seq(alice), s.inbox_floor(alice)) == (4, 4)
+        assert s.inbox_after(alice, 0, 10) == []
+        s.append_inbox([_msg(alice, 5)])
+        assert s.head_seq(alice) == 5
+        assert _stored(s, alice) == [b"m5"]
+
+
 # -- dedup ----------------------------------------------------------------------------------
 
 
 DAY = 86_400  # the store fixture's dedup bucket
 
 
-def _delivered(store: Store, recipient: int, seq: int, sender: int, client_id: int,
-               timestamp: int) -> None:
-    """Store a message and delete it as delivered: its (sender, id) moves into dedup."""
-    store.append_inbox([InboxRow(recipient, seq, sender, client_id, 0, timestamp, b"m")])
-    store.delete_inbox_through(recipient, seq)
+def _accepted(store: Store, recipient: int, seq: int, sender: int, client_id: int,
+              timestamp: int) -> None:
+    """Store a message with a client id: its dedup record exists from now on."""
+    store.append_inbox([InboxRow(recipient, seq, sender, client_id, timestamp, _frame(seq))])
 
 
 def test_dedup_find_and_prune(store: Store) -> None:
-    alice, bob = _users(store, "alice", "bob")
-    _delivered(store, bob, 1, alice, 5, 10 * DAY + 100)
-    _delivered(store, bob, 2, alice, 6, 10 * DAY + 150)
+    alice, bob, carol = _users(store, "alice", "bob", "carol")
+    _accepted(store, bob, 1, alice, 5, 10 * DAY + 100)
+    _accepted(store, bob, 2, alice, 6, 10 * DAY + 150)
     first = DedupRecord(bucket=10, sender=alice, client_id=5, seq=1, timestamp=10 * DAY + 100)
     other = DedupRecord(10, alice, 6, 2, 10 * DAY + 150)
-    assert store.find_dedup(alice, 5, buckets=[9, 10]) == first
-    assert store.find_dedup(alice, 5, buckets=[11, 12]) is None  # not in the live buckets
-    assert store.find_dedup(alice, 6, buckets=[10]) == other
-    assert store.find_dedup(bob, 5, buckets=[10]) is None
+    assert store.find_dedup(alice, 5, [9, 10], bob) == first
+    store.delete_inbox_through(bob, 2, [10])  # delivered: the records stay
+    assert store.find_dedup(alice, 5, [9, 10], bob) == first
+    assert store.find_dedup(alice, 5, [11, 12], bob) is None  # not in the live buckets
+    assert store.find_dedup(alice, 6, [10], bob) == other
+    assert store.find_dedup(bob, 5, [10], bob) is None  # another sender
+    assert store.find_dedup(alice, 5, [10], carol) is None  # sent to someone else
 
-    _delivered(store, bob, 3, alice, 5, 10 * DAY + 200)  # same bucket: the first is kept
-    assert store.find_dedup(alice, 5, [10]) == first
-    _delivered(store, bob, 4, alice, 5, 12 * DAY)
+    _accepted(store, bob, 4, alice, 5, 12 * DAY)
     newer = DedupRecord(12, alice, 5, 4, 12 * DAY)  # a later record: the newest bucket wins
-    assert store.find_dedup(alice, 5, [10, 11, 12]) == newer
+    assert store.find_dedup(alice, 5, [10, 11, 12], bob) == newer
 
-    assert store.prune_dedup(before_bucket=12, limit=1) == 1  # chunked
+    assert store.prune_dedup(before_bucket=12, limit=1) == 1  # chunked (rows, one per run)
     assert store.prune_dedup(before_bucket=12) == 1
-    assert store.find_dedup(alice, 6, [10]) is None
-    assert store.find_dedup(alice, 5, [10, 11, 12]) == newer
+    assert store.find_dedup(alice, 6, [10], bob) is None
+    assert store.find_dedup(alice, 5, [10, 11, 12], bob) == newer
     assert store.prune_dedup(before_bucket=12) == 0
     assert list(store.dedup_keys_since(12)) == [(alice, 5)]
+
+
+def test_dedup_records_inside_a_run(db_path: Path) -> None:
+    with Store(db_path, dedup_bucket_seconds=100) as store:
+        alice, bob, carol = _users(store, "alice", "bob", "carol")
+        # One run of three with ids whose little-endian bytes overlap at odd offsets.
+        ids = [0x0101010101010101, 0x0201010101010101, 0x01]
+        store.append_inbox([_msg(bob, 1, sender=alice, client_id=ids[0]),
+                            _msg(bob, 2, sender=carol, client_id=ids[1]),
+                            _msg(bob, 3, sender=alice, client_id=0),
+                            _msg(bob, 4, sender=alice, client_id=ids[2])])
+        bucket = TS // 100
+        assert store.find_dedup(carol, ids[1], [bucket], bob) == DedupRecord(
+            bucket, carol, ids[1], 2, TS)
+        assert store.find_dedup(alice, ids[1], [bucket], bob) is None  # carol's id
+        assert store.find_dedup(alice, ids[2], [bucket], bob) == DedupRecord(
+            bucket, alice, ids[2], 4, TS)
+        assert store.find_dedup(alice, 0x0101010101010102, [bucket], bob) is None
+        assert sorted(store.dedup_keys_since(0)) == sorted(
+            [(alice, ids[0]), (carol, ids[1]), (alice, ids[2])])
+        assert store.delete_inbox_through(bob, 2, [bucket]) == [(alice, ids[0]), (carol, ids[1])]
+        assert store.delete_inbox_through(bob, 4, [bucket]) == [(alice, ids[2])]
+
+
+def test_schema_1_database_is_migrated_to_runs(db_path: Path) -> None:
+    con = sqlite3.connect(db_path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        assert isinstance(statement, str)
+        con.execute(statement)
+    con.execute("PRAGMA user_version = 1")
+    con.execute("INSERT INTO users (uid, username, username_key, password_hash, head_seq,"
+                " created) VALUES (1, 'alice', 'alice', 'h', 0, 0), (2, 'bob', 'bob', 'h', 7, 0),"
+                " (3, 'carol', 'carol', 'h', 2, 0)")
+    # bob: seqs 1-4 delivered (moved to dedup), 5-7 stored; carol: everything delivered.
+    con.executemany("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        (2, 5, 1, 55, 0, 10 * DAY, b"m5"), (2, 6, 1, 0, 0, 10 * DAY, b"m6"),
+        (2, 7, 1, 57, 0, 10 * DAY + 1, b"m7")])
+    con.execute("INSERT INTO dedup VALUES (10, 1, 54, 4, ?)", (10 * DAY - 5,))
+    con.execute("INSERT INTO dedup VALUES (10, 1, 53, 3, ?)", (10 * DAY - 9,))
+    con.close()
+    with Store(db_path) as s:
+        assert s._con.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert (s.inbox_floor(2), s.head_seq(2), s.inbox_count(2)) == (4, 7, 3)
+        assert (s.inbox_floor(3), s.inbox_count(3)) == (2, 0)
+        assert _stored(s, 2) == [b"m5", b"m6", b"m7"]
+        assert s.find_dedup(1, 55, [10], 2) == DedupRecord(10, 1, 55, 5, 10 * DAY)
+        assert s.find_dedup(1, 54, [10], 2) == DedupRecord(10, 1, 54, 4, 10 * DAY - 5)
+        assert s.find_dedup(1, 53, [10], 2) == DedupRecord(10, 1, 53, 3, 10 * DAY - 9)
+        assert sorted(s.dedup_keys_since(0)) == [(1, 53), (1, 54), (1, 55), (1, 57)]
+        assert s.delete_inbox_through(2, 7, [10]) == [(1, 55), (1, 57)]
+        s.append_inbox([_msg(2, 8)])
+        assert _stored(s, 2) == [b"m8"]
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -438,7 +531,6 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     store.add_buddy(carol, alice)
     store.append_inbox([_msg(alice, 1, sender=bob, client_id=1), _msg(bob, 1, sender=alice)])
     store.add_token(alice, b"tok", expires=10**12)
-    _delivered(store, carol, 1, alice, 1, 100)  # alice's sent-message dedup record
     store.commit()
 
     assert store.remove_user(alice)
@@ -447,26 +539,11 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     assert store.relations_of(bob) == [] and store.relations_of(carol) == []
     assert store.buddy_ids(bob) == set()
     assert store.token_owner(b"tok", now=0) is None
-    assert store.find_dedup(alice, 1, [0]) is None
+    assert store.find_dedup(bob, 1, [TS // DAY], alice) is None  # its inbox's records
     con = sqlite3.connect(db_path)
-    assert con.execute("SELECT count(*) FROM inbox WHERE recipient = ?", (alice,)).fetchone() == (
-        0,
-    )
+    for table in ("inbox_runs", "accepted"):
+        assert con.execute(f"SELECT count(*) FROM {table} WHERE recipient = ?",
+                           (alice,)).fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM relations").fetchone() == (0,)
     con.close()
-    assert [r.sender for r in store.inbox_after(bob, 0, 10)] == [alice]  # what it sent stays
-
-
-def test_delivered_messages_with_ids_move_to_dedup(db_path: Path) -> None:
-    with Store(db_path, dedup_bucket_seconds=100) as store:
-        alice, bob = _users(store, "alice", "bob")
-        store.append_inbox([_msg(bob, 1, sender=alice, client_id=77),
-                            _msg(bob, 2, sender=alice, client_id=0)])
-        undelivered = store.find_dedup(alice, 77, buckets=[], recipient=bob)
-        assert undelivered is not None and undelivered.seq == 1  # found in the inbox
-        assert store.find_dedup(alice, 77, buckets=[]) is None  # no recipient: dedup only
-        assert store.delete_inbox_through(bob, 2) == [(alice, 77)]
-        ts = _msg(bob, 1).timestamp
-        moved = store.find_dedup(alice, 77, buckets=[ts // 100], recipient=bob)
-        assert moved == DedupRecord(ts // 100, alice, 77, 1, ts)
-        assert (alice, 77) in set(store.dedup_keys_since(0))
+    assert _stored(store, bob) == [b"m1"]  # what it sent stays
