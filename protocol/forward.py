@@ -13,6 +13,7 @@ The Ack frames built here are byte-identical to ``encode_frame`` of the same Ack
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from protocol import chat_pb2
 
@@ -82,6 +83,21 @@ def receipt_frame(message_id: int, peer: int) -> bytes:
     ack.peer = peer
     payload = ack.SerializeToString()
     return _pack_header(len(payload), _ACK_HEADER_TYPE) + payload
+
+
+def receipt_frames(message_ids: Iterable[int], peer: int) -> bytes:
+    """:func:`receipt_frame` of each id, back to back (one Ack frame per message)."""
+    ack = _RECEIPT
+    ack.peer = peer
+    serialize = ack.SerializeToString
+    frames: list[bytes] = []
+    append = frames.append
+    for message_id in message_ids:
+        ack.id = message_id
+        payload = serialize()
+        append(_pack_header(len(payload), _ACK_HEADER_TYPE))
+        append(payload)
+    return b"".join(frames)
 
 
 _OK_ACK = _Ack()

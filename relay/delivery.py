@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from protocol import chat_pb2 as pb
-from protocol.forward import override_tail, receipt_frame, seq_field
+from protocol.forward import override_tail, receipt_frames, seq_field
 from protocol.forward import sender_prefix as encode_sender_prefix
 from protocol.framing import frame_ends, pack_header
 from protocol.types import FrameType
@@ -196,16 +196,15 @@ def send_receipts(relay: Relay, recipient: int, delivered: list[tuple[int, int]]
     if not delivered:
         return
     online = relay.online
-    by_sender: dict[int, list[bytes]] = {}
+    by_sender: dict[int, list[int]] = {}
     for sender, client_id in delivered:
-        frames = by_sender.get(sender)
-        if frames is None:
-            target = online.get(sender)
-            if target is None or target.version < 2 or target.state is not ConnState.OPEN:
-                continue
-            frames = by_sender[sender] = []
-        frames.append(receipt_frame(client_id, recipient))
-    for sender, frames in by_sender.items():
-        target = online[sender]
-        target.queue(b"".join(frames))
+        ids = by_sender.get(sender)
+        if ids is None:
+            ids = by_sender[sender] = []
+        ids.append(client_id)
+    for sender, ids in by_sender.items():
+        target = online.get(sender)
+        if target is None or target.version < 2 or target.state is not ConnState.OPEN:
+            continue
+        target.queue(receipt_frames(ids, recipient))
         relay.dirty.add(target)

@@ -181,8 +181,8 @@ class Relay:
             delivered, self.v1_delivered = self.v1_delivered, {}
             for uid, (seq, has_id) in delivered.items():
                 delivery.deleted_through(self, uid, seq)
-                delivery.send_receipts(self, uid, self.store.delete_inbox_through(
-                    uid, seq, self.live_dedup_buckets(), receipts=has_id))
+                delivery.send_receipts(
+                    self, uid, self.store.delete_inbox_through(uid, seq, receipts=has_id))
         if self.dirty:
             dirty, self.dirty = self.dirty, set()
             for conn in dirty:

@@ -149,8 +149,8 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         _refuse(relay, conn, client_id, pb.Ack.QUOTA_EXCEEDED, durable)
         return
     seq, timestamp = delivery.store_durable(relay, conn, recipient, client_id, payload)
-    if v2:
-        _ack(relay, conn, client_id, pb.Ack.OK, seq, timestamp)
+    if v2:  # _ack's OK path, inline: once per relayed message
+        conn.pending_acks.append(ack_ok_frame(client_id, seq, timestamp))
 
 
 def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:
@@ -159,7 +159,7 @@ def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:
     if through <= 0:
         return
     relay.flush_rows()
-    delivered = relay.store.delete_inbox_through(conn.uid, through, relay.live_dedup_buckets())
+    delivered = relay.store.delete_inbox_through(conn.uid, through)
     delivery.deleted_through(relay, conn.uid, through)
     delivery.send_receipts(relay, conn.uid, delivered)
 

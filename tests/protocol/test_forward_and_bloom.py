@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from protocol import FrameDecoder, encode_frame
 from protocol import chat_pb2 as pb
 from protocol.bloom import PairBloom
-from protocol.forward import ack_ok_frame, encode_varint, override_tail, receipt_frame
+from protocol.forward import (
+    ack_ok_frame,
+    encode_varint,
+    override_tail,
+    receipt_frame,
+    receipt_frames,
+)
 from protocol.types import FrameType
 
 u32 = st.integers(0, 2**32 - 1)
@@ -45,6 +51,14 @@ def test_ack_frame_equals_protobuf(message_id: int, seq: int, timestamp: int) ->
     if message_id and seq and timestamp:
         assert frame == encode_frame(FrameType.ACK, pb.Ack(id=message_id, seq=seq,
                                                            timestamp=timestamp))
+
+
+@given(message_ids=st.lists(st.integers(1, 2**64 - 1), max_size=5),
+       peer=st.integers(1, 2**32 - 1))
+def test_receipt_frames_are_the_receipts_back_to_back(message_ids: list[int], peer: int) -> None:
+    assert receipt_frames(message_ids, peer) == b"".join(
+        encode_frame(FrameType.ACK, pb.Ack(id=i, delivered=True, peer=peer))
+        for i in message_ids)
 
 
 @given(message_id=st.integers(1, 2**64 - 1), peer=st.integers(1, 2**32 - 1))

@@ -399,11 +399,10 @@ def test_inbox_delete_returns_receipts_and_keeps_head_seq_across_reopen(db_path:
             _msg(alice, 3, sender=carol, client_id=8),
             _msg(alice, 4, sender=bob, client_id=9),
         ])
-        buckets = [TS // DAY]
-        assert s.delete_inbox_through(alice, 3, buckets) == [(bob, 7), (carol, 8)]
-        assert s.delete_inbox_through(alice, 3, buckets) == []
+        assert s.delete_inbox_through(alice, 3) == [(bob, 7), (carol, 8)]
+        assert s.delete_inbox_through(alice, 3) == []
         assert s.inbox_count(alice) == 1
-        assert s.delete_inbox_through(alice, 5, buckets, receipts=False) == []
+        assert s.delete_inbox_through(alice, 5, receipts=False) == []
         assert s.inbox_count(alice) == 0
         assert s.head_seq(alice) == 4
     with Store(db_path) as s:
@@ -433,7 +432,7 @@ def test_dedup_find_and_prune(store: Store) -> None:
     first = DedupRecord(bucket=10, sender=alice, client_id=5, seq=1, timestamp=10 * DAY + 100)
     other = DedupRecord(10, alice, 6, 2, 10 * DAY + 150)
     assert store.find_dedup(alice, 5, [9, 10], bob) == first
-    store.delete_inbox_through(bob, 2, [10])  # delivered: the records stay
+    store.delete_inbox_through(bob, 2)  # delivered: the records stay
     assert store.find_dedup(alice, 5, [9, 10], bob) == first
     assert store.find_dedup(alice, 5, [11, 12], bob) is None  # not in the live buckets
     assert store.find_dedup(alice, 6, [10], bob) == other
@@ -470,8 +469,8 @@ def test_dedup_records_inside_a_run(db_path: Path) -> None:
         assert store.find_dedup(alice, 0x0101010101010102, [bucket], bob) is None
         assert sorted(store.dedup_keys_since(0)) == sorted(
             [(alice, ids[0]), (carol, ids[1]), (alice, ids[2])])
-        assert store.delete_inbox_through(bob, 2, [bucket]) == [(alice, ids[0]), (carol, ids[1])]
-        assert store.delete_inbox_through(bob, 4, [bucket]) == [(alice, ids[2])]
+        assert store.delete_inbox_through(bob, 2) == [(alice, ids[0]), (carol, ids[1])]
+        assert store.delete_inbox_through(bob, 4) == [(alice, ids[2])]
 
 
 def test_schema_1_database_is_migrated_to_runs(db_path: Path) -> None:
@@ -499,7 +498,7 @@ def test_schema_1_database_is_migrated_to_runs(db_path: Path) -> None:
         assert s.find_dedup(1, 54, [10], 2) == DedupRecord(10, 1, 54, 4, 10 * DAY - 5)
         assert s.find_dedup(1, 53, [10], 2) == DedupRecord(10, 1, 53, 3, 10 * DAY - 9)
         assert sorted(s.dedup_keys_since(0)) == [(1, 53), (1, 54), (1, 55), (1, 57)]
-        assert s.delete_inbox_through(2, 7, [10]) == [(1, 55), (1, 57)]
+        assert s.delete_inbox_through(2, 7) == [(1, 55), (1, 57)]
         s.append_inbox([_msg(2, 8)])
         assert _stored(s, 2) == [b"m8"]
 
