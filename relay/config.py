@@ -50,7 +50,7 @@ class RelayConfig:
     login_failures_before_throttle: int = 5
     token_lifetime_days: int = 30
     dedup_window_hours: int = 48
-    dedup_filter_bits_log2: int = 24  # 2 x 2 MiB Bloom filter in front of the dedup table
+    dedup_filter_bits_log2: int = 26  # 2 x 8 MiB Bloom filter in front of the dedup table
     synchronous: str = "NORMAL"
     max_file_size: int = 4 * 1024**3
     max_transfers_per_user: int = 8
