@@ -6,7 +6,7 @@ acknowledged. Invariants:
   reported as maybe-present; pairs survive between one and two periods.
 - Memory is fixed at ``2 * 2**bits_log2 / 8`` bytes, whatever is added.
 - A positive answer may be false (the caller then asks the authoritative store): about 1 in
-  20,000 with 2**26 bits and a million pairs in a generation.
+  12,000 with 2**26 bits and a million pairs in a generation (measured).
 
 Blocked: each pair sets 6 bits inside one 64-bit word chosen by its hash, so a test reads
 one word per generation (cheap in Python), at a small cost in accuracy over a classic
