@@ -12,9 +12,8 @@ Invariants:
   survives power loss at the price of an fsync per commit.
 - ``users.head_seq`` is the highest inbox seq ever assigned to a user: it only grows and is
   kept when inbox rows are deleted. Seqs are assigned by the caller (which caches them)
-  above it. ``users.delivered_seq`` is the
-  highest seq the user has received: its stored messages are exactly (delivered_seq,
-  head_seq].
+  above it. ``users.delivered_seq`` is the highest seq the user has received: its stored
+  messages are exactly (delivered_seq, head_seq].
 - The inbox stores *runs*: one row per run of consecutive seqs of one recipient accepted
   together, holding their whole MESSAGE frames back to back (one b-tree insert per run, not
   per message: the relay's hot path). A delivery through seq N deletes the runs that end at
@@ -30,8 +29,10 @@ Invariants:
   tripled the WAL pages per commit).
 - Relations are stored as mirrored pairs of rows, one from each side's point of view
   (BUDDY/BUDDY or REQUEST_SENT/REQUEST_RECEIVED), always written and deleted together.
-- Rows owned by a user (relations both ways, inbox, tokens) go with it through
-  ``ON DELETE CASCADE``; uids are never reused (AUTOINCREMENT).
+- Rows owned by a user go with it: relations (both ways) and tokens through
+  ``ON DELETE CASCADE``, its inbox runs and their dedup records deleted by
+  :meth:`Store.remove_user` (no foreign key on the hot tables); uids are never reused
+  (AUTOINCREMENT).
 - The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` step *n* takes it from
   *n - 1* to *n*, each step in its own transaction.
 """
