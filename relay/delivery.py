@@ -32,35 +32,26 @@ new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _MESSAGE_HEADER_TYPE = FrameType.MESSAGE
 
 
-def next_seq(relay: Relay, uid: int) -> int:
-    head = relay.head_seq.get(uid)
-    if head is None:
-        head = relay.store.head_seq(uid)
-    head += 1
-    relay.head_seq[uid] = head
-    return head
-
-
 def current_head(relay: Relay, uid: int) -> int:
     head = relay.head_seq.get(uid)
     return relay.store.head_seq(uid) if head is None else head
 
 
 def inbox_count(relay: Relay, uid: int) -> int:
-    """Messages stored for ``uid``: seqs in (floor, head] since deletes are prefix deletes."""
+    """Messages stored for ``uid``: seqs in (floor, head], floor being its delivered_seq
+    (which buffered rows do not change: no flush needed)."""
     floor = relay.inbox_floor.get(uid)
     head = relay.head_seq.get(uid)
     if floor is not None and head is not None:
         return head - floor
     if floor is None:
-        relay.flush_rows()
         floor = relay.store.inbox_floor(uid)
         relay.inbox_floor[uid] = floor
     return current_head(relay, uid) - floor
 
 
 def deleted_through(relay: Relay, uid: int, seq: int) -> None:
-    """Record a prefix delete of ``uid``'s inbox through ``seq``."""
+    """Record that ``uid`` has received everything through ``seq`` (its new floor)."""
     floor = relay.inbox_floor.get(uid)
     if floor is not None and seq > floor:
         relay.inbox_floor[uid] = seq

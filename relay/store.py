@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-import struct
 import sys
 import unicodedata
 from array import array
@@ -51,7 +50,8 @@ from itertools import starmap
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
-from protocol.framing import frame_ends
+from protocol.framing import frame_ends, pack_header
+from protocol.types import FrameType
 
 BUSY_TIMEOUT_S = 5.0
 MAX_RUN_MESSAGES = 64  # messages per inbox run (bounds the scan back to a run's first seq)
@@ -108,12 +108,12 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         "CREATE UNIQUE INDEX inbox_runs_by_recipient ON inbox_runs(recipient, first_seq)",
         # Dedup records, one row per run: senders (u32) and client ids (u64) packed
         # little-endian, record i has seq first_seq + i. Rows migrated from the schema-1 dedup
-        # table have recipient 0 and one record each, its seq in `seqs` (u64). Append-only
-        # until pruned by bucket; lookups scan a bucket inside SQLite (instr on the ids).
+        # table have recipient 0 (unknown) and one record each. Append-only until pruned by
+        # bucket; lookups scan a bucket inside SQLite (instr on the ids).
         """CREATE TABLE accepted (
             id INTEGER PRIMARY KEY, bucket INTEGER NOT NULL, recipient INTEGER NOT NULL,
             first_seq INTEGER NOT NULL, timestamp INTEGER NOT NULL, senders BLOB NOT NULL,
-            client_ids BLOB NOT NULL, seqs BLOB)""",
+            client_ids BLOB NOT NULL)""",
         "CREATE INDEX accepted_by_bucket ON accepted(bucket)",
         lambda con, bucket_seconds: _runs_from_schema_1(con, bucket_seconds),
         "DROP TABLE inbox",
@@ -188,7 +188,7 @@ SQL_REMOVE_USER_ACCEPTED = "DELETE FROM accepted WHERE recipient = ?"
 # LIMIT 1 with a moving bound: the sqlite3 module reads one row ahead, which would scan the
 # rest of the bucket.
 SQL_ACCEPTED_FOR = (
-    "SELECT id, first_seq, timestamp, senders, client_ids, seqs FROM accepted"
+    "SELECT id, first_seq, timestamp, senders, client_ids FROM accepted"
     " WHERE bucket = ?1 AND id < ?4 AND recipient IN (?2, 0) AND instr(client_ids, ?3) > 0"
     " ORDER BY id DESC LIMIT 1"
 )
@@ -315,24 +315,20 @@ def _runs_from_schema_1(con: sqlite3.Connection, bucket_seconds: int) -> None:
     """Migration step 2: schema-1 inbox rows become one-message runs with dedup records,
     schema-1 dedup records become recipient-0 records, and ``delivered_seq`` is set below
     each user's oldest stored message (or at head_seq when none is stored)."""
-    header = struct.Struct(">IB").pack
-    message = 6  # FrameType.MESSAGE
     for recipient, seq, sender, client_id, timestamp, payload in con.execute(
             "SELECT recipient, seq, sender, client_id, timestamp, payload FROM inbox").fetchall():
         con.execute(SQL_INSERT_RUN, (recipient, seq, seq, _pack(_U32, [sender]),
                                      _pack(_U64, [client_id]),
-                                     header(len(payload), message) + bytes(payload)))
+                                     pack_header(len(payload), FrameType.MESSAGE)
+                                     + bytes(payload)))
         if client_id:
             con.execute(SQL_INSERT_ACCEPTED, (
                 timestamp // bucket_seconds, recipient, seq, timestamp, _pack(_U32, [sender]),
                 _pack(_U64, [client_id])))
-    for key, (bucket, sender, client_id, seq, timestamp) in enumerate(con.execute(
-            "SELECT bucket, sender, client_id, seq, timestamp FROM dedup").fetchall()):
-        con.execute(
-            "INSERT INTO accepted (bucket, recipient, first_seq, timestamp, senders, client_ids,"
-            " seqs) VALUES (?, 0, ?, ?, ?, ?, ?)",
-            (bucket, -key, timestamp, _pack(_U32, [sender]), _pack(_U64, [client_id]),
-             _pack(_U64, [seq])))
+    for bucket, sender, client_id, seq, timestamp in con.execute(
+            "SELECT bucket, sender, client_id, seq, timestamp FROM dedup").fetchall():
+        con.execute(SQL_INSERT_ACCEPTED, (bucket, 0, seq, timestamp, _pack(_U32, [sender]),
+                                          _pack(_U64, [client_id])))
     con.execute("UPDATE users SET delivered_seq = coalesce("
                 "(SELECT min(seq) - 1 FROM inbox WHERE recipient = uid), head_seq)")
 
@@ -665,13 +661,12 @@ class Store:
             below = (1 << 63) - 1  # above every rowid
             while (row := execute(SQL_ACCEPTED_FOR, (bucket, recipient, key, below)
                                   ).fetchone()) is not None:
-                below, first, timestamp, senders, ids, seqs = row
+                below, first, timestamp, senders, ids = row
                 at = ids.find(key)
                 while at >= 0:
                     if at % 8 == 0 and _unpack(_U32, senders)[at // 8] == sender:
-                        index = at // 8
-                        seq = first + index if seqs is None else _unpack(_U64, seqs)[index]
-                        return DedupRecord(bucket, sender, client_id, seq, timestamp)
+                        return DedupRecord(bucket, sender, client_id, first + at // 8,
+                                           timestamp)
                     at = ids.find(key, at + 1)
         return None
 
