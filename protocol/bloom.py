@@ -21,6 +21,12 @@ from array import array
 _TWO_BITS = [(1 << (index & 63)) | (1 << (index >> 6)) for index in range(4096)]
 
 
+def _word_and_pattern(h: int, mask: int) -> tuple[int, int]:
+    """The word a pair's hash selects and the six bits it sets there."""
+    return h & mask, (_TWO_BITS[(h >> 28) & 4095] | _TWO_BITS[(h >> 40) & 4095]
+                      | _TWO_BITS[(h >> 52) & 4095])
+
+
 def _zeroed(words: int) -> array[int]:
     return array("Q", bytes(8 * words))
 
@@ -38,28 +44,20 @@ class PairBloom:
         self.period = period
         self.rotated_at = now
 
-    @staticmethod
-    def _slot(pair: tuple[int, int], mask: int) -> tuple[int, int]:
-        h = hash(pair)
-        return h & mask, (_TWO_BITS[(h >> 28) & 4095] | _TWO_BITS[(h >> 40) & 4095]
-                          | _TWO_BITS[(h >> 52) & 4095])
-
     def add(self, a: int, b: int) -> None:
         self.test_and_add(a, b)
 
     def test_and_add(self, a: int, b: int) -> bool:
         """Add the pair; return whether it may have been present before."""
-        h = hash((a, b))
-        index = h & self._mask
-        pattern = (_TWO_BITS[(h >> 28) & 4095] | _TWO_BITS[(h >> 40) & 4095]
-                   | _TWO_BITS[(h >> 52) & 4095])
+        index, pattern = _word_and_pattern(hash((a, b)), self._mask)
         current = self._current
         word = current[index]
         current[index] = word | pattern
         return word & pattern == pattern or self._previous[index] & pattern == pattern
 
     def __contains__(self, pair: tuple[int, int]) -> bool:
-        index, pattern = self._slot(pair, self._mask)
+        """Whether the pair may have been added, without adding it."""
+        index, pattern = _word_and_pattern(hash(pair), self._mask)
         return (self._current[index] & pattern == pattern
                 or self._previous[index] & pattern == pattern)
 

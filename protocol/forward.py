@@ -76,17 +76,9 @@ def ack_ok_frame(message_id: int, seq: int, timestamp: int) -> bytes:
     return _pack_header(len(payload), _ACK_HEADER_TYPE) + payload
 
 
-def receipt_frame(message_id: int, peer: int) -> bytes:
-    """The whole ACK frame ``Ack{id, delivered: true, peer}`` (a delivery receipt)."""
-    ack = _RECEIPT
-    ack.id = message_id
-    ack.peer = peer
-    payload = ack.SerializeToString()
-    return _pack_header(len(payload), _ACK_HEADER_TYPE) + payload
-
-
 def receipt_frames(message_ids: Iterable[int], peer: int) -> bytes:
-    """:func:`receipt_frame` of each id, back to back (one Ack frame per message)."""
+    """The delivery receipts ``Ack{id, delivered: true, peer}`` of ``message_ids``: one whole
+    ACK frame per id, back to back (one Ack object is reused, as in :func:`ack_ok_frame`)."""
     ack = _RECEIPT
     ack.peer = peer
     serialize = ack.SerializeToString

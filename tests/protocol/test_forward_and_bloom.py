@@ -13,7 +13,6 @@ from protocol.forward import (
     ack_ok_frame,
     encode_varint,
     override_tail,
-    receipt_frame,
     receipt_frames,
 )
 from protocol.types import FrameType
@@ -62,8 +61,8 @@ def test_receipt_frames_are_the_receipts_back_to_back(message_ids: list[int], pe
 
 
 @given(message_id=st.integers(1, 2**64 - 1), peer=st.integers(1, 2**32 - 1))
-def test_receipt_frame_equals_protobuf(message_id: int, peer: int) -> None:
-    assert receipt_frame(message_id, peer) == encode_frame(
+def test_one_receipt_frame_equals_protobuf(message_id: int, peer: int) -> None:
+    assert receipt_frames([message_id], peer) == encode_frame(
         FrameType.ACK, pb.Ack(id=message_id, delivered=True, peer=peer))
 
 
