@@ -36,12 +36,12 @@ from bench_relay import (
     PAYLOAD_SIZE,
     Bench,
     Pair,
-    ProfiledRelay,
     add_traffic_options,
     print_profile,
     set_up_pairs,
+    start_relay,
 )
-from benchlib import BenchError, RelayProcess, machine_description, peak_rss_bytes
+from benchlib import BenchError, machine_description, peak_rss_bytes
 
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType
@@ -97,10 +97,7 @@ def main() -> int:
 
     print(machine_description())
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
-        data_dir = Path(tmp) / "relay"
-        relay = (ProfiledRelay(data_dir, args.profile.resolve(), plaintext=args.plaintext)
-                 if args.profile else RelayProcess(data_dir, plaintext=args.plaintext))
-        relay.start()
+        relay = start_relay(args, Path(tmp) / "relay")
         bench: DurableBench | None = None
         try:
             pregenerate = (args.messages // args.pairs) + args.window + 40_000 // args.pairs

@@ -126,6 +126,14 @@ class ProfiledRelay(RelayProcess):
         return [cmd[0], "-m", "cProfile", "-o", str(self.profile_path), *cmd[1:]]
 
 
+def start_relay(args: argparse.Namespace, data_dir: Path) -> RelayProcess:
+    """Start the relay the traffic options ask for (under cProfile with ``--profile``)."""
+    relay = (ProfiledRelay(data_dir, args.profile.resolve(), plaintext=args.plaintext)
+             if args.profile else RelayProcess(data_dir, plaintext=args.plaintext))
+    relay.start()
+    return relay
+
+
 def set_up_pairs(relay: RelayProcess, pairs: int, v2: bool, pregenerate: int) -> list[Pair]:
     """Register, log in and befriend ``pairs`` sender/receiver users; return live endpoints."""
     version = 2 if v2 else 1
@@ -296,10 +304,7 @@ def main() -> int:
 
     print(machine_description())
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
-        data_dir = Path(tmp) / "relay"
-        relay = (ProfiledRelay(data_dir, args.profile.resolve(), plaintext=args.plaintext)
-                 if args.profile else RelayProcess(data_dir, plaintext=args.plaintext))
-        relay.start()
+        relay = start_relay(args, Path(tmp) / "relay")
         bench: Bench | None = None
         try:
             pregenerate = (args.messages // args.pairs) + args.window + 20_000 // args.pairs
