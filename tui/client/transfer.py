@@ -58,6 +58,7 @@ import platformdirs
 from protocol import chat_pb2 as pb
 from protocol.validation import safe_basename
 from tui.client.session import ClientSession
+from tui.client.store import HistoryEntry
 from tui.client.transfer_core import TransferError
 from tui.client.transfer_events import (
     TransferCancelled,
@@ -160,25 +161,7 @@ class TransferManager(TransferWire):
         transfer_id = self._new_transfer_id(peer)
         info = pb.FileInfo(transfer_id=transfer_id, size=size, sha256=digest)
         entry = self.session.send(peer, _M.FILE_OFFER, text=name, file=info)
-        transfer = self.store.add(
-            Transfer(
-                0,
-                True,
-                peer,
-                transfer_id,
-                name,
-                name,
-                size,
-                digest,
-                TransferState.OFFERED,
-                path=source,
-                offer_msg_id=entry.msg_id,
-                source_mtime=mtime,
-            )
-        )
-        self._offers[entry.msg_id] = transfer.id
-        self._hub.emit(TransferUpdated(transfer))
-        return transfer
+        return self._record_offer(entry, peer, transfer_id, source, name, size, digest, mtime)
 
     async def _offer_v1(
         self, peer: int, source: Path, name: str, size: int, mtime: int
@@ -195,19 +178,27 @@ class TransferManager(TransferWire):
             raise TransferError(f"{source} changed while it was being read; try again")
         digest = await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
         entry = self.session.send(peer, _M.FILE, text=name, data=data)
+        return self._record_offer(entry, peer, 0, source, name, size, digest, mtime,
+                                  legacy=True)
+
+    def _record_offer(
+        self, entry: HistoryEntry, peer: int, transfer_id: int, source: Path, name: str,
+        size: int, digest: bytes, mtime: int, *, legacy: bool = False,
+    ) -> Transfer:
+        """Store the outgoing transfer whose offer ``entry`` was just queued, and announce it."""
         transfer = self.store.add(
             Transfer(
                 0,
                 True,
                 peer,
-                0,
+                transfer_id,
                 name,
                 name,
                 size,
                 digest,
                 TransferState.OFFERED,
                 path=source,
-                legacy=True,
+                legacy=legacy,
                 offer_msg_id=entry.msg_id,
                 source_mtime=mtime,
             )
