@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench_relay import (
@@ -37,11 +36,13 @@ from bench_relay import (
     Bench,
     Pair,
     add_traffic_options,
+    measure,
+    print_costs,
     print_profile,
     set_up_pairs,
     start_relay,
 )
-from benchlib import BenchError, machine_description, peak_rss_bytes
+from benchlib import BenchError, machine_description
 
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType
@@ -61,6 +62,10 @@ class DurableBench(Bench):
         self.accepted = 0  # accept Acks (code OK) received by senders
         self.receipts = 0  # delivery receipts received by senders
         self.receiver_acks = 0  # Ack{seq} frames sent by receivers
+        self.at_warm_up = (0, 0, 0)  # the three counters when the warm-up ended
+
+    def warmed_up(self) -> None:
+        self.at_warm_up = (self.accepted, self.receipts, self.receiver_acks)
 
     def _on_receiver(self, pair: Pair, frames: list[tuple[int, bytes]]) -> None:
         count, last_payload = self._deliveries(pair, frames)
@@ -102,18 +107,9 @@ def main() -> int:
         try:
             pregenerate = (args.messages // args.pairs) + args.window + 40_000 // args.pairs
             pairs = set_up_pairs(relay, args.pairs, True, pregenerate)
-            rss0 = relay.rss_bytes()
             bench = DurableBench(pairs, args.window, args.ack_every)
-            bench.start()
-            bench.run(sys.maxsize, time.monotonic() + args.warmup)
-            warm_delivered = bench.delivered
-            accepted0, receipts0 = bench.accepted, bench.receipts
-            receiver_acks0 = bench.receiver_acks
-            cpu0, client0, wall0 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
-            bench.run(warm_delivered + args.messages, time.monotonic() + args.max_seconds)
-            cpu1, client1, wall1 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
-            rss1, peak = relay.rss_bytes(), peak_rss_bytes(relay.pid)
-            delivered = bench.delivered - warm_delivered
+            run = measure(relay, bench, args)
+            accepted0, receipts0, receiver_acks0 = bench.at_warm_up
             accepted = bench.accepted - accepted0
             receipts = bench.receipts - receipts0
             receiver_acks = bench.receiver_acks - receiver_acks0
@@ -121,29 +117,17 @@ def main() -> int:
             if bench is not None:
                 bench.close()
             relay.stop()
-    if delivered == 0:
+    if run.delivered == 0:
         print("no message was delivered in the measured phase")
         return 1
-    wall = wall1 - wall0
-    relay_cpu = cpu1 - cpu0
-    client_cpu = client1 - client0
-    per_message = relay_cpu / delivered * 1e6
     transport = "plaintext TCP" if args.plaintext else "TLS"
     print(f"v2 durable messages, {transport}, {args.pairs} pairs, each sender keeping "
           f"{args.window} messages un-acked by the relay, {PAYLOAD_SIZE}-byte payloads, "
           f"receiver Ack{{seq}} every {args.ack_every}")
-    print(f"warm-up: {warm_delivered:,} messages in {args.warmup:g} s")
-    print(f"messages delivered: {delivered:,} (accept Acks {accepted:,}, delivery receipts "
-          f"{receipts:,}, receiver Ack{{seq}} frames {receiver_acks:,})")
-    print(f"wall time: {wall:.2f} s")
-    print(f"throughput: {delivered / wall:,.0f} msgs/s")
-    print(f"relay CPU: {relay_cpu:.2f} s = {per_message:.1f} us/message "
-          f"({relay_cpu / wall * 100:.0f} % of one core); target <= {TARGET_US:g} us: "
-          f"{'met' if per_message <= TARGET_US else 'NOT met'}")
-    print(f"client CPU: {client_cpu:.2f} s = {client_cpu / delivered * 1e6:.1f} us/message "
-          f"({client_cpu / wall * 100:.0f} % of one core)")
-    print(f"relay RSS: {rss0 / 2**20:.1f} MiB after set-up, {rss1 / 2**20:.1f} MiB at the end, "
-          f"peak {peak / 2**20:.1f} MiB")
+    print(f"warm-up: {run.warm_delivered:,} messages in {args.warmup:g} s")
+    print(f"messages delivered: {run.delivered:,} (accept Acks {accepted:,}, delivery "
+          f"receipts {receipts:,}, receiver Ack{{seq}} frames {receiver_acks:,})")
+    print_costs(run, TARGET_US)
     if args.profile:
         print(f"\ncProfile of the relay (whole run, set-up included): {args.profile}")
         print_profile(args.profile, 25)

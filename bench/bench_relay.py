@@ -173,6 +173,9 @@ class Bench:
                 self.roles[endpoint] = (pair, is_receiver)
                 self.selector.register(endpoint.sock, selectors.EVENT_READ, endpoint)
 
+    def warmed_up(self) -> None:
+        """Called when the warm-up ends (subclasses snapshot their counters here)."""
+
     def start(self) -> None:
         for pair in self.pairs:
             self._send(pair, self.window)
@@ -267,6 +270,51 @@ class Bench:
                 endpoint.sock.close()
 
 
+@dataclass(frozen=True)
+class MeasuredRun:
+    """What the measured phase (after the warm-up) cost."""
+
+    warm_delivered: int
+    delivered: int
+    wall: float
+    relay_cpu: float
+    client_cpu: float
+    rss_before: int
+    rss_after: int
+    rss_peak: int
+
+
+def measure(relay: RelayProcess, bench: Bench, args: argparse.Namespace) -> MeasuredRun:
+    """Start the traffic, warm up for ``--warmup`` seconds, then deliver ``--messages`` more
+    (at most ``--max-seconds``) while the relay's and this process's CPU time are sampled."""
+    rss_before = relay.rss_bytes()
+    bench.start()
+    bench.run(sys.maxsize, time.monotonic() + args.warmup)
+    warm_delivered = bench.delivered
+    bench.warmed_up()
+    cpu0, client0, wall0 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
+    bench.run(warm_delivered + args.messages, time.monotonic() + args.max_seconds)
+    cpu1, client1, wall1 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
+    return MeasuredRun(warm_delivered, bench.delivered - warm_delivered, wall1 - wall0,
+                       cpu1 - cpu0, client1 - client0, rss_before, relay.rss_bytes(),
+                       peak_rss_bytes(relay.pid))
+
+
+def print_costs(run: MeasuredRun, target_us: float | None = None) -> None:
+    """Wall time, throughput, relay and client CPU per message, relay RSS."""
+    per_message = run.relay_cpu / run.delivered * 1e6
+    verdict = ("" if target_us is None else
+               f"; target <= {target_us:g} us: {'met' if per_message <= target_us else 'NOT met'}")
+    print(f"wall time: {run.wall:.2f} s")
+    print(f"throughput: {run.delivered / run.wall:,.0f} msgs/s")
+    print(f"relay CPU: {run.relay_cpu:.2f} s = {per_message:.1f} us/message "
+          f"({run.relay_cpu / run.wall * 100:.0f} % of one core){verdict}")
+    print(f"client CPU: {run.client_cpu:.2f} s = {run.client_cpu / run.delivered * 1e6:.1f} "
+          f"us/message ({run.client_cpu / run.wall * 100:.0f} % of one core)")
+    print(f"relay RSS: {run.rss_before / 2**20:.1f} MiB after set-up, "
+          f"{run.rss_after / 2**20:.1f} MiB at the end, peak {run.rss_peak / 2**20:.1f} MiB")
+
+
 def print_profile(path: Path, limit: int) -> None:
     stats = pstats.Stats(str(path), stream=sys.stdout)
     stats.sort_stats("tottime").print_stats(limit)
@@ -309,42 +357,24 @@ def main() -> int:
         try:
             pregenerate = (args.messages // args.pairs) + args.window + 20_000 // args.pairs
             pairs = set_up_pairs(relay, args.pairs, v2, pregenerate)
-            rss0 = relay.rss_bytes()
             bench = Bench(pairs, args.window, v2, args.ack_every)
-            bench.start()
-            bench.run(sys.maxsize, time.monotonic() + args.warmup)
-            warm_delivered = bench.delivered
-            cpu0, client0, wall0 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
-            bench.run(warm_delivered + args.messages, time.monotonic() + args.max_seconds)
-            cpu1, client1, wall1 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
-            rss1, peak = relay.rss_bytes(), peak_rss_bytes(relay.pid)
-            delivered = bench.delivered - warm_delivered
+            run = measure(relay, bench, args)
         finally:
             if bench is not None:
                 bench.close()
             relay.stop()
-    if delivered == 0:
+    if run.delivered == 0:
         print("no message was delivered in the measured phase")
         return 1
-    wall = wall1 - wall0
-    relay_cpu = cpu1 - cpu0
-    client_cpu = client1 - client0
     transport = "plaintext TCP" if args.plaintext else "TLS"
     sent = sum(p.sent for p in pairs)
     acks = sum(p.sender_acks for p in pairs)
     print(f"mode {args.mode}, {transport}, {args.pairs} pairs x window {args.window}, "
           f"{PAYLOAD_SIZE}-byte Message payloads"
           + (f", receiver Ack every {args.ack_every}" if v2 else ""))
-    print(f"warm-up: {warm_delivered:,} messages in {args.warmup:g} s")
-    print(f"messages delivered: {delivered:,}")
-    print(f"wall time: {wall:.2f} s")
-    print(f"throughput: {delivered / wall:,.0f} msgs/s")
-    print(f"relay CPU: {relay_cpu:.2f} s = {relay_cpu / delivered * 1e6:.1f} us/message "
-          f"({relay_cpu / wall * 100:.0f} % of one core)")
-    print(f"client CPU: {client_cpu:.2f} s = {client_cpu / delivered * 1e6:.1f} us/message "
-          f"({client_cpu / wall * 100:.0f} % of one core)")
-    print(f"relay RSS: {rss0 / 2**20:.1f} MiB after set-up, {rss1 / 2**20:.1f} MiB at the end, "
-          f"peak {peak / 2**20:.1f} MiB")
+    print(f"warm-up: {run.warm_delivered:,} messages in {args.warmup:g} s")
+    print(f"messages delivered: {run.delivered:,}")
+    print_costs(run)
     if v2:
         print(f"sender-side Ack frames (accept Acks + delivery receipts), whole run: "
               f"{acks / max(sent, 1):.2f} per message sent")
