@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import os
 import resource
 import statistics
 import sys
@@ -34,6 +32,7 @@ from pathlib import Path
 
 from benchlib import ROOT, RelayProcess, machine_description
 
+from tests.files import random_file, sha256_of
 from tests.tui.client.sessions import buddies, make_session
 from tui.client.transfer import TransferManager, TransferState
 from tui.client.transfer_events import (
@@ -46,16 +45,6 @@ from tui.client.transfer_events import (
 
 MB = 1_000_000
 MIB = 1024 * 1024
-
-
-def make_file(path: Path, size: int) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "wb") as fh:
-        for start in range(0, size, 4 * MIB):
-            block = os.urandom(min(4 * MIB, size - start))
-            digest.update(block)
-            fh.write(block)
-    return digest.digest()
 
 
 class RssSampler:
@@ -82,14 +71,6 @@ async def discard_lines(stream: asyncio.StreamReader) -> None:
     """Read the receiver's progress lines so that its pipe never fills up."""
     while await stream.readline():
         pass
-
-
-def sha256_of(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(4 * MIB):
-            digest.update(block)
-    return digest.digest()
 
 
 async def run(args: argparse.Namespace, work: Path) -> list[dict[str, float]]:
@@ -135,7 +116,7 @@ async def run(args: argparse.Namespace, work: Path) -> list[dict[str, float]]:
             drain = asyncio.ensure_future(discard_lines(proc.stdout))
         await alice.list_buddies()
         source = work / "payload.bin"
-        digest = make_file(source, args.size_mib * MIB)
+        digest = random_file(source, args.size_mib * MIB)
         size = args.size_mib * MIB
         for number in range(1, args.runs + 1):
             hash_start = time.perf_counter()

@@ -21,6 +21,7 @@ import pytest
 
 from protocol import FrameType
 from protocol import chat_pb2 as pb
+from tests.files import random_file, sha256_of
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import WAIT, buddies, make_session
 from tests.tui.client.sessions import TransferPeer as Peer
@@ -42,27 +43,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 E = TypeVar("E")
 PACED = TransferOptions(max_rate=8 * MIB)  # slow enough to interrupt a 16 MiB transfer
-
-
-def random_file(path: Path, size: int) -> bytes:
-    """Write ``size`` random bytes to ``path``; returns their SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "wb") as fh:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(remaining, 4 * MIB))
-            digest.update(block)
-            fh.write(block)
-            remaining -= len(block)
-    return digest.digest()
-
-
-def sha256_of(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(4 * MIB):
-            digest.update(block)
-    return digest.digest()
 
 
 async def pair(
