@@ -62,7 +62,6 @@ from tui.client.store import HistoryEntry
 from tui.client.transfer_core import TransferError
 from tui.client.transfer_events import (
     TransferCancelled,
-    TransferCompleted,
     TransferDeclined,
     TransferEvent,
     TransferFailed,
@@ -261,14 +260,7 @@ class TransferManager(TransferWire):
             path = await write_whole(directory, name, entry.data, self.reserved_targets())
         except OSError as exc:
             raise TransferError(f"cannot write into {directory}: {exc.strerror or exc}") from exc
-        return self._end(
-            transfer,
-            TransferState.COMPLETED,
-            "",
-            lambda t: TransferCompleted(t, path),
-            offset=transfer.size,
-            path=path,
-        )
+        return self._complete(transfer, path=path)
 
     def decline(self, transfer: int) -> Transfer:
         """Decline an offered file; a v2 sender is told (FILE_DECLINE), a v1 one cannot be."""

@@ -131,14 +131,7 @@ class TransferCore:
         self._progress(
             transfer, transfer.size, run.sent_bytes, run.rate.rate(), run.rate.eta, force=True
         )
-        self._end(
-            transfer,
-            TransferState.COMPLETED,
-            "",
-            lambda t: TransferCompleted(t, t.path or Path()),
-            offset=transfer.size,
-            sent_bytes=run.sent_bytes,
-        )
+        self._complete(transfer, sent_bytes=run.sent_bytes)
 
     def outgoing_error(self, run: OutgoingRun, reason: str) -> None:
         self._forget_run(run.transfer.id)
@@ -157,14 +150,7 @@ class TransferCore:
         self._forget_run(transfer.id)
         self.send_progress(transfer.peer, transfer.transfer_id, transfer.size)
         self._progress(transfer, transfer.size, 0, run.rate.rate(), run.rate.eta, force=True)
-        self._end(
-            transfer,
-            TransferState.COMPLETED,
-            "",
-            lambda t: TransferCompleted(t, path),
-            offset=transfer.size,
-            path=path,
-        )
+        self._complete(transfer, path=path)
 
     def incoming_error(self, run: IncomingRun, reason: str) -> None:
         self._forget_run(run.transfer.id)
@@ -266,6 +252,16 @@ class TransferCore:
         ended = self.store.update(transfer, state=state, reason=reason, **changes)
         self._hub.emit(event(ended))
         return ended
+
+    def _complete(self, transfer: Transfer, *, path: Path | None = None,
+                  **changes: Any) -> Transfer:
+        """:meth:`_end` as COMPLETED with the whole size, emitting TransferCompleted with the
+        file: ``path`` for a received file (stored with it), the source for a sent one."""
+        if path is not None:
+            changes["path"] = path
+        return self._end(transfer, TransferState.COMPLETED, "",
+                         lambda t: TransferCompleted(t, path or t.path or Path()),
+                         offset=transfer.size, **changes)
 
     def _forget_run(self, local_id: int) -> OutgoingRun | IncomingRun | None:
         out = self._out.pop(local_id, None)

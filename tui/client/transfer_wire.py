@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 from protocol import chat_pb2 as pb
 from protocol.validation import printable_text, safe_basename
@@ -34,7 +33,6 @@ from tui.client.store import HistoryEntry, MessageState
 from tui.client.transfer_core import TransferCore
 from tui.client.transfer_events import (
     TransferCancelled,
-    TransferCompleted,
     TransferDeclined,
     TransferFailed,
     TransferOffered,
@@ -242,13 +240,7 @@ class TransferWire(TransferCore):
             reason = refusal_reason(code)
             self._end(transfer, TransferState.FAILED, reason, lambda t: TransferFailed(t, reason))
         elif transfer.legacy:  # a v1 FILE is done once the relay has stored it
-            self._end(
-                transfer,
-                TransferState.COMPLETED,
-                "",
-                lambda t: TransferCompleted(t, t.path or Path()),
-                offset=transfer.size,
-            )
+            self._complete(transfer)
 
     # --- ephemeral traffic (intercepted: never reaches the session's listeners) ------------
 
