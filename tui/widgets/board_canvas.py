@@ -30,17 +30,16 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from rich.segment import Segment as RichSegment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.geometry import Offset, Region, Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from protocol.validation import MAX_BOARD_COORDINATE, Segment
 from tui.board_model import ERASER, Board, Cell, clip_range, line_char
+from tui.widgets.styled_lines import StyledLinesView
 
 BRUSHES = ("█", "#", "*", ".", "o")
 FULL_REPAINT_CELLS = 256  # above this many dirty visible cells, repaint the whole view
@@ -53,6 +52,7 @@ class BrushMode(enum.Enum):
     ERASER = "eraser"
 
 
+_PREFIX = "board-canvas--"  # component classes: board-canvas--<style key>
 _STYLE_KEYS = ("ink", "cursor", "pen", "outside", "empty")
 
 
@@ -60,11 +60,12 @@ def _coordinate(value: int) -> int:
     return max(-MAX_BOARD_COORDINATE, min(MAX_BOARD_COORDINATE, value))
 
 
-class BoardCanvas(ScrollView, can_focus=True):
+class BoardCanvas(StyledLinesView, can_focus=True):
     """The board of one conversation; see the module docstring."""
 
     ALLOW_SELECT = False
-    COMPONENT_CLASSES: ClassVar[set[str]] = {f"board-canvas--{key}" for key in _STYLE_KEYS}
+    STYLE_PREFIX: ClassVar[str] = _PREFIX
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"{_PREFIX}{key}" for key in _STYLE_KEYS}
 
     DEFAULT_CSS = """
     BoardCanvas {
@@ -117,7 +118,6 @@ class BoardCanvas(ScrollView, can_focus=True):
             self.segment = segment
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
-        self._styles: dict[str, Style] = {}
         super().__init__(name=name, id=id)
         self.board: Board | None = None
         self.peer: int | None = None
@@ -345,19 +345,6 @@ class BoardCanvas(ScrollView, can_focus=True):
             regions.append(Region(start, y, prev - start + 1, 1))
         if regions:
             self.refresh(*regions)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-
-    def _style(self, key: str) -> Style:
-        style = self._styles.get(key)
-        if style is None:
-            style = self.rich_style + self.get_component_rich_style(
-                f"board-canvas--{key}", partial=True
-            )
-            self._styles[key] = style
-        return style
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width

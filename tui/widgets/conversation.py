@@ -18,16 +18,15 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.client.store import HistoryEntry, MessageState
 from tui.timeline import FILE_TYPES, GUTTER, Timeline
+from tui.widgets.styled_lines import StyledLinesView
 
 # (before local_id or None for the newest, limit) → entries oldest first
 PageLoader = Callable[[int | None, int], list[HistoryEntry]]
@@ -35,6 +34,7 @@ PageLoader = Callable[[int | None, int], list[HistoryEntry]]
 FIRST_PAGE = 100
 OLDER_PAGE = 200
 
+_PREFIX = "conversation-view--"  # component classes: conversation-view--<style key>
 _STYLE_KEYS = (
     "time",
     "day",
@@ -52,10 +52,11 @@ _STYLE_KEYS = (
 )
 
 
-class ConversationView(ScrollView, can_focus=True):
+class ConversationView(StyledLinesView, can_focus=True):
     """Scrollable history; see the module docstring."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {f"conversation-view--{key}" for key in _STYLE_KEYS}
+    STYLE_PREFIX: ClassVar[str] = _PREFIX
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"{_PREFIX}{key}" for key in _STYLE_KEYS}
 
     DEFAULT_CSS = """
     ConversationView {
@@ -99,7 +100,6 @@ class ConversationView(ScrollView, can_focus=True):
             self.entry = entry
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
-        self._styles: dict[str, Style] = {}
         super().__init__(name=name, id=id)
         self.timeline = Timeline("", "")
         self.peer: int | None = None
@@ -207,19 +207,6 @@ class ConversationView(ScrollView, can_focus=True):
             self.load_older()
         finally:
             self._loading = False
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-
-    def _style(self, key: str) -> Style:
-        style = self._styles.get(key)
-        if style is None:
-            style = self.rich_style
-            if key:
-                style += self.get_component_rich_style(f"conversation-view--{key}", partial=True)
-            self._styles[key] = style
-        return style
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
