@@ -533,6 +533,10 @@ class Ack(_message.Message):
         RATE_LIMITED: Ack._Code.ValueType  # 4
         QUOTA_EXCEEDED: Ack._Code.ValueType  # 5
         INVALID: Ack._Code.ValueType  # 6
+        NOT_MEMBER: Ack._Code.ValueType  # 7
+        """v2.1: the sender is not a member of the room"""
+        STORE_FULL: Ack._Code.ValueType  # 8
+        """the relay cannot write its store now: retry later"""
 
     class Code(_Code, metaclass=_CodeEnumTypeWrapper): ...
     OK: Ack.Code.ValueType  # 0
@@ -542,6 +546,10 @@ class Ack(_message.Message):
     RATE_LIMITED: Ack.Code.ValueType  # 4
     QUOTA_EXCEEDED: Ack.Code.ValueType  # 5
     INVALID: Ack.Code.ValueType  # 6
+    NOT_MEMBER: Ack.Code.ValueType  # 7
+    """v2.1: the sender is not a member of the room"""
+    STORE_FULL: Ack.Code.ValueType  # 8
+    """the relay cannot write its store now: retry later"""
 
     ID_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int

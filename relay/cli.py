@@ -84,6 +84,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-transfers", type=int, metavar="N", dest="max_transfers_per_user",
                         help=f"open file transfers per user "
                              f"(default: {_DEFAULTS.max_transfers_per_user})")
+    limits = parser.add_argument_group(
+        "limits", "bounds on what one peer (or all of them) can make the relay hold or do; "
+                  "docs/DECISIONS.md explains each")
+    limits.add_argument("--max-frame-before-login", type=int, metavar="BYTES",
+                        help=f"largest frame accepted before login "
+                             f"(default: {_DEFAULTS.max_frame_before_login})")
+    limits.add_argument("--read-budget", type=int, metavar="BYTES",
+                        help=f"bytes read from one connection per loop pass "
+                             f"(default: {_DEFAULTS.read_budget})")
+    limits.add_argument("--frames-per-pass", type=int, metavar="N",
+                        help=f"frames handled for one connection per loop pass "
+                             f"(default: {_DEFAULTS.frames_per_pass})")
+    limits.add_argument("--frame-timeout", type=float, metavar="SECONDS",
+                        help=f"reset a connection whose incomplete frame is older than this "
+                             f"(default: {_DEFAULTS.frame_timeout:g})")
+    limits.add_argument("--input-budget", type=int, metavar="BYTES",
+                        help=f"buffered input of all connections together before the relay "
+                             f"stops reading (default: {_DEFAULTS.input_budget})")
+    limits.add_argument("--max-unauthenticated-per-address", type=int, metavar="N",
+                        help=f"connections not yet logged in from one address "
+                             f"(default: {_DEFAULTS.max_unauthenticated_per_address})")
+    limits.add_argument("--max-unauthenticated", type=int, metavar="N",
+                        help=f"connections not yet logged in, in all; the oldest is closed "
+                             f"to make room (default: {_DEFAULTS.max_unauthenticated})")
+    limits.add_argument("--inbox-quota-bytes", type=int, metavar="BYTES",
+                        help=f"stored bytes per recipient "
+                             f"(default: {_DEFAULTS.inbox_quota_bytes})")
+    limits.add_argument("--registrations-per-minute", type=int, metavar="N",
+                        dest="registrations_per_address_per_minute",
+                        help=f"new accounts per peer address per minute "
+                             f"(default: {_DEFAULTS.registrations_per_address_per_minute})")
+    limits.add_argument("--max-pending-hashes", type=int, metavar="N",
+                        help=f"password checks queued at once, in all "
+                             f"(default: {_DEFAULTS.max_pending_hashes})")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log verbosity (default: INFO)")
     sub = parser.add_subparsers(dest="command", metavar="")
@@ -111,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = ["data_dir", "scrypt_n", "host", "port", "cert", "key", "plaintext", "max_frame",
              "rate_limit", "inbox_quota", "idle_timeout", "login_timeout", "handshake_timeout",
-             "high_water", "log_level", "max_file_size", "max_transfers_per_user"]
+             "high_water", "log_level", "max_file_size", "max_transfers_per_user",
+             "max_frame_before_login", "read_budget", "frames_per_pass", "frame_timeout",
+             "input_budget", "max_unauthenticated_per_address", "max_unauthenticated",
+             "inbox_quota_bytes", "registrations_per_address_per_minute",
+             "max_pending_hashes"]
     return {name: getattr(args, name, None) for name in names}
 
 

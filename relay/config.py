@@ -54,6 +54,17 @@ class RelayConfig:
     synchronous: str = "NORMAL"
     max_file_size: int = 4 * 1024**3
     max_transfers_per_user: int = 8
+    # -- hardening limits (docs/DECISIONS.md, "Relay limits") ------------------------------
+    max_frame_before_login: int = 4096  # LOGIN and REGISTER fit; a bigger frame: FRAME_TOO_LARGE
+    read_budget: int = 256 * 1024  # bytes read from one connection per loop pass at most
+    frames_per_pass: int = 64  # frames handled for one connection per loop pass at most
+    frame_timeout: float = 30.0  # an incomplete frame older than this: Reset TIMEOUT
+    input_budget: int = 64 * 1024 * 1024  # buffered input of all connections together
+    max_unauthenticated_per_address: int = 64  # connections not logged in, per peer address
+    max_unauthenticated: int = 4096  # connections not logged in, in all
+    inbox_quota_bytes: int = 64 * 1024 * 1024  # stored bytes per recipient
+    registrations_per_address_per_minute: int = 5
+    max_pending_hashes: int = 1000  # password checks and hashes queued at once, in all
 
     @property
     def db_path(self) -> Path:
@@ -75,7 +86,17 @@ class RelayConfig:
             raise ValueError("synchronous must be OFF, NORMAL, FULL or EXTRA")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
-        for name in ("handshake_timeout", "login_timeout", "idle_timeout"):
+        for name in ("max_frame_before_login", "read_budget", "frames_per_pass",
+                     "input_budget", "max_unauthenticated_per_address", "max_unauthenticated",
+                     "inbox_quota_bytes", "max_pending_hashes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.registrations_per_address_per_minute < 0:
+            raise ValueError("registrations_per_address_per_minute must be >= 0 (0 = no "
+                             "registration from the network)")
+        if self.max_frame_before_login > self.max_frame:
+            raise ValueError("max_frame_before_login must not exceed max_frame")
+        for name in ("handshake_timeout", "login_timeout", "idle_timeout", "frame_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         return self
