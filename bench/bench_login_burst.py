@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import (
+    BENCH_PASSWORD,
     BenchError,
     Endpoint,
     RelayProcess,
     WireClient,
-    client_tls_context,
     machine_description,
-    read_until,
+    register_all,
     summarize_ms,
 )
 
@@ -49,35 +49,10 @@ from protocol import encode_frame
 from protocol.types import FrameType
 
 PRODUCTION_SCRYPT_N = "16384"
-PASSWORD = "benchmark-pw"
+PASSWORD = BENCH_PASSWORD
 _PING = int(FrameType.PING)
 _LOGIN = int(FrameType.LOGIN)
 _RESET = int(FrameType.RESET)
-
-
-async def _register(host: str, port: int, tls: bool, name: str,
-                    semaphore: asyncio.Semaphore) -> None:
-    async with semaphore:
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=client_tls_context() if tls else None,
-            server_hostname=host if tls else None)
-        try:
-            await read_until(reader, FrameType.RAW)
-            writer.write(encode_frame(FrameType.REGISTER,
-                                      pb.RegisterRequest(username=name, password=PASSWORD)))
-            response = pb.RegisterResponse.FromString(
-                await read_until(reader, FrameType.REGISTER))
-            if response.code != pb.RegisterResponse.SUCCESS:
-                raise BenchError(f"register {name}: "
-                                 f"{pb.RegisterResponse.Code.Name(response.code)}")
-        finally:
-            writer.close()
-
-
-async def register_all(relay: RelayProcess, names: list[str], concurrency: int) -> None:
-    semaphore = asyncio.Semaphore(concurrency)
-    await asyncio.gather(*(_register(relay.host, relay.port, not relay.plaintext, name,
-                                     semaphore) for name in names))
 
 
 @dataclass

@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from protocol import FrameDecoder  # noqa: E402
+from protocol import FrameDecoder, encode_frame  # noqa: E402
 from protocol import chat_pb2 as pb  # noqa: E402
 from protocol.types import FrameType  # noqa: E402
 from tests.harness import RelayProcess  # noqa: E402
 from tests.wire import WireClient, make_buddies  # noqa: E402
 
 __all__ = [
+    "BENCH_PASSWORD",
     "ROOT",
     "BenchError",
     "Endpoint",
@@ -46,9 +47,11 @@ __all__ = [
     "percentile",
     "raise_nofile_limit",
     "read_until",
+    "register_all",
     "summarize_ms",
 ]
 
+BENCH_PASSWORD = "benchmark-pw"
 READ_SIZE = 256 * 1024
 MAX_WRITE = 256 * 1024
 _HEADER = struct.Struct(">IB")
@@ -191,3 +194,30 @@ async def read_until(reader: asyncio.StreamReader, wanted: int) -> bytes:
         if frame_type == FrameType.RESET:
             reset = pb.Reset.FromString(payload)
             raise ConnectionError(f"Reset {pb.Reset.Code.Name(reset.code)}: {reset.msg}")
+
+
+async def _register(host: str, port: int, tls: bool, name: str, password: str,
+                    semaphore: asyncio.Semaphore) -> None:
+    async with semaphore:
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=client_tls_context() if tls else None,
+            server_hostname=host if tls else None)
+        try:
+            await read_until(reader, FrameType.RAW)
+            writer.write(encode_frame(FrameType.REGISTER,
+                                      pb.RegisterRequest(username=name, password=password)))
+            response = pb.RegisterResponse.FromString(
+                await read_until(reader, FrameType.REGISTER))
+            if response.code != pb.RegisterResponse.SUCCESS:
+                raise BenchError(f"register {name}: "
+                                 f"{pb.RegisterResponse.Code.Name(response.code)}")
+        finally:
+            writer.close()
+
+
+async def register_all(relay: RelayProcess, names: list[str], concurrency: int,
+                       password: str = BENCH_PASSWORD) -> None:
+    """Register ``names`` over the wire, ``concurrency`` at a time (set-up, not measured)."""
+    semaphore = asyncio.Semaphore(concurrency)
+    await asyncio.gather(*(_register(relay.host, relay.port, not relay.plaintext, name,
+                                     password, semaphore) for name in names))

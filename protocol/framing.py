@@ -3,10 +3,15 @@
 Invariants:
 - :class:`FrameDecoder` is correct for any split of the byte stream: feeding the same bytes in
   any chunking yields the same frames in the same order.
-- A declared length above ``max_frame`` raises :class:`FrameTooLarge` as soon as the 5 header
-  bytes are in, before any of the payload is buffered.
+- ``feed(data, max_frames)`` returns at most ``max_frames`` frames; complete frames beyond
+  that stay buffered (as bytes, not as frame objects) and come out of later calls, in order.
+  The frames returned over all calls do not depend on the split or on the limits.
+- A declared length above ``max_frame`` raises :class:`FrameTooLarge` as soon as the decoder
+  reaches its 5 header bytes, without waiting for any of the payload. ``max_frame`` may be
+  raised between calls (the relay does at login).
 - Total work is O(n) for n bytes fed: consumed bytes are dropped once per ``feed`` call (each
-  byte is moved at most once), never by re-slicing the buffer per frame.
+  byte is moved at most once), never by re-slicing the buffer per frame. A buffer that grew
+  for a large frame is released once it is empty, so an idle decoder holds no memory.
 - After an error the decoder is poisoned: further ``feed`` calls raise the same error, so a
   caller cannot accidentally resume a stream that has lost its framing.
 """
@@ -25,6 +30,7 @@ HEADER_SIZE = 5
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 _HEADER = struct.Struct(">IB")
 _MAX_U32 = 0xFFFFFFFF
+_KEEP_ALLOCATED = 64 * 1024  # an empty buffer with more room than this is released
 
 
 class Frame(NamedTuple):
@@ -100,11 +106,28 @@ class FrameDecoder:
 
     @property
     def buffered(self) -> int:
-        """Number of bytes held for a frame that is not complete yet."""
+        """Bytes held: an incomplete frame, and complete frames a limited ``feed`` left."""
         return len(self._buf)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
-        """Add ``data`` to the stream and return every frame it completes, in order."""
+    @property
+    def has_frame(self) -> bool:
+        """Whether ``feed(b"")`` would return a frame (or raise): work is waiting."""
+        if self._error is not None:
+            return True
+        size = len(self._buf)
+        if self._need:
+            return size >= self._need
+        if size < HEADER_SIZE:
+            return False
+        length: int = _HEADER.unpack_from(self._buf)[0]
+        return length > self.max_frame or size >= HEADER_SIZE + length
+
+    def feed(self, data: bytes | bytearray | memoryview, max_frames: int = 0) -> list[Frame]:
+        """Add ``data`` to the stream and return the frames now complete, in order.
+
+        With ``max_frames`` > 0 at most that many are returned; the rest stay buffered for
+        later calls (``feed(b"", n)`` takes them without adding input).
+        """
         if self._error is not None:
             raise self._error
         buf = self._buf
@@ -116,6 +139,7 @@ class FrameDecoder:
         unpack = _HEADER.unpack_from
         new_tuple = tuple.__new__
         need = self._need
+        left = max_frames or -1  # counts down to 0 only when a limit was given
         while True:
             if need == 0:
                 if end - pos < HEADER_SIZE:
@@ -133,10 +157,23 @@ class FrameDecoder:
             frames.append(new_tuple(Frame, (buf[pos + 4], payload)))
             pos += need
             need = 0
+            left -= 1
+            if not left:
+                break
         self._need = need
         if pos:
             del buf[:pos]
+            if not buf and buf.__alloc__() > _KEEP_ALLOCATED:
+                self._buf = bytearray()  # give a large frame's buffer back
         return frames
+
+    def discard(self) -> None:
+        """Drop everything buffered and release the buffer. The stream has lost its framing,
+        so the decoder is poisoned like after an error."""
+        self._buf = bytearray()
+        self._need = 0
+        if self._error is None:
+            self._error = ProtocolError("buffered input was discarded")
 
     def frames(self, data: bytes | bytearray | memoryview) -> Iterator[Frame]:
         """Iterator form of :meth:`feed`."""

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from protocol.confusables import PROTOTYPES
+
 MAX_USERNAME_CHARS = 32
 MIN_PASSWORD_CHARS = 1
 MAX_PASSWORD_BYTES = 1024
@@ -22,13 +24,29 @@ MAX_FILE_NAME_BYTES = 255
 MAX_BOARD_COORDINATE = 10_000
 
 _USERNAME_PUNCTUATION = frozenset("_-.")
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): characters that
+# render as nothing. Most are format characters or marks, which usernames refuse anyway; the
+# Hangul fillers (U+115F, U+1160, U+3164, U+FFA0) are letters that look blank.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+# Rounds of (map to prototypes, case-fold, NFKD) that reach a skeleton's fixed point: a letter
+# whose case fold is a source (Cherokee small letters fold to capitals) maps in round two, and
+# a prototype "M" folds to "m", which maps to "rn" in round three; prototypes are ASCII, and no
+# other ASCII case fold maps again.
+_SKELETON_ROUNDS = 3
 _FALLBACK_FILE_NAME = "received-file"
 
 
 def normalize_username(raw: str) -> str:
     """Return the NFC form of ``raw`` if it is a valid username, else raise ``ValueError``.
 
-    Valid: 1-32 characters after NFC, each a letter, a decimal digit, ``_``, ``-`` or ``.``.
+    Valid: 1-32 characters after NFC, each a letter, a decimal digit, ``_``, ``-`` or ``.``,
+    and none of them invisible (Unicode default-ignorable: the blank-looking Hangul fillers,
+    zero-width characters).
     """
     if not isinstance(raw, str):
         raise TypeError("username must be a str")
@@ -38,6 +56,8 @@ def normalize_username(raw: str) -> str:
     if not 1 <= len(name) <= MAX_USERNAME_CHARS:
         raise ValueError(f"username must be 1-{MAX_USERNAME_CHARS} characters")
     for ch in name:
+        if _is_default_ignorable(ch):
+            raise ValueError(f"username may not contain the invisible character {ch!r}")
         if ch in _USERNAME_PUNCTUATION:
             continue
         category = unicodedata.category(ch)
@@ -47,9 +67,35 @@ def normalize_username(raw: str) -> str:
     return name
 
 
+def _is_default_ignorable(ch: str) -> bool:
+    code = ord(ch)
+    return any(first <= code <= last for first, last in _DEFAULT_IGNORABLE)
+
+
 def username_key(name: str) -> str:
-    """The case-insensitive identity of a (normalised) username, for uniqueness checks."""
+    """The case-insensitive identity of a (normalised) username: logins look users up by it."""
     return unicodedata.normalize("NFC", name.casefold())
+
+
+def username_skeleton(name: str) -> str:
+    """What a (normalised) username looks like, for uniqueness: two names with the same
+    skeleton are confusable (Unicode TR39 skeleton, case-insensitive).
+
+    NFKD (fullwidth and other compatibility forms become their plain letters, accents come
+    apart), then look-alikes of ASCII letters and digits become their ASCII prototype
+    (Cyrillic "а" is "a", "0" is "O", "m" is "rn", see :mod:`protocol.confusables`), then
+    case folding, until nothing changes. "аlice", "ａｌｉｃｅ" and "Alice" have the skeleton of
+    "alice". Mapping comes before folding because look-alikes depend on case (Cyrillic "В"
+    looks like "B", its "в" like no Latin letter); names that differ only in case are told
+    apart by :func:`username_key`, which uniqueness checks as well.
+    """
+    skeleton = unicodedata.normalize("NFKD", name)
+    for _ in range(_SKELETON_ROUNDS):
+        folded = unicodedata.normalize("NFKD", skeleton.translate(PROTOTYPES).casefold())
+        if folded == skeleton:
+            break
+        skeleton = folded
+    return skeleton
 
 
 def validate_password(password: str) -> None:

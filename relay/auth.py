@@ -7,7 +7,8 @@ Invariants:
 - Passwords exist only in the request being handled; stored hashes are
   ``scrypt$N$r$p$salt$hash`` (base64), compared in constant time.
 - Resume tokens are random 32-byte values; only their SHA-256 is stored.
-- :class:`LoginThrottle` holds a bounded number of entries whatever peers do.
+- :class:`LoginThrottle` and :class:`RegistrationLimit` hold a bounded number of entries
+  whatever peers do; a login attempt counts against its limits from the moment it starts.
 """
 
 from __future__ import annotations
@@ -16,20 +17,29 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import ipaddress
+import logging
 import os
 import queue
 import secrets
 import socket
 import threading
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 SCRYPT_R = 8
 SCRYPT_P = 1
 SALT_BYTES = 16
 HASH_BYTES = 32
+# A peer address may start this many times as many failing logins (over all accounts) as one
+# account at one address before it waits too: room for the users of a shared box, who all
+# connect from one address, while an address trying many accounts is slowed down.
+ADDRESS_FAILURES_FACTOR = 4
+FAILURE_MEMORY_S = 3600.0  # a throttle key with no failed login for this long starts afresh
+MAX_BACKOFF_EXPONENT = 20  # 2**20 s is beyond any sensible max_delay; keeps the power finite
+REGISTRATION_WINDOW_S = 60.0
 
 
 def _maxmem(n: int, r: int, p: int) -> int:
@@ -136,7 +146,10 @@ class HashWorker:
                 return count
             self.pending -= 1
             count += 1
-            callback(result, error)
+            try:
+                callback(result, error)
+            except Exception:  # one failing callback must not stop the others or the loop
+                logging.getLogger("parley.relay").exception("a password-check callback failed")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -144,36 +157,142 @@ class HashWorker:
         self._wake_w.close()
 
 
-class LoginThrottle:
-    """Exponential lock-out after repeated failures, per key (username, peer address).
+def address_key(host: str) -> str:
+    """The unit of the per-address limits for a peer's ``host``: an IPv4 address, an IPv6 /64
+    (one host or one customer usually holds a whole /64), an IPv4-mapped address as IPv4."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
-    After ``free_failures`` failures a key is locked for 1 s, doubling per further failure up
-    to ``max_delay``. At most ``max_entries`` keys are remembered (oldest evicted).
+
+_Key = TypeVar("_Key", bound=Hashable)
+
+
+class _Backoff(Generic[_Key]):
+    """Failure counts per key with exponential back-off (see :class:`LoginThrottle`)."""
+
+    def __init__(self, free_failures: int, max_delay: float, max_entries: int) -> None:
+        self.free_failures = free_failures
+        self.max_delay = max_delay
+        self.max_entries = max_entries
+        # key -> (failures, time of the latest), least recently failed first
+        self._entries: OrderedDict[_Key, tuple[int, float]] = OrderedDict()
+
+    def retry_after(self, key: _Key, now: float) -> float:
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0.0
+        failures, latest = entry
+        if failures < self.free_failures or now - latest >= FAILURE_MEMORY_S:
+            return 0.0
+        exponent = min(failures - self.free_failures, MAX_BACKOFF_EXPONENT)
+        return max(0.0, latest + min(self.max_delay, 2.0**exponent) - now)
+
+    def fail(self, key: _Key, now: float) -> None:
+        failures, latest = self._entries.pop(key, (0, now))
+        if now - latest >= FAILURE_MEMORY_S:
+            failures = 0
+        self._entries[key] = (failures + 1, now)
+        entries = self._entries
+        while entries:
+            oldest, (_, oldest_latest) = next(iter(entries.items()))
+            if len(entries) <= self.max_entries and now - oldest_latest < FAILURE_MEMORY_S:
+                break
+            del entries[oldest]
+
+    def undo(self, key: _Key) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        if entry[0] <= 1:
+            del self._entries[key]
+        else:
+            self._entries[key] = (entry[0] - 1, entry[1])  # keeps its place in the order
+
+    def forget(self, key: _Key) -> None:
+        self._entries.pop(key, None)
+
+
+class LoginThrottle:
+    """Slows password guessing without letting anyone lock an account's owner out.
+
+    Two ledgers of failed logins with exponential back-off: per account *at one peer address*
+    (``free_failures`` attempts, then each further one waits 1 s after the latest, doubling up
+    to ``max_delay``) and per peer address over all accounts (``ADDRESS_FAILURES_FACTOR``
+    times as many free attempts). Guessing from other addresses never delays the owner's
+    address, and a valid resume token is accepted before the throttle is asked. An attempt
+    counts as failed from the moment its check starts (:meth:`attempt`), so checks still
+    running count toward the limit; :meth:`succeeded` takes it back. A key with no failure for
+    FAILURE_MEMORY_S starts afresh; each ledger holds at most ``max_entries`` keys (the least
+    recently failed dropped first), so memory stays bounded whatever peers do.
     """
 
     def __init__(self, free_failures: int = 5, max_delay: float = 300.0,
                  max_entries: int = 100_000) -> None:
-        self.free_failures = free_failures
-        self.max_delay = max_delay
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._accounts: _Backoff[tuple[int, str]] = _Backoff(free_failures, max_delay,
+                                                             max_entries)
+        self._addresses: _Backoff[str] = _Backoff(free_failures * ADDRESS_FAILURES_FACTOR,
+                                                  max_delay, max_entries)
 
-    def retry_after(self, key: str, now: float) -> float:
-        """Seconds until ``key`` may try again (0 = now)."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return 0.0
-        return max(0.0, entry[1] - now)
+    def retry_after(self, uid: int | None, address: str, now: float) -> float:
+        """Seconds until a login to ``uid`` (None: no such user) from ``address`` may be
+        checked (0 = now)."""
+        wait = self._addresses.retry_after(address, now)
+        if uid is not None:
+            wait = max(wait, self._accounts.retry_after((uid, address), now))
+        return wait
 
-    def failure(self, key: str, now: float) -> None:
-        failures, _ = self._entries.pop(key, (0, 0.0))
-        failures += 1
-        locked_until = now
-        if failures > self.free_failures:
-            locked_until = now + min(self.max_delay, 2.0 ** (failures - self.free_failures - 1))
-        self._entries[key] = (failures, locked_until)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+    def attempt(self, uid: int | None, address: str, now: float) -> None:
+        """Count a login attempt as failed, until :meth:`succeeded` says otherwise."""
+        self._addresses.fail(address, now)
+        if uid is not None:
+            self._accounts.fail((uid, address), now)
 
-    def success(self, key: str) -> None:
-        self._entries.pop(key, None)
+    def succeeded(self, uid: int, address: str) -> None:
+        """The attempt's password was right: the account starts afresh at this address, and
+        the address gets its attempt back."""
+        self._accounts.forget((uid, address))
+        self._addresses.undo(address)
+
+
+class RegistrationLimit:
+    """At most ``per_minute`` registrations per peer address in any REGISTRATION_WINDOW_S.
+
+    Remembers the times of the recent registrations of at most ``max_addresses`` addresses
+    (at most ``per_minute`` times each; the address that registered least recently is
+    dropped first, and starts afresh), so memory stays bounded whatever peers do.
+    """
+
+    def __init__(self, per_minute: int, max_addresses: int = 10_000) -> None:
+        self.per_minute = per_minute
+        self.max_addresses = max_addresses
+        # address -> its registration times in the window, least recently registering first
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def allow(self, address: str, now: float) -> bool:
+        """Record a registration from ``address`` and return True, or return False when it
+        already had ``per_minute`` in the window."""
+        recent = self._recent
+        while recent and now - next(iter(recent.values()))[-1] >= REGISTRATION_WINDOW_S:
+            recent.popitem(last=False)
+        times = recent.get(address)
+        if times is not None:
+            while now - times[0] >= REGISTRATION_WINDOW_S:
+                times.popleft()
+            if len(times) >= self.per_minute:
+                return False
+            recent.move_to_end(address)
+        elif self.per_minute < 1:
+            return False
+        else:
+            times = recent[address] = deque(maxlen=self.per_minute)
+            if len(recent) > self.max_addresses:
+                recent.popitem(last=False)
+        times.append(now)
+        return True

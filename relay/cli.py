@@ -2,6 +2,10 @@
 
 Invariants: every subcommand has ``--help``; errors print one line saying what to do next
 and exit non-zero; passwords are read with getpass (or ``--password-stdin``), never argv.
+An option a subcommand accepts works on either side of it (the subcommand's copy defaults to
+"not given", so it never overwrites the value given before it). Everything the process
+creates is private to its user (umask 077): the data dir is 0700 and an existing one that
+others can enter is refused; the store's files are 0600 (:class:`relay.store.Store`).
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ import argparse
 import contextlib
 import dataclasses
 import getpass
+import importlib.metadata
 import logging
+import os
 import resource
 import ssl
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,23 +28,47 @@ from certs import ensure_certificate, fingerprint_of_pem_file
 from protocol.validation import normalize_username, username_key, validate_password
 from relay.auth import hash_password
 from relay.config import RelayConfig, default_data_dir, load_config
-from relay.store import Store, StoreError
+from relay.store import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("parley.relay")
 
 _DEFAULTS = RelayConfig()
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE",
+_PRIVATE_UMASK = 0o077
+# AEAD only: ECDHE with AES-GCM or ChaCha20-Poly1305 for TLS 1.2 (TLS 1.3 suites are all AEAD).
+_TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("parley-chat")
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown: not installed as a package)"
+
+
+def _add_common(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """Options every subcommand accepts. A subcommand's copy passes ``argparse.SUPPRESS``:
+    given before the subcommand, the option must not be reset by the subcommand's default."""
+    parser.add_argument("--config", type=Path, metavar="FILE", default=default,
                         help="TOML file with the same keys as the flags (under [relay] or at "
                              "top level); flags override it")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", default=default,
                         help=f"where the SQLite store and the generated certificate live "
                              f"(default: {default_data_dir()})")
-    parser.add_argument("--scrypt-n", type=int, metavar="N",
+    parser.add_argument("--scrypt-n", type=int, metavar="N", default=default,
                         help=f"scrypt cost for new password hashes, a power of two "
                              f"(default: {_DEFAULTS.scrypt_n})")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        default=default, help="log verbosity (default: INFO)")
+
+
+def _add_certificate_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    parser.add_argument("--cert", type=Path, metavar="PEM", default=default,
+                        help="certificate file (default: generate one in the data dir on "
+                             "first start)")
+    parser.add_argument("--key", type=Path, metavar="PEM", default=default,
+                        help="private key for --cert")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,14 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="subcommands:\n  parley-relay cert show|generate   the TLS certificate\n"
                "  parley-relay user add|list|passwd|remove NAME   accounts\n"
                "Run 'parley-relay SUBCOMMAND --help' for details.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _add_common(parser)
     parser.add_argument("--host", help=f"address to listen on (default: {_DEFAULTS.host})")
     parser.add_argument("--port", type=int,
                         help=f"TCP port; 0 picks a free one (default: {_DEFAULTS.port})")
-    parser.add_argument("--cert", type=Path, metavar="PEM",
-                        help="certificate file (default: generate one in the data dir on "
-                             "first start)")
-    parser.add_argument("--key", type=Path, metavar="PEM", help="private key for --cert")
+    _add_certificate_options(parser)
     parser.add_argument("--plaintext", action="store_true", default=None,
                         help="no TLS (for local tests and packet captures only: passwords "
                              "and messages cross the network in clear)")
@@ -118,23 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-pending-hashes", type=int, metavar="N",
                         help=f"password checks queued at once, in all "
                              f"(default: {_DEFAULTS.max_pending_hashes})")
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log verbosity (default: INFO)")
     sub = parser.add_subparsers(dest="command", metavar="")
 
     cert = sub.add_parser("cert", help="show or generate the TLS certificate",
                           description="Show the fingerprint of the relay's certificate, or "
                                       "generate it now.")
-    _add_common(cert)
+    _add_common(cert, argparse.SUPPRESS)
+    _add_certificate_options(cert, argparse.SUPPRESS)
     cert.add_argument("action", choices=["show", "generate"],
-                      help="show: print the fingerprint (generating the certificate if "
-                           "missing); generate: create it, refusing to overwrite")
+                      help="show: print the fingerprint (of --cert if given, else of the "
+                           "data dir's certificate, generating it if missing); generate: "
+                           "create it in the data dir, refusing to overwrite")
 
     user = sub.add_parser("user", help="manage accounts in the relay's store",
                           description="Manage accounts. Safe while the relay runs (SQLite "
-                                      "WAL), but a running relay only sees a removed user "
-                                      "gone at that user's next login.")
-    _add_common(user)
+                                      "WAL); a running relay ends the live session of a user "
+                                      "whose password is changed or who is removed within "
+                                      "seconds.")
+    _add_common(user, argparse.SUPPRESS)
     user.add_argument("action", choices=["add", "list", "passwd", "remove"])
     user.add_argument("name", nargs="?", help="username (not for list)")
     user.add_argument("--password-stdin", action="store_true",
@@ -158,13 +188,24 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _private_data_dir(path: Path) -> None:
+    """Create the data dir 0700, or check that an existing one is closed to other users: it
+    holds password and token hashes and queued messages. Raises ``ValueError`` if not."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ValueError(f"data dir {path} is open to other users (mode {mode:04o}); run "
+                         f"'chmod 700 {path}' and try again")
+
+
 def _ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
-    context.options |= ssl.OP_NO_COMPRESSION
+    context.set_ciphers(_TLS12_CIPHERS)
     # Session tickets would make every idle connection hold more memory; resumption is by
-    # our own token instead.
+    # our own token instead. num_tickets covers TLS 1.3 only, OP_NO_TICKET TLS 1.2.
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
     context.num_tickets = 0
     return context
 
@@ -189,7 +230,7 @@ def run_relay(config: RelayConfig) -> int:
     from relay.handlers import HANDLERS
     from relay.server import Relay
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    _private_data_dir(config.data_dir)
     context = None
     fingerprint = None
     if config.plaintext:
@@ -208,6 +249,11 @@ def run_relay(config: RelayConfig) -> int:
     config = _fit_open_file_limit(config)
     store = _open_store(config)
     relay = Relay(config, store, context, HANDLERS)
+    # Kicks queued while no relay ran: nobody to end, drop them now. A store that cannot write
+    # must not stop the relay from starting: its loop probes the store until it can.
+    with contextlib.suppress(StoreUnavailable):
+        relay.apply_admin_actions()
+        store.commit()
     host, port = relay.listen()
     relay.install_signal_handlers()
     mode = f"TLS, fingerprint {fingerprint}" if fingerprint else "PLAINTEXT"
@@ -236,7 +282,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    _private_data_dir(config.data_dir)
     with _open_store(config) as store:
         if args.action == "list":
             users, _ = store.list_users("", 1_000_000)
@@ -253,6 +299,8 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
         if args.action == "add":
             if record is not None:
                 return _fail(f"user {name!r} exists (uid {record.uid}); use 'user passwd'")
+            if store.username_taken(name, username_key(name)):
+                return _fail(f"{name!r} looks like an existing user's name; choose another")
             password = _read_password(args)
             validate_password(password)
             uid = store.add_user(name, username_key(name), hash_password(password,
@@ -267,16 +315,37 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
             validate_password(password)
             store.set_password_hash(record.uid, hash_password(password, config.scrypt_n))
             store.revoke_tokens(record.uid)
+            store.queue_kick(record.uid, "your password was changed by the relay's admin; "
+                                         "log in with the new one")
             store.commit()
-            print(f"password changed for {name}; their resume tokens were revoked")
+            print(f"password changed for {name}; their resume tokens were revoked and a "
+                  f"running relay ends their session")
             return 0
         store.remove_user(record.uid)
+        store.queue_kick(record.uid, "your account was removed by the relay's admin")
         store.commit()
-        print(f"removed {name} (uid {record.uid})")
+        print(f"removed {name} (uid {record.uid}); a running relay ends their session")
         return 0
 
 
+def run_cert_command(action: str, config: RelayConfig) -> int:
+    if config.cert is not None:
+        if action == "generate":
+            return _fail(f"the relay is configured to use {config.cert}; 'cert generate' "
+                         f"makes one in the data dir: drop --cert/--key (or their config "
+                         f"keys) first")
+        print(f"{fingerprint_of_pem_file(config.cert)}  {config.cert}")
+        return 0
+    _private_data_dir(config.data_dir)
+    pair, created = ensure_certificate(config.data_dir)
+    if action == "generate" and not created:
+        return _fail(f"{pair.cert_path} exists; remove it and its key first")
+    print(f"{pair.fingerprint}  {pair.cert_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.umask(_PRIVATE_UMASK)  # before anything creates a file, whichever command runs
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config, _overrides(args))
@@ -286,20 +355,14 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     try:
         if args.command == "cert":
-            config.data_dir.mkdir(parents=True, exist_ok=True)
-            if args.action == "generate":
-                pair, created = ensure_certificate(config.data_dir)
-                if not created:
-                    return _fail(f"{pair.cert_path} exists; remove it and its key first")
-            else:
-                pair, _ = ensure_certificate(config.data_dir)
-            print(f"{pair.fingerprint}  {pair.cert_path}")
-            return 0
+            return run_cert_command(args.action, config)
         if args.command == "user":
             return run_user_command(args, config)
         return run_relay(config)
     except StoreError as exc:
         return _fail(f"{exc}")
+    except StoreUnavailable as exc:
+        return _fail(f"the store cannot write ({exc}); nothing was changed")
     except OSError as exc:
         return _fail(f"{exc} (check --host/--port, permissions and --data-dir)")
     except ValueError as exc:

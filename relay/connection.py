@@ -1,26 +1,38 @@
 """One client connection: TLS handshake, buffered reads and writes, session state.
 
 Invariants (tornado iostream's shape):
-- The socket is non-blocking. Reads loop ``recv_into`` until it would block (which also drains
-  what OpenSSL holds internally); EOF and errors are reported, never raised past the loop.
-- Outgoing bytes go into a deque of chunks; :meth:`queue` only appends (handlers call it and
-  never touch the socket). :meth:`flush` coalesces small chunks and cuts large ones so that
-  each send is at most ``MAX_WRITE`` bytes (``bytes_sent`` then trails the peer's reading by
-  at most that much); after a TLS WANT_WRITE the very same bytes are retried, as OpenSSL
-  requires.
-- ``pending_bytes`` is exact, so high-water checks are O(1).
+- The socket is non-blocking. A read takes the frames the decoder already holds, then loops
+  ``recv_into`` until it would block or the pass's budget (bytes read, frames ready) is
+  spent; complete frames beyond the budget stay in the decoder as bytes. A budget-ended read
+  says so (``MORE``), because what is left may sit inside OpenSSL where ``select`` cannot
+  see it. EOF and errors are reported, never raised past the loop.
+- Outgoing bytes are *staged* first: :meth:`queue` only appends to the staged list (handlers
+  call it and never touch the socket), and only :meth:`release_staged`, which the loop calls
+  once the iteration's commit succeeded, moves them to the deque of chunks that
+  :meth:`flush` writes. So no frame reaches the socket before the writes it may depend on
+  are durable; after a failed commit :meth:`take_staged` hands back what was never
+  released, to be answered for. :meth:`flush` coalesces small chunks and cuts large ones so
+  that each send is at most ``MAX_WRITE`` bytes (``bytes_sent`` then trails the peer's
+  reading by at most that much); after a TLS WANT_WRITE the very same bytes are retried, as
+  OpenSSL requires.
+- ``pending_bytes`` (staged and released, not yet sent) is exact, so high-water checks are
+  O(1); ``bytes_queued`` is the stream offset after the last queued byte.
 - Closing is the relay's job (one teardown path); this class only reports what happened.
 """
 
 from __future__ import annotations
 
 import enum
+import fcntl
 import socket
 import ssl
+import struct
+import termios
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from protocol import FrameDecoder
+from protocol import Frame, FrameDecoder
+from protocol.framing import frame_ends
 
 if TYPE_CHECKING:
     from relay.ratelimit import TokenBucket
@@ -29,6 +41,7 @@ MAX_WRITE = 256 * 1024
 READ_CHUNK = 256 * 1024
 _read_buffer = bytearray(READ_CHUNK)
 _read_view = memoryview(_read_buffer)
+_OUTQ = struct.Struct("i")  # TIOCOUTQ (SIOCOUTQ on a socket): bytes in the send queue
 
 
 class ConnState(enum.Enum):
@@ -43,6 +56,7 @@ class ReadResult(enum.Enum):
     OK = 0
     EOF = 1
     WANT_WRITE = 2  # TLS needs to write before it can read more (renegotiation, tickets)
+    MORE = 3  # a read budget ended the read: come back next pass without waiting for select
 
 
 class Connection:
@@ -51,6 +65,7 @@ class Connection:
     __slots__ = (
         "_chunks",
         "_inflight",
+        "_staged",
         "auth_pending",
         "bucket",
         "bytes_queued",
@@ -59,7 +74,11 @@ class Connection:
         "close_reason",
         "decoder",
         "id",
+        "input_held",
+        "input_paused",
+        "input_since",
         "last_rx",
+        "output_blocked",
         "paused",
         "peer",
         "peer_host",
@@ -68,7 +87,10 @@ class Connection:
         "prefix",
         "prefix_wall",
         "pushed_seq",
+        "read_pass",
         "registered_mask",
+        "reset_at",
+        "sent_mark",
         "sock",
         "state",
         "sync_requested",
@@ -89,7 +111,16 @@ class Connection:
         self.peer_host = peer_host
         self.state = ConnState.PEEKING
         self.decoder = FrameDecoder(max_frame)
-        self._chunks: deque[bytes | memoryview] = deque()
+        # Read side, kept by the loop: decoder bytes counted in the relay's input total; when
+        # the decoder last yielded a frame or began to hold input (the frame timeout's
+        # clock); the loop pass of the last read; why reading is suspended, if it is.
+        self.input_held = 0
+        self.input_since = now
+        self.read_pass = -1
+        self.output_blocked = False  # queued output above high water: requests wait
+        self.input_paused = False  # the relay's input budget is spent and this one holds some
+        self._staged: list[bytes] = []  # queued since the last release (see queue)
+        self._chunks: deque[bytes | memoryview] = deque()  # released, not yet sent
         self.pending_bytes = 0
         self._inflight: bytes | memoryview | None = None
         self.tls = False
@@ -115,6 +146,10 @@ class Connection:
         self.want_write = False
         self.registered_mask = 0
         self.close_reason = ""
+        # After a Reset: when it was queued, and bytes_taken_by_peer() when the close timer
+        # last looked (a peer that still reads is given the rest).
+        self.reset_at = 0.0
+        self.sent_mark = 0
         # Cached uid+timestamp override fields for forwarded messages (see relay.delivery).
         self.prefix = b""
         self.prefix_wall = -1
@@ -133,16 +168,32 @@ class Connection:
     # -- writing ---------------------------------------------------------------------------
 
     def queue(self, data: bytes) -> None:
-        """Append bytes to send; the loop writes them after the iteration's commit."""
-        self._chunks.append(data)
+        """Stage bytes to send (whole frames); they become writable once the loop releases
+        them after the iteration's commit."""
+        self._staged.append(data)
         self.pending_bytes += len(data)
         self.bytes_queued += len(data)
+
+    def release_staged(self) -> None:
+        """The writes staged frames may depend on are durable: make the frames writable."""
+        if self._staged:
+            self._chunks.extend(self._staged)
+            self._staged.clear()
+
+    def take_staged(self) -> bytes:
+        """Unqueue the staged frames (never handed to the socket, see :meth:`_unqueue`) and
+        return them, back to back."""
+        staged = b"".join(self._staged)
+        self._staged.clear()
+        self._unqueue(len(staged))
+        return staged
 
     def has_pending(self) -> bool:
         return self.pending_bytes > 0
 
     def flush(self) -> bool:
-        """Write as much as the socket takes. True if everything queued has been written.
+        """Write as much of the released bytes as the socket takes. True if everything
+        queued (staged frames included) has been written.
 
         Raises ``OSError`` (``ssl.SSLError`` included) when the connection is broken.
         """
@@ -151,7 +202,7 @@ class Connection:
             data = self._inflight
             if data is None:
                 if not chunks:
-                    return True
+                    return not self._staged
                 # At most MAX_WRITE per send: a TLS send reports nothing until all of its
                 # bytes are written, and bytes_sent must advance as the peer reads.
                 first = chunks.popleft()
@@ -190,20 +241,84 @@ class Connection:
                 self._inflight = None
 
     def discard_output(self) -> None:
+        self._staged.clear()
         self._chunks.clear()
         self._inflight = None
         self.pending_bytes = 0
 
+    def drop_unsent(self) -> int:
+        """Drop queued output (staged or released) not yet handed to the socket; return the
+        bytes dropped.
+
+        Kept: the bytes in flight (a TLS retry must repeat them) and the rest of the frame
+        they end inside, so the peer's stream still ends on a frame boundary. Frames are
+        never split across queued chunks, and :meth:`flush` leaves the unsent suffix of a
+        chunk it cut at the head of the queue as a memoryview of that chunk. v1 rows whose
+        frames are dropped leave ``v1_unacked``: not delivered, they stay in the store.
+        """
+        chunks = self._chunks
+        kept: memoryview | None = None
+        if chunks and isinstance(chunks[0], memoryview):
+            rest = chunks[0]
+            whole = cast(bytes, rest.obj)
+            cut = len(whole) - len(rest)
+            end = next(end for end in frame_ends(whole) if end > cut)
+            kept = rest[: end - cut]
+        dropped = (sum(len(chunk) for chunk in chunks) + sum(map(len, self._staged))
+                   - (len(kept) if kept is not None else 0))
+        chunks.clear()
+        self._staged.clear()
+        if kept:
+            chunks.append(kept)
+        self._unqueue(dropped)
+        return dropped
+
+    def _unqueue(self, size: int) -> None:
+        """The last ``size`` bytes queued will never be sent: the counters go back as if they
+        had not been queued, and v1 rows among them leave ``v1_unacked`` (not delivered,
+        they stay in the store)."""
+        self.pending_bytes -= size
+        self.bytes_queued -= size
+        unacked = self.v1_unacked
+        while unacked and unacked[-1][0] > self.bytes_queued:
+            unacked.pop()
+
+    def bytes_taken_by_peer(self) -> int:
+        """``bytes_sent`` less what still waits in the kernel's send queue: it grows only
+        while the peer reads (under TLS the kernel also counts record overhead, so this is
+        approximate). Where the kernel cannot tell, ``bytes_sent``."""
+        try:
+            waiting = _OUTQ.unpack(fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ,
+                                               bytes(_OUTQ.size)))[0]
+        except (OSError, AttributeError):
+            waiting = 0
+        return self.bytes_sent - int(waiting)
+
     # -- reading ---------------------------------------------------------------------------
 
-    def read_into_decoder(self) -> tuple[ReadResult, list[tuple[int, bytes]]]:
-        """Read until the socket would block; return frames completed (ProtocolError raises)."""
-        frames: list[tuple[int, bytes]] = []
+    def read_frames(self, byte_budget: int,
+                    max_frames: int) -> tuple[ReadResult, list[Frame]]:
+        """The frames to handle in this loop pass, at most ``max_frames``.
+
+        Complete frames the decoder already holds come first; then the socket is read until
+        it would block, ``byte_budget`` bytes were read, or ``max_frames`` frames are ready.
+        ``MORE`` means a budget ended the read: frames or bytes are left for the next pass
+        (in the decoder, in the kernel, or decrypted inside OpenSSL, where ``select`` cannot
+        see them). ``ProtocolError`` raises.
+        """
+        decoder = self.decoder
+        feed = decoder.feed
+        frames: list[Frame] = []
+        if decoder.has_frame:
+            frames = feed(b"", max_frames)
+            if len(frames) >= max_frames:
+                return ReadResult.MORE, frames
         sock = self.sock
-        feed = self.decoder.feed
-        while True:
+        read = 0
+        while read < byte_budget:
+            size = min(READ_CHUNK, byte_budget - read)
             try:
-                n = sock.recv_into(_read_view, READ_CHUNK)
+                n = sock.recv_into(_read_view, size)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
                 return ReadResult.OK, frames
             except ssl.SSLWantWriteError:
@@ -212,6 +327,10 @@ class Connection:
                 return ReadResult.EOF, frames
             if n == 0:
                 return ReadResult.EOF, frames
-            frames.extend(feed(_read_view[:n]))
-            if n < READ_CHUNK and not self.tls:
+            read += n
+            frames += feed(_read_view[:n], max_frames - len(frames))
+            if len(frames) >= max_frames:
+                return ReadResult.MORE, frames
+            if n < size and not self.tls:
                 return ReadResult.OK, frames
+        return ReadResult.MORE, frames

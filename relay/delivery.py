@@ -9,6 +9,11 @@ Invariants:
 - v1 sessions: a row is deleted only once the bytes of its frame have been written to the
   socket (tracked by stream offset), so a v1 client that disconnects loses nothing.
 - v2 sessions: rows are deleted when the recipient acknowledges them (``Ack{seq}``).
+- Deliveries (both kinds) are recorded in ``relay.deliveries`` and applied once per pass,
+  before its commit (:func:`apply_deliveries`); while the store cannot write they wait.
+- The caches ``relay.head_seq``, ``relay.inbox_floor`` and ``relay.inbox_bytes`` (bytes of
+  a recipient's stored runs plus its rows not yet flushed) are exact when present; any may
+  be dropped at any time (:mod:`relay.outage` does) and is then read again from the store.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from protocol.forward import sender_prefix as encode_sender_prefix
 from protocol.framing import frame_ends, pack_header
 from protocol.types import FrameType
 from relay.connection import Connection, ConnState
-from relay.store import InboxRow
+from relay.store import InboxRow, StoreUnavailable
 
 if TYPE_CHECKING:
     from relay.server import Relay
@@ -50,11 +55,56 @@ def inbox_count(relay: Relay, uid: int) -> int:
     return current_head(relay, uid) - floor
 
 
-def deleted_through(relay: Relay, uid: int, seq: int) -> None:
-    """Record that ``uid`` has received everything through ``seq`` (its new floor)."""
+def inbox_bytes(relay: Relay, uid: int) -> int:
+    """Bytes stored for ``uid`` (its runs, counted whole until deleted, and its rows not yet
+    flushed), from the cache or, once, from the store."""
+    size = relay.inbox_bytes.get(uid)
+    if size is None:
+        relay.flush_rows()
+        size = relay.inbox_bytes[uid] = relay.store.inbox_bytes(uid)
+    return size
+
+
+def deleted_through(relay: Relay, uid: int, seq: int, freed_bytes: int) -> None:
+    """Record that ``uid`` has received everything through ``seq`` (its new floor) and that
+    the runs deleted with it held ``freed_bytes``."""
     floor = relay.inbox_floor.get(uid)
     if floor is not None and seq > floor:
         relay.inbox_floor[uid] = seq
+    size = relay.inbox_bytes.get(uid)
+    if size is not None:
+        relay.inbox_bytes[uid] = size - freed_bytes
+
+
+def delivered_through(relay: Relay, uid: int, seq: int, receipts: bool) -> None:
+    """``uid``'s session has received everything through ``seq``: its rows are deleted (and
+    ``receipts`` may be owed for them) when the pass's deliveries are applied."""
+    _note_delivery(relay.deliveries, uid, seq, receipts)
+
+
+def _note_delivery(table: dict[int, tuple[int, bool]], uid: int, seq: int,
+                   receipts: bool) -> None:
+    previous = table.get(uid)
+    table[uid] = (seq, receipts) if previous is None else (max(previous[0], seq),
+                                                           previous[1] or receipts)
+
+
+def apply_deliveries(relay: Relay) -> None:
+    """Delete what sessions have received and queue the receipts owed, in the open
+    transaction (the caller has flushed its rows). Remembered in
+    ``relay.deliveries_applied`` until that transaction's commit, which may still lose
+    them."""
+    due, relay.deliveries = relay.deliveries, {}
+    for uid, (seq, receipts) in due.items():
+        _note_delivery(relay.deliveries_applied, uid, seq, receipts)
+    store = relay.store
+    try:
+        for uid, (seq, receipts) in due.items():
+            delivered = store.delete_inbox_through(uid, seq, receipts=receipts)
+            deleted_through(relay, uid, seq, delivered.freed_bytes)
+            send_receipts(relay, uid, delivered.receipts)
+    except StoreUnavailable:
+        return  # rolled back with the rest of the pass: relay.outage records them again
 
 
 def sender_prefix(relay: Relay, conn: Connection) -> bytes:
@@ -66,10 +116,11 @@ def sender_prefix(relay: Relay, conn: Connection) -> bytes:
 
 
 def store_durable(relay: Relay, conn: Connection, recipient: int, client_id: int,
-                  payload: bytes) -> tuple[int, int]:
+                  payload: bytes, stored_bytes: int) -> tuple[int, int]:
     """Buffer a durable message for the iteration's group commit and push it if possible.
 
-    Returns ``(seq, timestamp)``. The push is queued now and written after the commit.
+    ``stored_bytes`` is the recipient's :func:`inbox_bytes` before this message. Returns
+    ``(seq, timestamp)``. The push is queued now and written after the commit.
     """
     heads = relay.head_seq
     seq = heads.get(recipient)
@@ -83,6 +134,7 @@ def store_durable(relay: Relay, conn: Connection, recipient: int, client_id: int
     frame = pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded
     relay.pending_rows.append(new_tuple(
         InboxRow, (recipient, seq, conn.uid, client_id, timestamp, frame)))
+    relay.inbox_bytes[recipient] = stored_bytes + len(frame)
     relay.durable_count += 1
     target = relay.online.get(recipient)
     if target is not None:
@@ -165,7 +217,7 @@ def resume(relay: Relay, conn: Connection) -> None:
 
 
 def note_v1_written(relay: Relay, conn: Connection) -> None:
-    """Record v1 rows whose frames are fully written; they are deleted after the commit."""
+    """Record v1 rows whose frames are fully written: delivered (deleted in the next pass)."""
     sent = conn.bytes_sent
     unacked = conn.v1_unacked
     last = 0
@@ -174,9 +226,7 @@ def note_v1_written(relay: Relay, conn: Connection) -> None:
         _, last, row_has_id = unacked.popleft()
         has_id = has_id or row_has_id
     if last:
-        delivered = relay.v1_delivered
-        previous_seq, previous_has_id = delivered.get(conn.uid, (0, False))
-        delivered[conn.uid] = (max(previous_seq, last), previous_has_id or has_id)
+        delivered_through(relay, conn.uid, last, has_id)
 
 
 def send_receipts(relay: Relay, recipient: int, delivered: list[tuple[int, int]]) -> None:

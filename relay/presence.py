@@ -1,8 +1,12 @@
 """Buddy lists and presence pushes (PROTOCOL.md section 6).
 
-Invariant: whenever a user's buddy list or a related user's online state changes, every
-affected online user is pushed a fresh, complete ListBuddyResponse; v1 sessions only ever
-see BUDDY entries.
+Invariants:
+- Presence is shown only between buddies: a user sees ``online`` = true for itself and its
+  buddies only (:func:`shows_online`). Neither side of a pending request sees the other's
+  state, in ListUser, in its buddy list, or by the timing of a push.
+- Whenever a user's buddy list or a buddy's online state changes, every affected online
+  user is pushed a fresh, complete ListBuddyResponse; v1 sessions only ever see BUDDY
+  entries.
 """
 
 from __future__ import annotations
@@ -18,10 +22,16 @@ if TYPE_CHECKING:
     from relay.server import Relay
 
 
+def shows_online(relay: Relay, viewer: int, uid: int) -> bool:
+    """Whether ``viewer`` (logged in) may see ``uid`` online: itself or a buddy, online."""
+    return uid in relay.online and (uid == viewer or uid in relay.buddy_cache.get(viewer, ()))
+
+
 def buddy_list(relay: Relay, uid: int, version: int) -> pb.ListBuddyResponse:
     online = relay.online
     users = [
-        pb.User(uid=r.peer, username=r.peer_username, online=r.peer in online,
+        pb.User(uid=r.peer, username=r.peer_username,
+                online=r.relation == Relation.BUDDY and r.peer in online,
                 relation=pb.User.Relation.ValueType(r.relation),
                 protocol_version=r.peer_protocol_version)
         for r in relay.store.relations_of(uid)
@@ -40,11 +50,18 @@ def refresh_buddy_cache(relay: Relay, uid: int) -> None:
 
 
 def user_changed(relay: Relay, uid: int) -> None:
-    """``uid`` went online or offline: push fresh lists to every related online user."""
-    for record in relay.store.relations_of(uid):
-        peer = relay.online.get(record.peer)
+    """``uid`` went online or offline: push fresh lists to its online buddies (only)."""
+    for buddy in relay.store.buddy_ids(uid):
+        peer = relay.online.get(buddy)
         if peer is not None:
             push_list(relay, peer)
+
+
+def user_removed(relay: Relay, uid: int) -> None:
+    """``uid`` was deleted with its relations: its online buddies get fresh lists."""
+    for viewer, buddies in list(relay.buddy_cache.items()):
+        if uid in buddies:
+            relation_changed(relay, viewer)
 
 
 def relation_changed(relay: Relay, *uids: int) -> None:

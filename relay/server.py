@@ -1,14 +1,31 @@
 """The relay's event loop: one thread, one ``selectors`` selector, one SQLite connection.
 
-Data flow per iteration (ARCHITECTURE.md): ready sockets are read until they would block,
-frames go to ``handlers[type](relay, conn, payload)``, handlers append store rows and queue
-outgoing frames on connections; then, at the end of the iteration, **one commit** for
-everything stored, and only then **one write per connection** with pending bytes.
+Data flow per iteration (ARCHITECTURE.md): ready sockets are read until they would block or
+their budget for the pass is spent, frames go to ``handlers[type](relay, conn, payload)``,
+handlers append store rows and queue outgoing frames on connections; then, at the end of the
+iteration, **one commit** for everything stored, and only then **one write per connection**
+with pending bytes.
 
 Invariants:
 - Nothing blocks the loop but ``select``: scrypt runs in :class:`relay.auth.HashWorker`.
+- What one connection costs per pass is bounded: at most ``read_budget`` bytes read and
+  ``frames_per_pass`` frames handled; what is left waits (in the decoder, the kernel or
+  OpenSSL) and such connections are in :attr:`Relay.ready`, served next pass without
+  waiting in ``select``. A connection whose queued output is above ``high_water`` is not
+  read until it drains to half (its requests wait in the kernel).
+- Input held by all decoders is counted incrementally (:mod:`relay.intake`). At
+  ``input_budget`` connections that hold input stop reading; if it stays there, the largest
+  holders are reset. An incomplete frame older than ``frame_timeout`` is reset (TIMEOUT).
+  Before login a frame may be at most ``max_frame_before_login`` bytes.
+- An exception while serving one connection (its frames, its timers) resets that connection
+  (UNKNOWN_ERROR) and is logged once with its traceback; the loop and everyone else go on.
+- Connections not logged in are bounded per address and in all (:mod:`relay.admission`);
+  when there is no room the oldest of them is closed, never a logged-in session.
 - Every frame queued during an iteration is written after that iteration's commit, so an
-  Ack or a forwarded durable message never reaches the wire before it is durable.
+  Ack or a forwarded durable message never reaches the wire before it is durable: frames
+  are staged on their connection and only a successful commit releases them (a write in
+  the middle of a pass sends only frames released earlier). If the store loses the pass's
+  writes (disk full), :mod:`relay.outage` answers for the staged frames instead.
 - :meth:`Relay.close` is the only teardown path; it is idempotent and logs once. Closed
   connections are reaped after the pass over ready sockets, never in the middle of it.
 """
@@ -30,14 +47,18 @@ from typing import Any
 
 from protocol import ProtocolError, encode_frame
 from protocol import chat_pb2 as pb
-from protocol.bloom import PairBloom
-from protocol.framing import encode_header
+from protocol.framing import Frame, encode_header
 from protocol.types import FrameType, type_info
 from relay import delivery, presence
-from relay.auth import HashWorker, LoginThrottle
+from relay.admission import Admission
+from relay.auth import HashWorker, LoginThrottle, RegistrationLimit
 from relay.config import RelayConfig
 from relay.connection import Connection, ConnState, ReadResult
-from relay.store import InboxRow, Store
+from relay.dedup import DedupWindow
+from relay.intake import InputBudget
+from relay.memory import MemoryTrimmer
+from relay.outage import StoreOutage
+from relay.store import InboxRow, Store, StoreUnavailable
 from relay.transfers import TransferLedger
 
 log = logging.getLogger("parley.relay")
@@ -48,8 +69,15 @@ _TIMER_HANDSHAKE = "handshake"
 _TIMER_LOGIN = "login"
 _TIMER_CLOSE = "close"
 _SWEEP_INTERVAL = 5.0
-_CLOSE_GRACE = 2.0
+_CLOSE_GRACE = 2.0  # a reset connection whose peer reads nothing for this long is closed
+_CLOSE_LIMIT = 30.0  # ... and one whose peer reads slowly, after this long
 _ACCEPT_BACKOFF = 0.1
+_ACCEPT_ERROR_LOG_INTERVAL = 10.0
+_ACCEPTS_PER_PASS = 64
+# Over the input budget a connection holding no input may still read this much per pass:
+# pings and chat lines keep flowing while the holders of large partial frames wait.
+_READ_WHEN_OVER_BUDGET = 4096
+_INPUT_PRESSURE_GRACE = 1.0  # seconds at the input budget before the largest holders go
 _PRUNE_CHUNK = 5000  # expired rows deleted per sweep at most: the loop never stalls on it
 _TLS_RECORD_HANDSHAKE = 0x16
 
@@ -66,6 +94,7 @@ class Relay:
         self.selector = selectors.DefaultSelector()
         self.hasher = HashWorker()
         self.throttle = LoginThrottle(config.login_failures_before_throttle)
+        self.registrations = RegistrationLimit(config.registrations_per_address_per_minute)
         self.listener: socket.socket | None = None
         self.address: tuple[str, int] = ("", 0)
         self.connections: dict[int, Connection] = {}
@@ -73,24 +102,34 @@ class Relay:
         self.buddy_cache: dict[int, set[int]] = {}
         self.head_seq: dict[int, int] = {}
         self.inbox_floor: dict[int, int] = {}  # uid -> seq below the oldest stored row
+        self.inbox_bytes: dict[int, int] = {}  # uid -> bytes of its stored and pending rows
         self.pending_rows: list[InboxRow] = []
-        window = config.dedup_window_hours * 3600
-        # Dedup records live in buckets of half a window; a record is kept while its bucket
-        # may still hold keys younger than the window (so for one to one and a half windows).
-        self.dedup_bucket_seconds = store.dedup_bucket_seconds
-        self.dedup_bloom = PairBloom(config.dedup_filter_bits_log2, window, time.time())
-        for sender, client_id in store.dedup_keys_since(self.live_dedup_buckets()[0]):
-            self.dedup_bloom.add(sender, client_id)
+        self.pass_rows: list[list[InboxRow]] = []  # handed to the store since the last commit
+        self.dedup = DedupWindow(store, config.dedup_window_hours * 3600,
+                                 config.dedup_filter_bits_log2)
+        self.outage = StoreOutage(store)
         self._next_prune = 0.0
         self._accept_paused_until = 0.0
-        # uid -> (highest seq written to its v1 socket, whether any of those rows has a
-        # client id and so may owe its sender a receipt)
-        self.v1_delivered: dict[int, tuple[int, bool]] = {}
+        # uid -> (highest seq its session has received: v1 rows written to the socket, v2
+        # acked; whether any of those rows may owe its sender a receipt). Applied before the
+        # pass's commit; what the last attempt applied, until that commit succeeded.
+        self.deliveries: dict[int, tuple[int, bool]] = {}
+        self.deliveries_applied: dict[int, tuple[int, bool]] = {}
         self.dirty: set[Connection] = set()
         self.to_reap: list[Connection] = []
-        self.timers: list[tuple[float, int, str, Connection]] = []
+        # (due, tie-breaker, kind, connection id): a closed connection is not kept alive by
+        # its timers, so a connection flood costs a few small tuples until they expire.
+        self.timers: list[tuple[float, int, str, int]] = []
         self._timer_ids = itertools.count()
         self._conn_ids = itertools.count(1)
+        self.admission = Admission(config.max_unauthenticated_per_address,
+                                   config.max_unauthenticated)
+        self._accept_error_logged_at = float("-inf")
+        # Read side (see the module invariants).
+        self.passes = 0
+        self.ready: set[Connection] = set()
+        self.trimmer = MemoryTrimmer()
+        self.intake = InputBudget(config.input_budget, _INPUT_PRESSURE_GRACE, self.trimmer)
         self.now = time.monotonic()
         self.wall = int(time.time())
         self.stopping = False
@@ -136,13 +175,18 @@ class Relay:
     # -- the loop --------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        sweep_interval = min(_SWEEP_INTERVAL, self.config.idle_timeout / 3)
+        sweep_interval = min(_SWEEP_INTERVAL, self.config.idle_timeout / 3,
+                             self.config.frame_timeout / 3)
         next_sweep = time.monotonic() + sweep_interval
         select = self.selector.select
         while not self.stopping:
             timeout = min(sweep_interval, max(0.0, next_sweep - time.monotonic()))
-            if self.dirty or self.v1_delivered or self.pending_rows:
-                timeout = 0.0  # the write pass queued more work (a resumed backlog, receipts)
+            if (self.dirty or self.pending_rows or self.ready or self.store.pending
+                    or (self.deliveries and self.store.available)):
+                # The write pass queued more work (a resumed backlog, deliveries to record,
+                # staged frames), or input left over by a read budget waits where select
+                # may not see it.
+                timeout = 0.0
             else:
                 if self.timers:
                     timeout = min(timeout, self.timers[0][0] - time.monotonic())
@@ -152,6 +196,8 @@ class Relay:
             events = select(timeout)
             self.now = time.monotonic()
             self.wall = int(time.time())
+            self.passes += 1
+            left_over, self.ready = self.ready, set()
             for key, mask in events:
                 target = key.data
                 if target is None:
@@ -160,6 +206,11 @@ class Relay:
                     self.hasher.run_callbacks()
                 else:
                     self._service(target, mask)
+            for conn in left_over:
+                if conn.read_pass != self.passes and conn.state is ConnState.OPEN:
+                    self._service(conn, selectors.EVENT_READ)
+            if self.intake.spent or self.intake.paused:
+                self._check_input_budget()
             if self.timers and self.timers[0][0] <= self.now:
                 self._fire_timers()
             if self._accept_paused_until and self.now >= self._accept_paused_until:
@@ -168,69 +219,131 @@ class Relay:
                     self.selector.register(self.listener, selectors.EVENT_READ, None)
             if self.now >= next_sweep:
                 next_sweep = self.now + sweep_interval
-                self._sweep_idle()
+                self._sweep()
                 self._housekeeping()
             self.end_iteration()
         self.shutdown()
 
     def end_iteration(self) -> None:
-        """Group commit, then one write per connection with pending bytes, then reap."""
+        """Record deliveries and commit (one group commit); then release the frames staged
+        this pass, or, if the store lost the pass's writes, answer for them instead
+        (:mod:`relay.outage`); then one write per connection with pending bytes; then reap.
+
+        Frames queued from here on (a resumed backlog, what a read during a write
+        dispatched) are staged for the next pass's commit.
+        """
+        store = self.store
         self.flush_rows()
-        self.store.commit()
-        if self.v1_delivered:
-            delivered, self.v1_delivered = self.v1_delivered, {}
-            for uid, (seq, has_id) in delivered.items():
-                delivery.deleted_through(self, uid, seq)
-                delivery.send_receipts(
-                    self, uid, self.store.delete_inbox_through(uid, seq, receipts=has_id))
+        if self.deliveries and store.available:
+            delivery.apply_deliveries(self)
+        with contextlib.suppress(StoreUnavailable):  # counted by the store: answered below
+            store.commit()
+        if self.outage.lost_writes():
+            self.outage.writes_lost(self)
+        self.pass_rows.clear()
+        self.deliveries_applied.clear()
         if self.dirty:
             dirty, self.dirty = self.dirty, set()
             for conn in dirty:
+                conn.release_staged()
+            for conn in dirty:
                 self._write(conn)
+        if self.deliveries and store.available:
+            # v1 rows just written: deleted now, in the next pass's transaction, so that
+            # pass's handlers (a new login's backlog) already see them gone.
+            self.flush_rows()
+            delivery.apply_deliveries(self)
         if self.to_reap:
             reap, self.to_reap = self.to_reap, []
             for conn in reap:
                 self._reap(conn)
 
     def flush_rows(self) -> None:
-        """Hand buffered inbox rows to the store (in the open transaction)."""
+        """Hand buffered inbox rows to the store (in the open transaction). If the store
+        cannot write, they are lost with the pass's other writes and answered for at the end
+        of the pass."""
         if self.pending_rows:
             rows, self.pending_rows = self.pending_rows, []
-            self.store.append_inbox(rows)
+            self.pass_rows.append(rows)
+            with contextlib.suppress(StoreUnavailable):
+                self.store.append_inbox(rows, self.dedup.current_bucket())
 
     # -- accept and handshake --------------------------------------------------------------
 
     def _accept(self) -> None:
         assert self.listener is not None
-        while True:
+        config = self.config
+        admission = self.admission
+        # A bounded number of accepts per pass: the listener stays readable, so the rest of a
+        # connection flood waits for the next pass instead of holding this one.
+        for _ in range(_ACCEPTS_PER_PASS):
             try:
                 sock, addr = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except ConnectionAbortedError:
+                continue  # reset by the peer while it waited in the backlog
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # The listener stays readable: stop watching it for a moment, or the
-                    # loop would spin on accept.
+                if (exc.errno in (errno.EMFILE, errno.ENFILE)
+                        and self._evict_oldest_waiting("the open-file limit is reached")):
+                    continue  # a descriptor is free again
+                # Nothing to evict (or no memory): the listener stays readable, so stop
+                # watching it for a moment, or the loop would spin on accept.
+                if self.now - self._accept_error_logged_at >= _ACCEPT_ERROR_LOG_INTERVAL:
+                    self._accept_error_logged_at = self.now
                     log.error("accept failed: %s (raise the open-file limit); pausing "
                               "accepts for %g s", exc, _ACCEPT_BACKOFF)
-                    self.selector.unregister(self.listener)
-                    self._accept_paused_until = self.now + _ACCEPT_BACKOFF
-                    return
-                raise
-            if self.stopping or len(self.connections) >= self.config.max_connections:
+                self.selector.unregister(self.listener)
+                self._accept_paused_until = self.now + _ACCEPT_BACKOFF
+                return
+            host = addr[0]
+            if self.stopping:
                 sock.close()
                 continue
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(next(self._conn_ids), sock, f"{addr[0]}:{addr[1]}", addr[0],
-                              self.config.max_frame, self.now)
+            if not admission.allows(host):
+                sock.close()
+                admission.refused(host, f"{admission.per_address} connections from this "
+                                  "address are not logged in yet", self.now)
+                continue
+            if ((len(self.connections) - len(self.to_reap) >= config.max_connections
+                 or admission.full)
+                    and not self._evict_oldest_waiting(
+                        f"{len(admission.waiting)} connections are not logged in yet"
+                        if admission.full else "the connection limit is reached")):
+                sock.close()
+                admission.refused(host, f"all {config.max_connections} connections are "
+                                  "logged-in sessions", self.now)
+                continue
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                sock.close()  # already reset by the peer
+                continue
+            conn = Connection(next(self._conn_ids), sock, f"{host}:{addr[1]}", host,
+                              config.max_frame_before_login, self.now)
             self.connections[conn.id] = conn
+            admission.add(conn)
             self.accepted_count += 1
             log.info("conn=%d peer=%s accepted", conn.id, conn.peer)
-            self._set_interest(conn, selectors.EVENT_READ, register=True)
-            self.add_timer(self.config.handshake_timeout, _TIMER_HANDSHAKE, conn)
+            self._set_interest(conn, selectors.EVENT_READ)
+            self.add_timer(config.handshake_timeout, _TIMER_HANDSHAKE, conn)
             if self.ssl_context is None:
                 self._open(conn)
+
+    def _evict_oldest_waiting(self, why: str) -> bool:
+        """Close the connection that has waited longest for its login, to make room."""
+        oldest = self.admission.oldest()
+        if oldest is None:
+            return False
+        self.close(oldest, f"evicted to make room for a new connection: {why}")
+        return True
+
+    def logged_in(self, conn: Connection) -> None:
+        """``conn`` became a session: it leaves admission and may send frames up to
+        ``max_frame`` (the login handler calls this)."""
+        self.admission.remove(conn)
+        conn.decoder.max_frame = self.config.max_frame
 
     def _peek_then_wrap(self, conn: Connection) -> None:
         try:
@@ -257,13 +370,12 @@ class Relay:
             self.close(conn, "handshake failed: plaintext bytes on the TLS port")
             return
         assert self.ssl_context is not None
-        self.selector.unregister(conn.sock)
-        conn.registered_mask = 0
+        self._set_interest(conn, 0)  # the TLS wrapper is a new socket object
         conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True,
                                                  do_handshake_on_connect=False)
         conn.tls = True
         conn.state = ConnState.HANDSHAKE
-        self._set_interest(conn, selectors.EVENT_READ, register=True)
+        self._set_interest(conn, selectors.EVENT_READ)
         self._handshake(conn)
 
     def _handshake(self, conn: Connection) -> None:
@@ -293,42 +405,120 @@ class Relay:
     # -- reading and dispatch --------------------------------------------------------------
 
     def _service(self, conn: Connection, mask: int) -> None:
-        state = conn.state
-        if state is ConnState.OPEN:
-            if mask & selectors.EVENT_READ or conn.want_write:
-                self._read(conn)
-            if mask & selectors.EVENT_WRITE and conn.state is not ConnState.CLOSED:
-                self._write(conn)
-        elif state is ConnState.CLOSING:
-            if mask & selectors.EVENT_WRITE:
-                self._write(conn)
-            elif mask & selectors.EVENT_READ:
-                self._drain_closing(conn)
-        elif state is ConnState.PEEKING:
-            self._peek_then_wrap(conn)
-        elif state is ConnState.HANDSHAKE:
-            self._handshake(conn)
+        """Serve one connection's socket event; whatever it raises stays with it."""
+        try:
+            state = conn.state
+            if state is ConnState.OPEN:
+                if mask & selectors.EVENT_READ or conn.want_write:
+                    self._read(conn)
+                if mask & selectors.EVENT_WRITE and conn.state is not ConnState.CLOSED:
+                    self._write(conn)
+            elif state is ConnState.CLOSING:
+                if mask & selectors.EVENT_WRITE:
+                    self._write(conn)
+                elif mask & selectors.EVENT_READ:
+                    self._drain_closing(conn)
+            elif state is ConnState.PEEKING:
+                self._peek_then_wrap(conn)
+            elif state is ConnState.HANDSHAKE:
+                self._handshake(conn)
+        except StoreUnavailable:  # the store's condition, not a bug: relay.outage's business
+            self.outage.request_failed(self, conn)
+        except Exception:
+            self._internal_error(conn, "serving it")
+
+    def _internal_error(self, conn: Connection, doing: str) -> None:
+        """A bug met while ``doing`` something for ``conn`` (called from an ``except``):
+        log the traceback once, Reset UNKNOWN_ERROR that connection, keep the loop going."""
+        log.exception("conn=%d peer=%s uid=%d internal error while %s", conn.id, conn.peer,
+                      conn.uid, doing)
+        try:
+            self.reset(conn, pb.Reset.UNKNOWN_ERROR, "internal error in the relay")
+        except Exception:
+            log.exception("conn=%d peer=%s could not be reset after an internal error; "
+                          "closing it", conn.id, conn.peer)
+            self.close(conn, "internal error in the relay")
 
     def _read(self, conn: Connection) -> None:
         conn.want_write = False
+        config = self.config
+        if conn.pending_bytes > config.high_water:
+            self._block_reads(conn)
+        if conn.output_blocked or conn.input_paused:
+            return
+        conn.read_pass = self.passes
+        byte_budget = config.read_budget
+        if self.intake.spent:
+            byte_budget = 0 if conn.input_held else min(byte_budget, _READ_WHEN_OVER_BUDGET)
         try:
-            result, frames = conn.read_into_decoder()
+            result, frames = conn.read_frames(byte_budget, config.frames_per_pass)
         except ProtocolError as exc:
             self.reset(conn, exc.code, exc.reason)
             return
         except (ssl.SSLError, OSError) as exc:
             self.close(conn, f"read error: {exc}")
             return
+        if conn.decoder.buffered != conn.input_held:
+            self.intake.count(conn, self.now)
         if frames:
             conn.last_rx = self.now
             self._dispatch(conn, frames)
-        if result is ReadResult.EOF and conn.state is ConnState.OPEN:
+        if conn.state is not ConnState.OPEN:
+            return
+        if result is ReadResult.MORE:
+            if frames or byte_budget:
+                self.ready.add(conn)
+            else:
+                self._pause_input(conn)  # over the input budget, holding input
+        elif result is ReadResult.EOF:
             self.close(conn, "peer closed the connection")
+            return
         elif result is ReadResult.WANT_WRITE:
             conn.want_write = True
             self.dirty.add(conn)
+        if conn.pending_bytes > config.high_water:
+            self._block_reads(conn)
 
-    def _dispatch(self, conn: Connection, frames: list[tuple[int, bytes]]) -> None:
+    # -- read-side bounds: backpressure, the input budget, incomplete frames ---------------
+
+    def _block_reads(self, conn: Connection) -> None:
+        """Queued output is above high water: read nothing more until it drains to half."""
+        if not conn.output_blocked:
+            conn.output_blocked = True
+            self.ready.discard(conn)
+            self._watch(conn)
+
+    def _unblock_reads(self, conn: Connection) -> None:
+        conn.output_blocked = False
+        self._resume_reading(conn)
+
+    def _pause_input(self, conn: Connection) -> None:
+        """The input budget is spent and ``conn`` holds input: it waits until there is room."""
+        self.intake.pause(conn)
+        self._watch(conn)
+
+    def _resume_reading(self, conn: Connection) -> None:
+        if conn.output_blocked or conn.input_paused or conn.state is not ConnState.OPEN:
+            return
+        conn.input_since = self.now  # the frame timeout does not count the wait
+        self.ready.add(conn)  # OpenSSL may hold decrypted bytes select cannot see
+        self._watch(conn)
+
+    def _check_input_budget(self) -> None:
+        """Resume paused readers once there is room; if there stays none, reset the largest
+        holders of input until there is."""
+        for conn in self.intake.room_again():
+            self._resume_reading(conn)
+        evict = self.intake.to_evict(self.now)
+        if evict:
+            log.warning("input budget of %d bytes spent for %g s: resetting the %d largest "
+                        "holders", self.intake.budget, self.intake.grace, len(evict))
+        for conn in evict:
+            self._reset_apart(conn, pb.Reset.RATE_LIMITED,
+                              f"the relay's input buffers are full and this connection held "
+                              f"the most ({conn.input_held} bytes)")
+
+    def _dispatch(self, conn: Connection, frames: list[Frame]) -> None:
         handlers = self.handlers
         try:
             for frame_type, payload in frames:
@@ -391,6 +581,15 @@ class Relay:
         self.send(conn, encode_frame(frame_type, message))
 
     def _write(self, conn: Connection) -> None:
+        """Write what ``conn`` has pending; whatever it raises stays with it."""
+        try:
+            self._flush(conn)
+        except StoreUnavailable:
+            self.outage.request_failed(self, conn)
+        except Exception:
+            self._internal_error(conn, "writing to it")
+
+    def _flush(self, conn: Connection) -> None:
         if conn.state is ConnState.CLOSED:
             return
         if conn.state is ConnState.HANDSHAKE:
@@ -409,41 +608,75 @@ class Relay:
             return
         if conn.v1_unacked:
             delivery.note_v1_written(self, conn)
+        if conn.output_blocked and conn.pending_bytes <= self.config.high_water // 2:
+            self._unblock_reads(conn)
         if done:
             if conn.state is ConnState.CLOSING:
                 self.close(conn, conn.close_reason)
                 return
-            self._set_interest(conn, selectors.EVENT_READ)
+            self._watch(conn, writing=False)
             if conn.paused or conn.catching_up:
                 delivery.resume(self, conn)
         else:
-            self._set_interest(conn, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            self._watch(conn, writing=True)
 
     @staticmethod
     def _alive(conn: Connection) -> bool:
         return conn.state is not ConnState.CLOSED
 
-    def _set_interest(self, conn: Connection, mask: int, register: bool = False) -> None:
-        if register:
+    def _watch(self, conn: Connection, writing: bool | None = None) -> None:
+        """Select ``conn`` for reading unless its reads are suspended, and for writing while
+        ``writing`` (None: as now)."""
+        if writing is None:
+            writing = bool(conn.registered_mask & selectors.EVENT_WRITE)
+        mask = selectors.EVENT_WRITE if writing else 0
+        if not (conn.output_blocked or conn.input_paused):
+            mask |= selectors.EVENT_READ
+        self._set_interest(conn, mask)
+
+    def _set_interest(self, conn: Connection, mask: int) -> None:
+        """Select ``conn``'s socket for ``mask``; 0 takes it out of the selector."""
+        current = conn.registered_mask
+        if mask == current:
+            return
+        if not mask:
+            self.selector.unregister(conn.sock)
+        elif not current:
             self.selector.register(conn.sock, mask, conn)
-        elif mask != conn.registered_mask:
+        else:
             self.selector.modify(conn.sock, mask, conn)
         conn.registered_mask = mask
 
     # -- resets, timers, teardown ----------------------------------------------------------
 
     def reset(self, conn: Connection, code: pb.Reset.Code.ValueType, reason: str) -> None:
-        """Send Reset(code, reason), stop reading, close once it is written (or after 2 s)."""
+        """Send Reset(code, reason), stop reading, close once it is written (or once the peer
+        has read nothing for 2 s).
+
+        Output above the high-water mark that is not yet handed to the socket is dropped
+        first, so the Reset does not wait behind it (v1 rows not written stay stored for
+        the next login; v2 sessions get theirs again by seq).
+        """
         if conn.state in (ConnState.CLOSED, ConnState.CLOSING):
             return
         name = pb.Reset.Code.Name(code)
         if conn.state is not ConnState.OPEN:
             self.close(conn, f"{name}: {reason}")
             return
+        if conn.pending_bytes > self.config.high_water:
+            dropped = conn.drop_unsent()
+            self.trimmer.freed(dropped)
+            log.info("conn=%d peer=%s uid=%d reset %s: %d bytes of output not yet written "
+                     "dropped so the Reset goes next", conn.id, conn.peer, conn.uid, name,
+                     dropped)
         self.send_message(conn, FrameType.RESET, pb.Reset(code=code, msg=reason[:200]))
         conn.state = ConnState.CLOSING
         conn.close_reason = f"reset {name}: {reason}"
+        self.intake.release(conn, self.now)
+        self.ready.discard(conn)
         self._detach_session(conn)
+        conn.sent_mark = conn.bytes_taken_by_peer()
+        conn.reset_at = self.now
         self.add_timer(_CLOSE_GRACE, _TIMER_CLOSE, conn)
 
     def close(self, conn: Connection, reason: str) -> None:
@@ -453,13 +686,17 @@ class Relay:
         conn.state = ConnState.CLOSED
         log.info("conn=%d peer=%s uid=%d closed: %s", conn.id, conn.peer, conn.uid,
                  reason or "closed")
+        self.to_reap.append(conn)
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(conn.sock)
         with contextlib.suppress(OSError):
             conn.sock.close()
+        self.trimmer.freed(conn.pending_bytes)
         conn.discard_output()
+        self.intake.release(conn, self.now)
+        self.ready.discard(conn)
+        self.admission.remove(conn)
         self._detach_session(conn)
-        self.to_reap.append(conn)
 
     def _detach_session(self, conn: Connection) -> None:
         uid = conn.uid
@@ -473,46 +710,95 @@ class Relay:
         self.dirty.discard(conn)
 
     def add_timer(self, delay: float, kind: str, conn: Connection) -> None:
-        heapq.heappush(self.timers, (self.now + delay, next(self._timer_ids), kind, conn))
+        heapq.heappush(self.timers, (self.now + delay, next(self._timer_ids), kind, conn.id))
 
     def _fire_timers(self) -> None:
         timers = self.timers
+        connections = self.connections
         while timers and timers[0][0] <= self.now:
-            _, _, kind, conn = heapq.heappop(timers)
-            if conn.state is ConnState.CLOSED:
+            _, _, kind, conn_id = heapq.heappop(timers)
+            conn = connections.get(conn_id)
+            if conn is None or conn.state is ConnState.CLOSED:
                 continue
-            if kind == _TIMER_HANDSHAKE and conn.state in (ConnState.PEEKING,
-                                                           ConnState.HANDSHAKE):
-                self.close(conn, "handshake timeout")
-            elif kind == _TIMER_LOGIN and conn.state is ConnState.OPEN and not conn.uid:
-                self.reset(conn, pb.Reset.TIMEOUT, "no login within "
-                           f"{self.config.login_timeout:g} s")
-            elif kind == _TIMER_CLOSE and conn.state is ConnState.CLOSING:
+            try:
+                self._timer_due(kind, conn)
+            except StoreUnavailable:
+                self.outage.request_failed(self, conn)
+            except Exception:
+                self._internal_error(conn, f"running its {kind} timer")
+
+    def _timer_due(self, kind: str, conn: Connection) -> None:
+        if kind == _TIMER_HANDSHAKE and conn.state in (ConnState.PEEKING, ConnState.HANDSHAKE):
+            self.close(conn, "handshake timeout")
+        elif kind == _TIMER_LOGIN and conn.state is ConnState.OPEN and not conn.uid:
+            self.reset(conn, pb.Reset.TIMEOUT, "no login within "
+                       f"{self.config.login_timeout:g} s")
+        elif kind == _TIMER_CLOSE and conn.state is ConnState.CLOSING:
+            # A peer still reading gets the rest (and the Reset), within limits.
+            taken = conn.bytes_taken_by_peer()
+            if taken > conn.sent_mark and self.now - conn.reset_at < _CLOSE_LIMIT:
+                conn.sent_mark = taken
+                self.add_timer(_CLOSE_GRACE, _TIMER_CLOSE, conn)
+            else:
                 self.close(conn, conn.close_reason + " (peer did not read the Reset)")
 
-    def live_dedup_buckets(self) -> list[int]:
-        """Dedup buckets that may hold a record younger than the dedup window."""
-        now = int(time.time())
-        size = self.dedup_bucket_seconds
-        oldest = (now - self.config.dedup_window_hours * 3600) // size
-        return list(range(oldest, now // size + 1))
-
     def _housekeeping(self) -> None:
-        """Bounded periodic work: rotate the dedup filter, prune expired rows in chunks."""
-        self.dedup_bloom.maybe_rotate(time.time())
-        if self.now < self._next_prune:
+        """Bounded periodic work: rotate the dedup filter; while the store cannot write,
+        probe it and nothing else; otherwise apply admin actions and prune expired rows in
+        chunks (a write failing here is answered for at the end of the pass, like any)."""
+        self.dedup.rotate()
+        if not self.store.available:
+            self.outage.probe(self)
             return
-        pruned = self.store.prune_dedup(self.live_dedup_buckets()[0], _PRUNE_CHUNK)
-        pruned += self.store.prune_tokens(self.wall)
-        # More left: come back at the next sweep; otherwise in a minute.
-        self._next_prune = self.now + (0.0 if pruned >= _PRUNE_CHUNK else 60.0)
+        with contextlib.suppress(StoreUnavailable):
+            self.apply_admin_actions()
+            if self.now < self._next_prune:
+                return
+            pruned = self.dedup.prune(_PRUNE_CHUNK)
+            pruned += self.store.prune_tokens(self.wall)
+            # More left: come back at the next sweep; otherwise in a minute.
+            self._next_prune = self.now + (0.0 if pruned >= _PRUNE_CHUNK else 60.0)
 
-    def _sweep_idle(self) -> None:
-        limit = self.now - self.config.idle_timeout
+    def apply_admin_actions(self) -> None:
+        """End the sessions ``parley-relay user passwd|remove`` (another process) asked to
+        end, with Reset KICKED and the command's reason; a removed user's online buddies get
+        fresh lists. Bounded per call; one PRAGMA when no other process wrote."""
+        for uid, reason in self.store.take_kicks():
+            conn = self.online.get(uid)
+            if conn is not None:
+                self.reset(conn, pb.Reset.KICKED, reason)
+            if self.store.user_by_uid(uid) is None:
+                presence.user_removed(self, uid)
+
+    def _sweep(self) -> None:
+        """Periodic checks: silent v2 sessions, incomplete frames that stopped arriving (only
+        connections holding input are visited), held-back log lines, heap trimming."""
+        config = self.config
+        limit = self.now - config.idle_timeout
         for conn in list(self.online.values()):
             if conn.version >= 2 and conn.last_rx < limit and conn.state is ConnState.OPEN:
-                self.reset(conn, pb.Reset.TIMEOUT,
-                           f"silent for more than {self.config.idle_timeout:g} s")
+                self._reset_apart(conn, pb.Reset.TIMEOUT,
+                                  f"silent for more than {config.idle_timeout:g} s")
+        limit = self.now - config.frame_timeout
+        for conn in list(self.intake.holders):
+            if (max(conn.last_rx, conn.input_since) < limit and not conn.output_blocked
+                    and not conn.input_paused and conn.state is ConnState.OPEN):
+                self._reset_apart(conn, pb.Reset.TIMEOUT,
+                                  f"a frame incomplete for more than {config.frame_timeout:g} "
+                                  f"s ({conn.input_held} bytes of it arrived)")
+        self.admission.flush_refusal_log(self.now)
+        self.trimmer.maybe_trim(self.now)
+
+    def _reset_apart(self, conn: Connection, code: pb.Reset.Code.ValueType,
+                     reason: str) -> None:
+        """Reset ``conn`` from outside its own event (a sweep, the input budget); whatever
+        that raises stays with it."""
+        try:
+            self.reset(conn, code, reason)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            self._internal_error(conn, f"resetting it ({reason})")
 
     def shutdown(self) -> None:
         """Stop accepting, Reset SERVER_SHUTDOWN everyone, flush, commit, close."""

@@ -24,8 +24,12 @@ M = TypeVar("M", bound=ProtoMessage)
 
 class WireClient:
     def __init__(self, host: str, port: int, *, tls: bool = True, timeout: float = 10.0,
-                 fingerprint: str | None = None, read_greeting: bool = True) -> None:
-        raw = socket.create_connection((host, port), timeout=timeout)
+                 fingerprint: str | None = None, read_greeting: bool = True,
+                 source_address: str | None = None) -> None:
+        """``source_address``: the local address to connect from (e.g. 127.0.0.2: the relay
+        sees another peer address; all of 127.0.0.0/8 is loopback on Linux)."""
+        source = None if source_address is None else (source_address, 0)
+        raw = socket.create_connection((host, port), timeout=timeout, source_address=source)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock: socket.socket = raw
         if tls:

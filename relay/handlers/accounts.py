@@ -3,11 +3,19 @@
 Invariants:
 - scrypt (hashing and verifying) runs on the hash worker; the callback re-checks that the
   connection is still open before touching the session.
-- Failed logins are throttled per username and per peer address *before* any hashing, so
-  guessing costs the attacker time and the relay nothing.
+- A valid resume token (v2) logs in before any throttle is asked: it costs one SHA-256 and
+  one indexed lookup, never scrypt, and guessing someone's password never locks its owner's
+  tokens out.
+- Password logins are throttled per account at the peer's address and per address
+  (:class:`relay.auth.LoginThrottle`) *before* any hashing, and an attempt counts as failed
+  from the moment its check is queued, so concurrent guesses get no more checks than
+  sequential ones. All password work queued at once is bounded by ``max_pending_hashes``.
+- Refusals use only codes the client's protocol knows: LoginResponse RATE_LIMITED is v2, so
+  a throttled v1 login gets PASSWORD_ERROR (the original's "login failed").
+- Registrations are limited per peer address (``registrations_per_address_per_minute``),
+  counted when they reach hashing: a refused name or password costs nothing and counts not.
 - One live session per user: a successful login kicks the previous one (Reset KICKED)
   without announcing the user offline in between.
-- Token logins (v2) cost one SHA-256 and one indexed lookup, never scrypt.
 """
 
 from __future__ import annotations
@@ -20,10 +28,10 @@ from protocol import chat_pb2 as pb
 from protocol.types import FrameType, parse_message
 from protocol.validation import normalize_username, username_key, validate_password
 from relay import delivery, presence
-from relay.auth import hash_password, new_token, token_hash, verify_password
+from relay.auth import address_key, hash_password, new_token, token_hash, verify_password
 from relay.connection import ConnState
 from relay.ratelimit import TokenBucket
-from relay.store import UserRecord
+from relay.store import StoreUnavailable, UserRecord
 
 if TYPE_CHECKING:
     from relay.connection import Connection
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parley.relay")
 
-MAX_PENDING_HASHES = 1000
+BUSY_RETRY_AFTER_S = 1.0  # when the relay's password work is at its bound
 
 
 def _register_reply(relay: Relay, conn: Connection, code: pb.RegisterResponse.Code.ValueType,
@@ -45,13 +53,27 @@ def _login_reply(relay: Relay, conn: Connection, code: pb.LoginResponse.Code.Val
         code=code, retry_after_ms=math.ceil(retry_after * 1000)))
 
 
+def _hash_budget_spent(relay: Relay) -> bool:
+    """True when the relay already has ``max_pending_hashes`` password checks queued."""
+    return relay.hasher.pending >= relay.config.max_pending_hashes
+
+
+def _refuse_login(relay: Relay, conn: Connection, version: int, retry_after: float) -> None:
+    """Refuse a login for now: v2 gets RATE_LIMITED, v1 (whose protocol has no such code)
+    PASSWORD_ERROR; both with retry_after_ms, a field v1 clients skip."""
+    codes = pb.LoginResponse
+    _login_reply(relay, conn, codes.RATE_LIMITED if version >= 2 else codes.PASSWORD_ERROR,
+                 retry_after)
+
+
 def handle_register(relay: Relay, conn: Connection, payload: bytes) -> None:
     request = parse_message(pb.RegisterRequest, payload)
     codes = pb.RegisterResponse
-    if not relay.config.registration_open:
+    config = relay.config
+    if not config.registration_open or config.registrations_per_address_per_minute == 0:
         _register_reply(relay, conn, codes.REGISTRATION_CLOSED)
         return
-    if conn.auth_pending or relay.hasher.pending >= MAX_PENDING_HASHES:
+    if conn.auth_pending or _hash_budget_spent(relay):
         _register_reply(relay, conn, codes.RATE_LIMITED)
         return
     try:
@@ -65,8 +87,13 @@ def handle_register(relay: Relay, conn: Connection, payload: bytes) -> None:
         _register_reply(relay, conn, codes.INVALID_PASSWORD)
         return
     key = username_key(name)
-    if relay.store.user_by_key(key) is not None:
+    if relay.store.username_taken(name, key):
         _register_reply(relay, conn, codes.USER_EXISTS)
+        return
+    if not relay.registrations.allow(address_key(conn.peer_host), relay.now):
+        log.debug("conn=%d peer=%s registration refused: %d per minute from this address",
+                  conn.id, conn.peer, config.registrations_per_address_per_minute)
+        _register_reply(relay, conn, codes.RATE_LIMITED)
         return
 
     def hashed(password_hash: str | None, error: BaseException | None) -> None:
@@ -77,7 +104,11 @@ def handle_register(relay: Relay, conn: Connection, payload: bytes) -> None:
             log.error("conn=%d peer=%s password hashing failed: %r", conn.id, conn.peer, error)
             relay.reset(conn, pb.Reset.UNKNOWN_ERROR, "registration failed inside the relay")
             return
-        uid = relay.store.add_user(name, key, password_hash, relay.wall)
+        try:
+            uid = relay.store.add_user(name, key, password_hash, relay.wall)
+        except StoreUnavailable:
+            relay.outage.request_failed(relay, conn)
+            return
         if uid is None:
             _register_reply(relay, conn, codes.USER_EXISTS)
             return
@@ -85,7 +116,7 @@ def handle_register(relay: Relay, conn: Connection, payload: bytes) -> None:
         _register_reply(relay, conn, codes.SUCCESS, uid)
 
     conn.auth_pending = True
-    relay.hasher.submit(hash_password, (request.password, relay.config.scrypt_n), hashed)
+    relay.hasher.submit(hash_password, (request.password, config.scrypt_n), hashed)
 
 
 def handle_login(relay: Relay, conn: Connection, payload: bytes) -> None:
@@ -94,42 +125,45 @@ def handle_login(relay: Relay, conn: Connection, payload: bytes) -> None:
     if conn.uid:
         relay.reset(conn, pb.Reset.KICKED, "LOGIN on a connection that is already logged in")
         return
-    if conn.auth_pending:
-        _login_reply(relay, conn, codes.RATE_LIMITED, 1.0)
-        return
     version = 2 if request.protocol_version >= 2 else 1
+    if conn.auth_pending:
+        _refuse_login(relay, conn, version, BUSY_RETRY_AFTER_S)
+        return
     try:
         key = username_key(normalize_username(request.username))
     except ValueError:
         _login_reply(relay, conn, codes.USER_NOT_FOUND)
         return
-    throttle = relay.throttle
-    user_key, addr_key = "u:" + key, "a:" + conn.peer_host
-    wait = max(throttle.retry_after(user_key, relay.now), throttle.retry_after(addr_key,
-                                                                              relay.now))
-    if wait > 0:
-        _login_reply(relay, conn, codes.RATE_LIMITED, wait)
-        return
     user = relay.store.user_by_key(key)
-    if user is None:
-        throttle.failure(addr_key, relay.now)
-        _login_reply(relay, conn, codes.USER_NOT_FOUND)
-        return
-    if request.token:
+    if user is not None and request.token and version >= 2:
         owner = relay.store.token_owner(token_hash(request.token), relay.wall)
-        if version >= 2 and owner == user.uid:
+        if owner == user.uid:  # before the throttle: a valid token is never refused
             complete_login(relay, conn, user, version, request.since_seq, request.token)
             return
-        if not request.password:
-            throttle.failure(addr_key, relay.now)
-            _login_reply(relay, conn, codes.TOKEN_INVALID)
-            return
-    if relay.hasher.pending >= MAX_PENDING_HASHES:
-        _login_reply(relay, conn, codes.RATE_LIMITED, 1.0)
+    throttle = relay.throttle
+    address = address_key(conn.peer_host)
+    uid = None if user is None else user.uid
+    wait = throttle.retry_after(uid, address, relay.now)
+    if wait > 0:
+        _refuse_login(relay, conn, version, wait)
         return
+    if user is None:
+        throttle.attempt(None, address, relay.now)
+        _login_reply(relay, conn, codes.USER_NOT_FOUND)
+        return
+    if request.token and not request.password:
+        throttle.attempt(None, address, relay.now)
+        _login_reply(relay, conn, codes.TOKEN_INVALID)
+        return
+    if _hash_budget_spent(relay):
+        _refuse_login(relay, conn, version, BUSY_RETRY_AFTER_S)
+        return
+    throttle.attempt(user.uid, address, relay.now)  # failed until the check says otherwise
 
     def verified(ok: bool | None, error: BaseException | None) -> None:
         conn.auth_pending = False
+        if error is None and ok:
+            throttle.succeeded(user.uid, address)
         if conn.state is not ConnState.OPEN:
             return
         if error is not None:
@@ -141,12 +175,9 @@ def handle_login(relay: Relay, conn: Connection, payload: bytes) -> None:
             _login_reply(relay, conn, codes.USER_NOT_FOUND)
             return
         if not ok:
-            throttle.failure(user_key, relay.now)
-            throttle.failure(addr_key, relay.now)
             log.info("conn=%d peer=%s login failed for uid=%d", conn.id, conn.peer, user.uid)
             _login_reply(relay, conn, codes.PASSWORD_ERROR)
             return
-        throttle.success(user_key)
         complete_login(relay, conn, current, version, request.since_seq, None)
 
     conn.auth_pending = True
@@ -164,6 +195,7 @@ def complete_login(relay: Relay, conn: Connection, user: UserRecord, version: in
     conn.username = user.username
     conn.version = version
     conn.token_login = token is not None
+    relay.logged_in(conn)
     relay.online[uid] = conn
     relay.buddy_cache[uid] = relay.store.buddy_ids(uid)
     # 0 for v1: "0 = v1 or unknown" keeps v1 buddy lists byte-identical to the original.

@@ -1,7 +1,8 @@
 """LIST_USER, LIST_BUDDY, ADD_BUDDY, REMOVE_BUDDY (PROTOCOL.md section 6).
 
-Invariant: every relation change is written to the store and pushed to both users'
-sessions in the same iteration (the push goes out after the commit).
+Invariants: every relation change is written to the store and pushed to both users'
+sessions in the same iteration (the push goes out after the commit). ListUser shows
+``online`` only where :func:`relay.presence.shows_online` allows it (the caller, its buddies).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def handle_list_user(relay: Relay, conn: Connection, payload: bytes) -> None:
     if request.limit:
         limit = min(limit, request.limit)
     users, truncated = relay.store.list_users(request.query[:64], limit)
-    online = relay.online
     relay.send_message(conn, FrameType.LIST_USER, pb.ListUserResponse(
-        users=[pb.User(uid=u.uid, username=u.username, online=u.uid in online) for u in users],
+        users=[pb.User(uid=u.uid, username=u.username,
+                       online=presence.shows_online(relay, conn.uid, u.uid)) for u in users],
         truncated=truncated))
 
 

@@ -7,7 +7,15 @@ Invariants:
 - Durable messages are acknowledged (v2) only by frames written after the commit.
 - A (sender, id) seen within the dedup window gets the original Ack and stores nothing.
 - Messages go only between buddies; refusals are Ack codes for v2 senders and silent drops
-  for v1 senders (v1 has no way to report them), logged at debug level.
+  for v1 senders (v1 has no way to report them), logged at debug level. While the store
+  cannot write, durable messages are refused before anything is written
+  (:mod:`relay.outage`); a retry of one already stored still gets its Ack.
+- A recipient's offline inbox holds at most ``inbox_quota`` messages and
+  ``inbox_quota_bytes`` bytes (a message that would cross either is refused).
+- Integers from the wire never reach SQLite or arithmetic unbounded (uint64 fields may be
+  >= 2**63, beyond SQLite's INTEGER): ``since_seq`` is clamped to the inbox head (beyond it
+  there is nothing to send), an Ack's seq to what was pushed; message ids are only ever
+  stored packed or hashed, never as an SQLite INTEGER.
 """
 
 from __future__ import annotations
@@ -60,10 +68,11 @@ def _find_duplicate(relay: Relay, sender: int, client_id: int,
     store; only a possible retry is looked up (after flushing this iteration's rows, so a
     duplicate inside one read is found too).
     """
-    if not relay.dedup_bloom.test_and_add(sender, client_id):
+    dedup = relay.dedup
+    if not dedup.bloom.test_and_add(sender, client_id):
         return None  # added now: a refusal later only costs a rare extra lookup
     relay.flush_rows()
-    record = relay.store.find_dedup(sender, client_id, relay.live_dedup_buckets(), recipient)
+    record = dedup.find(sender, client_id, recipient)
     if record is None:
         return None
     return record.seq, record.timestamp
@@ -141,14 +150,21 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         if duplicate is not None:
             _ack(relay, conn, client_id, pb.Ack.OK, duplicate[0], duplicate[1])
             return
+    if not relay.store.available:
+        relay.outage.refuse_durable(relay, conn, client_id)
+        return
+    config = relay.config
     floor = relay.inbox_floor.get(recipient)
     head = relay.head_seq.get(recipient)
     stored = (head - floor if floor is not None and head is not None
               else delivery.inbox_count(relay, recipient))
-    if stored >= relay.config.inbox_quota:
+    size = relay.inbox_bytes.get(recipient)
+    if size is None:
+        size = delivery.inbox_bytes(relay, recipient)
+    if stored >= config.inbox_quota or size + len(payload) > config.inbox_quota_bytes:
         _refuse(relay, conn, client_id, pb.Ack.QUOTA_EXCEEDED, durable)
         return
-    seq, timestamp = delivery.store_durable(relay, conn, recipient, client_id, payload)
+    seq, timestamp = delivery.store_durable(relay, conn, recipient, client_id, payload, size)
     if v2:  # _ack's OK path, inline: once per relayed message
         conn.pending_acks.append(ack_ok_frame(client_id, seq, timestamp))
 
@@ -156,14 +172,11 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
 def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:
     ack = parse_message(pb.Ack, payload)
     through = min(ack.seq, conn.pushed_seq)
-    if through <= 0:
-        return
-    relay.flush_rows()
-    delivered = relay.store.delete_inbox_through(conn.uid, through)
-    delivery.deleted_through(relay, conn.uid, through)
-    delivery.send_receipts(relay, conn.uid, delivered)
+    if through > 0:
+        delivery.delivered_through(relay, conn.uid, through, receipts=True)
 
 
 def handle_sync(relay: Relay, conn: Connection, payload: bytes) -> None:
     sync = parse_message(pb.Sync, payload)
-    delivery.start_backlog(relay, conn, sync.since_seq, send_sync=True)
+    since = min(sync.since_seq, delivery.current_head(relay, conn.uid))
+    delivery.start_backlog(relay, conn, since, send_sync=True)

@@ -94,3 +94,12 @@ def test_test_and_add_reports_prior_presence() -> None:
     assert not bloom.test_and_add(3, 4)
     assert bloom.test_and_add(3, 4)
     assert (3, 4) in bloom
+
+
+def test_bloom_hash_is_keyed_so_ids_cannot_be_crafted_to_look_seen() -> None:
+    """Issue 11: with Python's public int-tuple hash, ids that differ by 2**61 - 1 hash alike,
+    so one stored id made every such id "maybe seen" (a store lookup each)."""
+    bloom = PairBloom(bits_log2=16, secret=bytes(range(16)))
+    bloom.add(1, 12345)
+    assert (1, 12345) in bloom
+    assert not any((1, 12345 + k * (2**61 - 1)) in bloom for k in range(1, 8))

@@ -149,3 +149,74 @@ def test_encode_frame_header_and_message() -> None:
         encode_frame(256, b"")
     with pytest.raises(TypeError):
         encode_frame(6, "text")  # type: ignore[arg-type]
+
+
+@given(frames=frames_strategy, cuts=st.lists(st.integers(0, 10_000), max_size=40),
+       limits=st.lists(st.integers(1, 5), min_size=1, max_size=10))
+@settings(max_examples=300, deadline=None)
+def test_a_frame_limit_per_feed_loses_and_reorders_nothing(
+        frames: list[tuple[int, bytes]], cuts: list[int], limits: list[int]) -> None:
+    """The relay takes at most N frames per loop pass; the rest wait in the decoder."""
+    stream = _stream(frames)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    decoder = FrameDecoder()
+    got: list[Frame] = []
+    start = 0
+    for index, point in enumerate([*points, len(stream)]):
+        limit = limits[index % len(limits)]
+        taken = decoder.feed(stream[start:point], limit)
+        assert len(taken) <= limit
+        got.extend(taken)
+        start = point
+    while decoder.has_frame:
+        taken = decoder.feed(b"", limits[0])
+        assert 1 <= len(taken) <= limits[0]
+        got.extend(taken)
+    assert decoder.feed(b"", 1) == []
+    decoder.close()
+    assert got == [Frame(t, p) for t, p in frames]
+    assert decoder.buffered == 0
+
+
+def test_frames_left_by_a_limit_stay_buffered_as_bytes() -> None:
+    ping = encode_frame(9, b"\x08\x01")
+    decoder = FrameDecoder()
+    assert len(decoder.feed(ping * 10, 3)) == 3
+    assert decoder.has_frame
+    assert decoder.buffered == 7 * len(ping)  # what waits costs its bytes, not frame objects
+    assert len(decoder.feed(b"", 100)) == 7
+    assert not decoder.has_frame and decoder.buffered == 0
+
+
+def test_an_oversized_header_behind_held_frames_counts_as_work() -> None:
+    decoder = FrameDecoder(max_frame=16)
+    decoder.feed(encode_frame(9, b"") + struct.pack(">IB", 17, 6), 1)
+    assert decoder.has_frame  # the next feed raises: the caller must come back for it
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(b"", 1)
+
+
+def test_max_frame_can_be_raised_between_feeds() -> None:
+    """Before login the relay accepts 4 KiB frames; at login it raises the limit."""
+    decoder = FrameDecoder(max_frame=16)
+    assert decoder.feed(encode_frame(6, b"x" * 16)) == [Frame(6, b"x" * 16)]
+    decoder.max_frame = 64
+    assert decoder.feed(encode_frame(6, b"y" * 64)) == [Frame(6, b"y" * 64)]
+
+
+def test_an_emptied_buffer_of_a_large_frame_is_released() -> None:
+    decoder = FrameDecoder()
+    big = encode_frame(6, b"z" * (1024 * 1024))
+    for i in range(0, len(big), 65536):
+        decoder.feed(big[i : i + 65536])
+    assert decoder.buffered == 0
+    assert decoder._buf.__alloc__() <= 1024  # not the megabyte it grew to
+
+
+def test_discard_releases_the_buffer_and_poisons_the_decoder() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(struct.pack(">IB", 1000, 6) + b"a" * 500)
+    decoder.discard()
+    assert decoder.buffered == 0
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"a" * 500)

@@ -20,6 +20,7 @@ from protocol.validation import (
     safe_basename,
     text_within_limit,
     username_key,
+    username_skeleton,
 )
 
 
@@ -52,6 +53,45 @@ def test_usernames_are_nfc_and_case_insensitive() -> None:
     decomposed = "u\u0308ber"
     assert normalize_username(decomposed) == "über"
     assert username_key("Alice") == username_key("aLICE")
+
+
+@pytest.mark.parametrize(
+    "name",
+    # Hangul fillers (letters that render blank), zero-width space, word joiner, soft hyphen
+    ["\u3164", "\u115f", "\u1160", "\uffa0", "\u3164\u3164", "a\u200b", "bob\u2060", "a\u00adb"],
+)
+def test_invisible_usernames_are_invalid(name: str) -> None:
+    with pytest.raises(ValueError, match="invisible"):
+        normalize_username(name)
+
+
+@pytest.mark.parametrize(
+    ("look_alike", "original"),
+    [
+        ("\u0430lice", "alice"),  # Cyrillic small a
+        ("\uff41\uff4c\uff49\uff43\uff45", "alice"),  # fullwidth letters
+        ("\U0001d41a\U0001d425ice", "alice"),  # mathematical bold a, l
+        ("\u0391lice", "alice"),  # Greek capital alpha, and uniqueness ignores case
+        ("\u0412\u041e\u0412", "BOB"),  # Cyrillic capitals VE, O, VE
+        ("b0b", "bob"),
+        ("Ilya", "llya"),
+        ("rnike", "mike"),
+        ("\u0451lka", "\u00eblka"),  # Cyrillic io (ie with diaeresis), Latin e-diaeresis
+    ],
+)
+def test_look_alike_usernames_share_a_skeleton(look_alike: str, original: str) -> None:
+    assert username_skeleton(normalize_username(look_alike)) == username_skeleton(
+        normalize_username(original))
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [("alice", "alicia"), ("\u0432\u043e\u0432", "bob"), ("\u00fc", "u"), ("li", "il")],
+)
+def test_different_looking_usernames_have_different_skeletons(one: str, other: str) -> None:
+    # Cyrillic small ve looks like a small capital B, not like b
+    assert username_skeleton(normalize_username(one)) != username_skeleton(
+        normalize_username(other))
 
 
 def test_text_limit_counts_utf8_bytes() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,7 @@ from relay.store import (
     RelationRecord,
     Store,
     StoreError,
+    StoreUnavailable,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +133,39 @@ def test_rollback_and_exception_in_with_block_drop_pending_writes(db_path: Path)
         raise RuntimeError("boom")
     with Store(db_path) as s:
         assert [u.username for u in s.list_users("", 10)[0]] == ["bob"]  # close() committed
+
+
+def test_a_write_the_storage_refuses_loses_the_transaction_until_a_probe_writes(
+        db_path: Path) -> None:
+    """SQLITE_FULL for real (a page limit stands in for the disk): the whole transaction is
+    rolled back, writes are refused at once, best-effort ones skipped, reads still work,
+    and a probe write ends it."""
+    with Store(db_path) as s:
+        alice, bob = _users(s, "alice", "bob")
+        s.commit()
+        pages = s._con.execute("PRAGMA page_count").fetchone()[0]
+        s._con.execute(f"PRAGMA max_page_count = {pages}")
+        s.append_inbox([_msg(bob, 1)])
+        big = InboxRow(alice, 1, bob, 7, TS, encode_frame(FrameType.MESSAGE, bytes(100_000)))
+        with pytest.raises(StoreUnavailable, match="full"):
+            s.append_inbox([big])
+        assert (s.available, s.failures, s.pending) == (False, 1, False)
+        assert (s.head_seq(alice), s.head_seq(bob)) == (0, 0)  # bob's row went too
+        with pytest.raises(StoreUnavailable):
+            s.append_inbox([_msg(bob, 1)])
+        with pytest.raises(StoreUnavailable):
+            s.add_buddy(alice, bob)
+        s.set_protocol_version(alice, 2)  # best effort: skipped
+        s.add_token(alice, b"t", expires=10**12)
+        assert not s.pending
+        assert s.user_by_uid(alice) is not None and s.relations_of(alice) == []
+        assert not s.probe()
+        assert s.failures == 1  # a failed probe had nothing to lose
+        s._con.execute(f"PRAGMA max_page_count = {pages + 1000}")
+        assert s.probe() and s.available
+        s.append_inbox([big])
+        s.commit()
+        assert s.head_seq(alice) == 1
 
 
 _CHILD = """
@@ -399,10 +435,10 @@ def test_inbox_delete_returns_receipts_and_keeps_head_seq_across_reopen(db_path:
             _msg(alice, 3, sender=carol, client_id=8),
             _msg(alice, 4, sender=bob, client_id=9),
         ])
-        assert s.delete_inbox_through(alice, 3) == [(bob, 7), (carol, 8)]
-        assert s.delete_inbox_through(alice, 3) == []
+        assert s.delete_inbox_through(alice, 3).receipts == [(bob, 7), (carol, 8)]
+        assert s.delete_inbox_through(alice, 3) == ([], 0)
         assert s.inbox_count(alice) == 1
-        assert s.delete_inbox_through(alice, 5, receipts=False) == []
+        assert s.delete_inbox_through(alice, 5, receipts=False).receipts == []
         assert s.inbox_count(alice) == 0
         assert s.head_seq(alice) == 4
     with Store(db_path) as s:
@@ -411,6 +447,18 @@ def test_inbox_delete_returns_receipts_and_keeps_head_seq_across_reopen(db_path:
         s.append_inbox([_msg(alice, 5)])
         assert s.head_seq(alice) == 5
         assert _stored(s, alice) == [b"m5"]
+
+
+def test_inbox_bytes_count_stored_runs_until_they_are_deleted(store: Store) -> None:
+    alice, bob = _users(store, "alice", "bob")
+    store.append_inbox([_msg(alice, 1), _msg(alice, 2)])  # one run
+    store.append_inbox([_msg(alice, 3)])  # another
+    sizes = [len(_frame(seq)) for seq in (1, 2, 3)]
+    assert (store.inbox_bytes(alice), store.inbox_bytes(bob)) == (sum(sizes), 0)
+    assert store.delete_inbox_through(alice, 1).freed_bytes == 0  # the run stays, whole
+    assert store.inbox_bytes(alice) == sum(sizes)
+    assert store.delete_inbox_through(alice, 3).freed_bytes == sum(sizes)
+    assert store.inbox_bytes(alice) == 0
 
 
 # -- dedup ----------------------------------------------------------------------------------
@@ -469,8 +517,80 @@ def test_dedup_records_inside_a_run(db_path: Path) -> None:
         assert store.find_dedup(alice, 0x0101010101010102, [bucket], bob) is None
         assert sorted(store.dedup_keys_since(0)) == sorted(
             [(alice, ids[0]), (carol, ids[1]), (alice, ids[2])])
-        assert store.delete_inbox_through(bob, 2) == [(alice, ids[0]), (carol, ids[1])]
-        assert store.delete_inbox_through(bob, 4) == [(alice, ids[2])]
+        assert store.delete_inbox_through(bob, 2).receipts == [(alice, ids[0]), (carol, ids[1])]
+        assert store.delete_inbox_through(bob, 4).receipts == [(alice, ids[2])]
+
+
+class _RowCounter:
+    """The store's connection, counting the rows its queries hand to Python."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self._con = con
+        self.rows = 0
+
+    def execute(self, sql: str, parameters: Any = ()) -> _CountingCursor:
+        return _CountingCursor(self, self._con.execute(sql, parameters))
+
+
+class _CountingCursor:
+    def __init__(self, counter: _RowCounter, cursor: sqlite3.Cursor) -> None:
+        self._counter = counter
+        self._cursor = cursor
+
+    def fetchone(self) -> Any:
+        row = self._cursor.fetchone()
+        self._counter.rows += row is not None
+        return row
+
+    def __iter__(self) -> Iterator[Any]:
+        for row in self._cursor:
+            self._counter.rows += 1
+            yield row
+
+
+def test_a_retry_lookup_reads_one_row_however_other_ids_were_crafted(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11: ids crafted so that a chosen id's 8 bytes appear (unaligned) in every stored
+    run made each retry of it bring every run back to Python (13 ms each)."""
+    alice, bob, mallory = _users(store, "alice", "bob", "mallory")
+    chosen = 0x1122334455667788
+    _accepted(store, bob, 1, alice, chosen, TS)
+    runs = 300
+    for n in range(runs):  # each run's packed ids hold the chosen id's bytes at offset 4
+        low = (chosen & 0xFFFFFFFF) << 32 | n + 1
+        high = chosen >> 32 | (n + 1) << 32
+        seq = 2 + 2 * n
+        store.append_inbox([_msg(bob, seq, sender=mallory, client_id=low),
+                            _msg(bob, seq + 1, sender=mallory, client_id=high)])
+    counter = _RowCounter(store._con)
+    monkeypatch.setattr(store, "_con", counter)
+    assert store.find_dedup(alice, chosen, [TS // DAY], bob) == DedupRecord(
+        TS // DAY, alice, chosen, 1, TS)
+    assert counter.rows == 1
+    counter.rows = 0
+    assert store.find_dedup(mallory, chosen, [TS // DAY], bob) is None  # not mallory's id
+    assert counter.rows == 0
+
+
+def test_packed_dedup_rows_are_migrated_to_exact_records(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    step = next(n for n, statements in enumerate(MIGRATIONS)
+                if any(isinstance(s, str) and "accepted_records" in s for s in statements))
+    monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS[:step])
+    with Store(db_path) as s:
+        s._con.execute("INSERT INTO users (uid, username, username_key, password_hash, created)"
+                       " VALUES (1, 'alice', 'alice', 'h', 0), (2, 'bob', 'bob', 'h', 0)")
+        s._con.execute(
+            "INSERT INTO accepted (bucket, recipient, first_seq, timestamp, senders, client_ids)"
+            " VALUES (10, 2, 3, ?, ?, ?)",
+            (10 * DAY, struct.pack("<2I", 1, 1), struct.pack("<2Q", 0x0101010101010101, 2**64 - 1)))
+    monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS)
+    with Store(db_path) as s:
+        assert s.find_dedup(1, 2**64 - 1, [10], 2) == DedupRecord(10, 1, 2**64 - 1, 4, 10 * DAY)
+        assert s.find_dedup(1, 0x0101010101010101, [10], 2) == DedupRecord(
+            10, 1, 0x0101010101010101, 3, 10 * DAY)
+        assert sorted(s.dedup_keys_since(0)) == [(1, 0x0101010101010101), (1, 2**64 - 1)]
+        assert s.newest_dedup_bucket() == 10
 
 
 def test_schema_1_database_is_migrated_to_runs(db_path: Path) -> None:
@@ -498,9 +618,33 @@ def test_schema_1_database_is_migrated_to_runs(db_path: Path) -> None:
         assert s.find_dedup(1, 54, [10], 2) == DedupRecord(10, 1, 54, 4, 10 * DAY - 5)
         assert s.find_dedup(1, 53, [10], 2) == DedupRecord(10, 1, 53, 3, 10 * DAY - 9)
         assert sorted(s.dedup_keys_since(0)) == [(1, 53), (1, 54), (1, 55), (1, 57)]
-        assert s.delete_inbox_through(2, 7) == [(1, 55), (1, 57)]
+        assert s.delete_inbox_through(2, 7).receipts == [(1, 55), (1, 57)]
         s.append_inbox([_msg(2, 8)])
         assert _stored(s, 2) == [b"m8"]
+
+
+def test_migration_keeps_look_alike_accounts_and_refuses_new_look_alikes(db_path: Path) -> None:
+    con = sqlite3.connect(db_path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        assert isinstance(statement, str)
+        con.execute(statement)
+    con.execute("PRAGMA user_version = 1")
+    # Registered before usernames were unique by skeleton: Latin alice and Cyrillic-a alice.
+    con.execute("INSERT INTO users (uid, username, username_key, password_hash, created)"
+                " VALUES (1, 'alice', 'alice', 'h1', 0), (2, '\u0430lice', '\u0430lice', 'h2', 0),"
+                " (3, 'Bob', 'bob', 'h3', 0)")
+    con.close()
+    with Store(db_path) as s:
+        assert s.user_count() == 3
+        for uid, key, password_hash in ((1, "alice", "h1"), (2, "\u0430lice", "h2"),
+                                        (3, "bob", "h3")):
+            user = s.user_by_key(key)
+            assert user is not None and (user.uid, user.password_hash) == (uid, password_hash)
+        assert s.username_taken("\uff41lice", "\uff41lice")  # fullwidth a
+        assert s.add_user("\u0251lice", "\u0251lice", "h", 0) is None  # Latin small alpha
+        assert s.add_user("B0B", "b0b", "h", 0) is None
+        assert not s.username_taken("carol", "carol")
+        assert s.add_user("carol", "carol", "h", 0) == 4
 
 
 # -- tokens ---------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ Invariants:
 - A message id is sent again only while its entry is PENDING: after ``RetryPolicy``'s delay
   on a live connection, and once on every new connection. Each send counts one attempt;
   when the attempts are used up the entry becomes FAILED with code :data:`CODE_NO_ACK`.
-- A refusal (Ack.code != OK) makes the entry FAILED with that code, except RATE_LIMITED,
-  which is transient: the entry is retried on the normal schedule (still bounded).
+- A refusal (Ack.code != OK) makes the entry FAILED with that code, except the transient
+  ones (:data:`TRANSIENT_CODES`: RATE_LIMITED, and STORE_FULL while the relay's disk is
+  full): the entry is retried on the normal schedule (still bounded).
 - ``resend`` is the only way out of FAILED besides a late Ack OK, and it restarts the attempt
   budget. Transport and clock are the caller's: this class returns what to send and when.
 """
@@ -26,6 +27,8 @@ from tui.client.store import HistoryEntry, LocalStore, MessageState
 
 # FAILED because no Ack came back after every attempt (not a relay code; those are >= 0).
 CODE_NO_ACK = -1
+# Refusals that say "not now" rather than "never": the message stays PENDING and is retried.
+TRANSIENT_CODES = frozenset({pb.Ack.RATE_LIMITED, pb.Ack.STORE_FULL})
 
 
 class Outbox:
@@ -127,7 +130,7 @@ class Outbox:
         if ack.code == pb.Ack.OK:
             self._due.pop(ack.id, None)
             return self.store.mark_sent(ack.id, ack.seq, ack.timestamp)
-        if ack.code == pb.Ack.RATE_LIMITED:
+        if ack.code in TRANSIENT_CODES:
             entry = self.store.find_outgoing(ack.id)
             if entry is not None and self.policy.exhausted(entry.attempts):
                 self._due.pop(ack.id, None)

@@ -25,8 +25,10 @@ from protocol import chat_pb2 as pb
 from protocol.validation import printable_text
 from tui.client.connection import DEFAULT_PORT, Endpoint
 from tui.client.events import (
+    AckReceived,
     ConnectionState,
     ConnectionStateChanged,
+    Event,
     MessageReceived,
     SyncCompleted,
 )
@@ -50,8 +52,10 @@ _ACK_TEXT: dict[int, str] = {
     pb.Ack.RATE_LIMITED: "rate limited by the relay; try again later",
     pb.Ack.QUOTA_EXCEEDED: "their offline inbox is full",
     pb.Ack.INVALID: "message rejected as invalid",
+    pb.Ack.STORE_FULL: "the relay's storage is full; try again later",
     CODE_NO_ACK: "no acknowledgement from the relay after every retry",
 }
+STORE_FULL_NOTICE = "the relay's storage is full; will retry"
 
 
 class ScriptError(Exception):
@@ -92,13 +96,21 @@ def describe_failure(entry: HistoryEntry, peer_name: str) -> str:
 
 
 async def send_text(
-    config: ClientConfig, peer_name: str, text: str, *, timeout: float = 30.0
+    config: ClientConfig,
+    peer_name: str,
+    text: str,
+    *,
+    timeout: float = 30.0,
+    err: TextIO | None = None,
 ) -> HistoryEntry:
     """Send ``text`` to the user called ``peer_name``; return once the relay answered.
 
     Raises :class:`ScriptError` for an unknown user, a refusal, or no answer in time (the
-    message then stays in the outbox and the next session for this user re-sends it).
+    message then stays in the outbox and the next session for this user re-sends it). A
+    relay whose storage is full refuses for now: that is said on ``err`` and the message is
+    retried until ``timeout``.
     """
+    err = err if err is not None else sys.stderr
     session = config.session()
     try:
         await session.start()
@@ -106,12 +118,25 @@ async def send_text(
         if user is None:
             raise ScriptError(f"no user named {peer_name!r} on the relay", EXIT_REFUSED)
         entry = session.send_text(user.uid, text)
+        msg_id = entry.msg_id
+        store_full = False
+
+        def note_store_full(event: Event) -> None:
+            nonlocal store_full
+            ack = event.ack if isinstance(event, AckReceived) else None
+            if ack is not None and ack.id == msg_id and ack.code == pb.Ack.STORE_FULL:
+                if not store_full:
+                    err.write(f"parley: {STORE_FULL_NOTICE}\n")
+                store_full = True
+
+        session.add_listener(note_store_full)
         try:
-            entry = await session.wait_outcome(entry.msg_id, timeout=timeout)
+            entry = await session.wait_outcome(msg_id, timeout=timeout)
         except TimeoutError:
+            why = STORE_FULL_NOTICE if store_full else "no acknowledgement yet"
             raise ScriptError(
-                "no acknowledgement yet: the message stays in the outbox and will be "
-                "re-sent by the next parley session",
+                f"{why}: the message stays in the outbox and will be re-sent by the next "
+                "parley session",
                 EXIT_UNREACHABLE,
             ) from None
         if entry.state is MessageState.FAILED:

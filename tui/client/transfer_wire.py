@@ -51,6 +51,7 @@ _REFUSALS = {
     pb.Ack.RATE_LIMITED: "the relay refused: too many open transfers; finish or cancel some",
     pb.Ack.QUOTA_EXCEEDED: "the relay refused: the recipient's inbox is full",
     pb.Ack.INVALID: "the relay refused the offer as invalid",
+    pb.Ack.STORE_FULL: "the relay's storage stayed full while the offer was retried",
     CODE_NO_ACK: "the relay never acknowledged the offer",
 }
 

@@ -101,17 +101,19 @@ def test_refusal_fails_at_once_and_resend_restarts() -> None:
         outbox.resend(entry.msg_id)  # only FAILED entries
 
 
-def test_rate_limited_is_retried_not_failed() -> None:
+@pytest.mark.parametrize("code", [pb.Ack.RATE_LIMITED, pb.Ack.STORE_FULL])
+def test_transient_refusals_are_retried_not_failed(code: pb.Ack.Code.ValueType) -> None:
+    """RATE_LIMITED, and STORE_FULL (the relay's disk is full): "not now", not "never"."""
     outbox, clock = make(attempts=2)
     entry = outbox.add(7, pb.Message.MESSAGE, text="x")
     outbox.sending(entry)
-    assert outbox.on_ack(pb.Ack(id=entry.msg_id, code=pb.Ack.RATE_LIMITED)) is None
+    assert outbox.on_ack(pb.Ack(id=entry.msg_id, code=code)) is None
     clock.now = 10.0
     resend, _ = outbox.take_due()
     outbox.sending(resend[0])
-    final = outbox.on_ack(pb.Ack(id=entry.msg_id, code=pb.Ack.RATE_LIMITED))
+    final = outbox.on_ack(pb.Ack(id=entry.msg_id, code=code))
     assert final is not None and final.state is MessageState.FAILED
-    assert final.code == pb.Ack.RATE_LIMITED
+    assert final.code == code
 
 
 def test_restart_keeps_pending_and_attempts(tmp_path: Path) -> None:

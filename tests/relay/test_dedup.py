@@ -1,0 +1,63 @@
+"""relay.dedup on a real SQLite store with an injected wall clock: time never runs backwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from protocol import FrameType, encode_frame
+from relay.dedup import DedupWindow
+from relay.store import InboxRow, Store
+
+HOUR = 3600
+START = 1_700_000_000.0
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _accept(store: Store, window: DedupWindow, recipient: int, seq: int, sender: int,
+            client_id: int, timestamp: int) -> None:
+    """What the relay does with a new durable message: filter, then store in the bucket."""
+    assert not window.bloom.test_and_add(sender, client_id)
+    frame = encode_frame(FrameType.MESSAGE, b"m")
+    store.append_inbox([InboxRow(recipient, seq, sender, client_id, timestamp, frame)],
+                       window.current_bucket())
+
+
+def test_a_backward_clock_step_neither_hides_a_record_nor_files_one_in_the_past(
+        tmp_path: Path) -> None:
+    """Issue 11: a backward wall-clock step moved the live buckets back past a record, and
+    the retry of its id was stored twice."""
+    clock = FakeClock(START)
+    with Store(tmp_path / "relay.db", dedup_bucket_seconds=HOUR) as store:
+        alice = store.add_user("alice", "alice", "h", 0)
+        bob = store.add_user("bob", "bob", "h", 0)
+        assert alice is not None and bob is not None
+        window = DedupWindow(store, 2 * HOUR, 12, clock=clock)
+        _accept(store, window, bob, 1, alice, 42, int(clock.now))
+        bucket = window.current_bucket()
+
+        clock.now -= 3 * 24 * HOUR  # the system clock steps back three days
+        assert window.now() == START and window.current_bucket() == bucket
+        assert window.bloom.test_and_add(alice, 42)
+        record = window.find(alice, 42, bob)
+        assert record is not None and record.seq == 1
+        _accept(store, window, bob, 2, alice, 43, int(clock.now))
+        assert store.newest_dedup_bucket() == bucket  # not filed three days back
+        store.commit()
+
+        # A restart while the clock is still behind starts from the newest bucket stored.
+        again = DedupWindow(store, 2 * HOUR, 12, clock=clock)
+        assert again.current_bucket() == bucket
+        assert (alice, 42) in again.bloom and (alice, 43) in again.bloom  # reloaded
+        found = again.find(alice, 43, bob)
+        assert found is not None and found.seq == 2
+
+        clock.now = START + 5 * HOUR  # time moves on: the record expires with its bucket
+        assert again.find(alice, 42, bob) is None
+        assert again.prune(100) == 2
