@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from relay.ratelimit import TokenBucket
 
 MAX_WRITE = 256 * 1024
+TLS_RECORD = 16 * 1024  # OpenSSL's largest record payload: one send of this is one record
 READ_CHUNK = 256 * 1024
 _read_buffer = bytearray(READ_CHUNK)
 _read_view = memoryview(_read_buffer)
@@ -198,6 +199,13 @@ class Connection:
         Raises ``OSError`` (``ssl.SSLError`` included) when the connection is broken.
         """
         chunks = self._chunks
+        # v1 delivery accounting is exact: while v1 frames await their write, a TLS send is
+        # at most one TLS record. The peer can decrypt a record only once all of it is with
+        # the kernel, which is exactly when the send succeeds; a send of several records
+        # could fail with the first ones already readable, and the frames in them would be
+        # counted undelivered and sent again at the next login. (Live v1 pushes of one pass
+        # still share one send: 64 chat frames are ~3 KiB.)
+        limit = TLS_RECORD if self.tls and self.v1_unacked else MAX_WRITE
         while True:
             data = self._inflight
             if data is None:
@@ -206,18 +214,18 @@ class Connection:
                 # At most MAX_WRITE per send: a TLS send reports nothing until all of its
                 # bytes are written, and bytes_sent must advance as the peer reads.
                 first = chunks.popleft()
-                if len(first) >= MAX_WRITE or not chunks:
+                if len(first) >= limit or not chunks:
                     data = first
-                    if len(first) > MAX_WRITE:
+                    if len(first) > limit:
                         whole = memoryview(first)
-                        data = whole[:MAX_WRITE]
-                        chunks.appendleft(whole[MAX_WRITE:])
+                        data = whole[:limit]
+                        chunks.appendleft(whole[limit:])
                 else:
                     parts = [first]
                     size = len(first)
-                    while chunks and size < MAX_WRITE:
+                    while chunks and size < limit:
                         part = chunks.popleft()
-                        room = MAX_WRITE - size
+                        room = limit - size
                         if len(part) > room:
                             whole = memoryview(part)
                             chunks.appendleft(whole[room:])

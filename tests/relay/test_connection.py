@@ -3,9 +3,14 @@ budgets; dropping unsent output."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+from certs import ensure_certificate
 from protocol import FrameDecoder, encode_frame
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType
@@ -160,3 +165,48 @@ def test_staged_frames_wait_for_their_release_or_are_taken_back() -> None:
     assert conn.flush()
     left.close()
     right.close()
+
+
+def test_a_v1_frame_the_peer_can_read_over_tls_always_counts_as_written(
+        tmp_path: Path) -> None:
+    """v1 rows are deleted once "written": over TLS, every frame the peer is able to
+    decrypt must already be counted in ``bytes_sent``, at every moment of a backlog that
+    fills the socket (a send of several TLS records could leave the first ones readable by
+    the peer while reporting nothing, and those messages came again at the next login)."""
+    pair, _ = ensure_certificate(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(pair.cert_path, pair.key_path)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+    right.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    with ThreadPoolExecutor(1) as pool:
+        server_side = pool.submit(server_context.wrap_socket, left, server_side=True)
+        peer = client_context.wrap_socket(right)
+        relay_side = server_side.result()
+    relay_side.setblocking(False)
+    peer.setblocking(False)
+    conn = Connection(1, relay_side, "test", "test", 1024, 0.0)
+    conn.tls = True
+    frame = encode_frame(FrameType.MESSAGE, pb.Message(uid=2, msg="x" * 4000))
+    for seq in range(1, 201):  # 800 KB: far more than the socket buffers hold
+        conn.queue(frame)
+        conn.v1_unacked.append((conn.bytes_queued, seq, False))
+    conn.release_staged()
+    decoder = FrameDecoder(max_frame=1 << 20)
+    readable = 0
+    partial_sends = 0
+    while True:
+        done = conn.flush()
+        partial_sends += not done
+        with contextlib.suppress(ssl.SSLWantReadError):
+            while data := peer.recv(1 << 20):
+                readable += len(decoder.feed(data))
+        assert readable * len(frame) <= conn.bytes_sent  # never read but "unwritten"
+        if done and readable == 200:
+            break
+    assert partial_sends > 0  # the socket did fill: the case under test happened
+    peer.close()
+    relay_side.close()
