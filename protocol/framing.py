@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from google.protobuf.message import Message as ProtoMessage
@@ -166,6 +166,15 @@ class FrameDecoder:
             if not buf and buf.__alloc__() > _KEEP_ALLOCATED:
                 self._buf = bytearray()  # give a large frame's buffer back
         return frames
+
+    def unread(self, frames: Sequence[Frame]) -> None:
+        """Put back, at the front and in order, frames a caller took from :meth:`feed` but
+        did not handle: the next ``feed`` returns them first, as if never taken."""
+        if frames:
+            pack = _HEADER.pack
+            self._buf[0:0] = b"".join(pack(len(payload), frame_type) + payload
+                                      for frame_type, payload in frames)
+            self._need = 0  # the buffer starts with a frame whose header is not read yet
 
     def discard(self) -> None:
         """Drop everything buffered and release the buffer. The stream has lost its framing,

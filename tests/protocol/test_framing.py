@@ -220,3 +220,23 @@ def test_discard_releases_the_buffer_and_poisons_the_decoder() -> None:
     assert decoder.buffered == 0
     with pytest.raises(ProtocolError):
         decoder.feed(b"a" * 500)
+
+
+@given(frames=frames_strategy, cut=st.integers(0, 10_000), handled=st.integers(0, 10),
+       split=st.integers(0, 10_000))
+@settings(max_examples=200, deadline=None)
+def test_unread_frames_come_back_first_and_in_order(
+        frames: list[tuple[int, bytes]], cut: int, handled: int, split: int) -> None:
+    """The relay puts back the frames a pass had no time for; nothing is lost or reordered,
+    also when the frames put back sit in front of an incomplete one."""
+    stream = _stream(frames)
+    point = cut % (len(stream) + 1)
+    decoder = FrameDecoder()
+    taken = decoder.feed(stream[:point])
+    kept = taken[: handled % (len(taken) + 1)]
+    decoder.unread(taken[len(kept):])
+    rest = stream[point:]
+    middle = split % (len(rest) + 1)
+    got = kept + decoder.feed(rest[:middle]) + decoder.feed(rest[middle:])
+    decoder.close()
+    assert got == [Frame(t, p) for t, p in frames]
