@@ -66,9 +66,9 @@ from benchlib import (
 
 from protocol import chat_pb2 as pb
 from protocol import encode_frame
-from protocol.forward import encode_varint
 from protocol.types import FrameType
 from relay.config import RelayConfig
+from relay.forwarding import encode_varint
 
 PING_INTERVAL = 0.020
 RSS_INTERVAL = 0.050

@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from google.protobuf.message import Message as ProtoMessage
@@ -88,9 +88,8 @@ def frame_ends(data: bytes | bytearray | memoryview) -> list[int]:
 class FrameDecoder:
     """Incremental decoder: ``feed(data)`` then iterate the complete frames it returns.
 
-    ``feed`` returns a list of the frames completed by ``data``; frames are also available via
-    :meth:`frames` for callers that prefer an iterator. Bytes of an incomplete frame stay
-    buffered until the rest arrives.
+    ``feed`` returns a list of the frames completed by ``data``. Bytes of an incomplete frame
+    stay buffered until the rest arrives.
     """
 
     __slots__ = ("_buf", "_error", "_need", "max_frame")
@@ -183,10 +182,6 @@ class FrameDecoder:
         self._need = 0
         if self._error is None:
             self._error = ProtocolError("buffered input was discarded")
-
-    def frames(self, data: bytes | bytearray | memoryview) -> Iterator[Frame]:
-        """Iterator form of :meth:`feed`."""
-        return iter(self.feed(data))
 
     def close(self) -> None:
         """Declare end of stream: raise :class:`ProtocolError` if a frame was cut short."""

@@ -23,7 +23,6 @@ import os
 import queue
 import secrets
 import socket
-import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -102,7 +101,6 @@ class HashWorker:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._lock = threading.Lock()
         self.pending = 0
         self.computations = 0
 

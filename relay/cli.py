@@ -228,7 +228,7 @@ def _fit_open_file_limit(config: RelayConfig) -> RelayConfig:
 
 def run_relay(config: RelayConfig) -> int:
     from relay.handlers import HANDLERS
-    from relay.server import Relay
+    from relay.loop import Relay
 
     _private_data_dir(config.data_dir)
     context = None
@@ -252,7 +252,7 @@ def run_relay(config: RelayConfig) -> int:
     # Kicks queued while no relay ran: nobody to end, drop them now. A store that cannot write
     # must not stop the relay from starting: its loop probes the store until it can.
     with contextlib.suppress(StoreUnavailable):
-        relay.apply_admin_actions()
+        relay.maintenance.apply_admin_actions()
         store.commit()
     host, port = relay.listen()
     relay.install_signal_handlers()

@@ -158,14 +158,6 @@ class Connection:
     def __repr__(self) -> str:
         return f"<conn {self.id} {self.peer} uid={self.uid} {self.state.value}>"
 
-    @property
-    def logged_in(self) -> bool:
-        return self.uid != 0
-
-    @property
-    def open(self) -> bool:
-        return self.state is ConnState.OPEN
-
     # -- writing ---------------------------------------------------------------------------
 
     def queue(self, data: bytes) -> None:

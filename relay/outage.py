@@ -30,18 +30,16 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from protocol import chat_pb2 as pb
 from protocol import encode_frame
 from protocol.framing import HEADER_SIZE, frame_ends
 from protocol.types import EPHEMERAL_MESSAGE_TYPES, FrameType
-from relay import delivery
 from relay.connection import Connection
+from relay.inboxes import Inboxes
+from relay.sessions import Sessions
 from relay.store import Store
-
-if TYPE_CHECKING:
-    from relay.server import Relay
 
 log = logging.getLogger("parley.relay")
 
@@ -52,6 +50,20 @@ REQUEST_NOT_COMPLETED = "relay storage is full; request not completed"
 # LIST_BUDDY may show a relation that was rolled back; the next push corrects it).
 _STANDING = frozenset({FrameType.RAW, FrameType.PING, FrameType.RESET, FrameType.LIST_USER,
                        FrameType.LIST_BUDDY})
+
+
+class OutageContext(Protocol):
+    """What answering for lost writes uses of the relay (a part of
+    :class:`relay.context.Context`, which builds on this module)."""
+
+    inboxes: Inboxes
+    sessions: Sessions
+    dirty: set[Connection]
+    now: float
+
+    def send_message(self, conn: Connection, frame_type: int, message: Any) -> None: ...
+
+    def reset(self, conn: Connection, code: pb.Reset.Code.ValueType, reason: str) -> None: ...
 
 
 class StoreOutage:
@@ -67,7 +79,7 @@ class StoreOutage:
         """Whether the store lost a transaction since the last :meth:`writes_lost`."""
         return self.store.failures != self._failures_seen
 
-    def writes_lost(self, relay: Relay) -> None:
+    def writes_lost(self, relay: OutageContext) -> None:
         """The pass's writes were rolled back: forget what they changed, answer for the
         frames staged on their behalf (module docstring)."""
         self._failures_seen = self.store.failures
@@ -77,24 +89,16 @@ class StoreOutage:
             log.error("store cannot write (%s): refusing durable messages until it can "
                       "(probed every few seconds); logins, reads and ephemeral messages go on",
                       self.store.unavailable_reason)
-        senders = {row.sender for batch in relay.pass_rows for row in batch}
-        relay.pass_rows.clear()
-        relay.pending_rows = []
-        relay.head_seq.clear()
-        relay.inbox_floor.clear()
-        relay.inbox_bytes.clear()
-        applied, relay.deliveries_applied = relay.deliveries_applied, {}
-        for uid, (seq, receipts) in applied.items():
-            delivery.delivered_through(relay, uid, seq, receipts)
+        senders = relay.inboxes.writes_lost()
         for conn in list(relay.dirty):
-            _answer_for_staged(relay, conn)
+            self._answer_for_staged(relay, conn)
         for uid in senders:
-            sender = relay.online.get(uid)
+            sender = relay.sessions.get(uid)
             if sender is not None and sender.version < 2:
                 self.refused += 1
                 relay.reset(sender, pb.Reset.UNKNOWN_ERROR, MESSAGE_NOT_STORED)
 
-    def refuse_durable(self, relay: Relay, conn: Connection, client_id: int) -> None:
+    def refuse_durable(self, relay: OutageContext, conn: Connection, client_id: int) -> None:
         """A durable message arrived while the store cannot write."""
         self.refused += 1
         if conn.version >= 2:
@@ -103,12 +107,12 @@ class StoreOutage:
         else:
             relay.reset(conn, pb.Reset.UNKNOWN_ERROR, MESSAGE_NOT_STORED)
 
-    def request_failed(self, relay: Relay, conn: Connection) -> None:
+    def request_failed(self, relay: OutageContext, conn: Connection) -> None:
         """Handling a frame of ``conn`` needed a write the store refused: the request was
         not completed (what the pass lost with it is answered for at its end)."""
         relay.reset(conn, pb.Reset.UNKNOWN_ERROR, REQUEST_NOT_COMPLETED)
 
-    def probe(self, relay: Relay) -> None:
+    def probe(self, relay: OutageContext) -> None:
         """Try a write; if it succeeds, the episode is over."""
         if not self.store.probe():
             return
@@ -117,50 +121,49 @@ class StoreOutage:
                     "meanwhile): accepting durable messages", relay.now - began, self.refused)
         self.began = None
 
-
-def _answer_for_staged(relay: Relay, conn: Connection) -> None:
-    """Replace ``conn``'s staged frames by what stands once the pass's writes are lost."""
-    staged = conn.take_staged()
-    answers: list[bytes] = []
-    replay_after: int | None = None  # the session gets stored messages after this seq again
-    replay = False
-    lost = False
-    start = 0
-    for end in frame_ends(staged):
-        frame = staged[start:end]
-        payload = frame[HEADER_SIZE:]
-        start = end
-        frame_type = frame[HEADER_SIZE - 1]
-        if frame_type == FrameType.ACK:
-            ack = pb.Ack.FromString(payload)
-            if ack.delivered:
-                continue  # a receipt for a deletion that was rolled back
-            if ack.code == pb.Ack.OK:
-                answers.append(encode_frame(FrameType.ACK,
-                                            pb.Ack(id=ack.id, code=pb.Ack.STORE_FULL)))
-                relay.outage.refused += 1
-            else:
-                answers.append(frame)  # a refusal stands
-        elif frame_type == FrameType.MESSAGE:
-            message = pb.Message.FromString(payload)
-            if message.type in EPHEMERAL_MESSAGE_TYPES:
+    def _answer_for_staged(self, relay: OutageContext, conn: Connection) -> None:
+        """Replace ``conn``'s staged frames by what stands once the pass's writes are lost."""
+        staged = conn.take_staged()
+        answers: list[bytes] = []
+        replay_after: int | None = None  # the session gets stored messages after this seq again
+        replay = False
+        lost = False
+        start = 0
+        for end in frame_ends(staged):
+            frame = staged[start:end]
+            payload = frame[HEADER_SIZE:]
+            start = end
+            frame_type = frame[HEADER_SIZE - 1]
+            if frame_type == FrameType.ACK:
+                ack = pb.Ack.FromString(payload)
+                if ack.delivered:
+                    continue  # a receipt for a deletion that was rolled back
+                if ack.code == pb.Ack.OK:
+                    answers.append(encode_frame(FrameType.ACK,
+                                                pb.Ack(id=ack.id, code=pb.Ack.STORE_FULL)))
+                    self.refused += 1
+                else:
+                    answers.append(frame)  # a refusal stands
+            elif frame_type == FrameType.MESSAGE:
+                message = pb.Message.FromString(payload)
+                if message.type in EPHEMERAL_MESSAGE_TYPES:
+                    answers.append(frame)
+                else:  # pushed or replayed: what the store really holds is replayed instead
+                    replay = True
+                    if replay_after is None or message.seq <= replay_after:
+                        replay_after = message.seq - 1
+            elif frame_type == FrameType.SYNC:
+                replay = conn.sync_requested = True  # sent again once the replay is done
+            elif frame_type in _STANDING:
                 answers.append(frame)
-            else:  # pushed or replayed: what the store really holds is replayed instead
-                replay = True
-                if replay_after is None or message.seq <= replay_after:
-                    replay_after = message.seq - 1
-        elif frame_type == FrameType.SYNC:
-            replay = conn.sync_requested = True  # sent again once the replay is done
-        elif frame_type in _STANDING:
-            answers.append(frame)
-        else:
-            lost = True
-    if replay:
-        if replay_after is not None:
-            conn.pushed_seq = min(conn.pushed_seq, replay_after)
-        conn.catching_up = True  # the write pass resumes the replay from the store
-    for answer in answers:
-        conn.queue(answer)
-    if lost:
-        relay.reset(conn, pb.Reset.UNKNOWN_ERROR, REQUEST_NOT_COMPLETED)
-    relay.dirty.add(conn)
+            else:
+                lost = True
+        if replay:
+            if replay_after is not None:
+                conn.pushed_seq = min(conn.pushed_seq, replay_after)
+            conn.catching_up = True  # the write pass resumes the replay from the store
+        for answer in answers:
+            conn.queue(answer)
+        if lost:
+            relay.reset(conn, pb.Reset.UNKNOWN_ERROR, REQUEST_NOT_COMPLETED)
+        relay.dirty.add(conn)

@@ -21,9 +21,6 @@ class TransferLedger:
         self.max_per_user = max_per_user
         self._open: dict[int, dict[int, tuple[int, float]]] = {}
 
-    def open_count(self, uid: int, now: float) -> int:
-        return len(self._live(uid, now))
-
     def _live(self, uid: int, now: float) -> dict[int, tuple[int, float]]:
         transfers = self._open.get(uid)
         if transfers is None:

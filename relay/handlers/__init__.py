@@ -1,6 +1,7 @@
 """Request handlers, one module per concern; ``HANDLERS`` maps frame type to handler.
 
-Invariants: a handler gets ``(relay, conn, payload)``, never touches a socket, and reports
+Invariants: a handler gets ``(ctx, conn, payload)`` (:class:`relay.context.Context`, the
+narrow view of the loop), never touches a socket, and reports
 peer misbehaviour by raising :class:`protocol.ProtocolError` (the loop turns it into a
 Reset). Handlers run only for frames allowed in the connection's state (the loop checks
 login before dispatch).
@@ -8,17 +9,9 @@ login before dispatch).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 from protocol.types import FrameType
+from relay.context import Handler
 from relay.handlers import accounts, control, directory, messaging
-
-if TYPE_CHECKING:
-    from relay.connection import Connection
-    from relay.server import Relay
-
-Handler = Callable[["Relay", "Connection", bytes], None]
 
 HANDLERS: dict[int, Handler] = {
     FrameType.LOGIN: accounts.handle_login,

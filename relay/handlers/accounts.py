@@ -35,30 +35,30 @@ from relay.store import StoreUnavailable, UserRecord
 
 if TYPE_CHECKING:
     from relay.connection import Connection
-    from relay.server import Relay
+    from relay.context import Context
 
 log = logging.getLogger("parley.relay")
 
 BUSY_RETRY_AFTER_S = 1.0  # when the relay's password work is at its bound
 
 
-def _register_reply(relay: Relay, conn: Connection, code: pb.RegisterResponse.Code.ValueType,
+def _register_reply(relay: Context, conn: Connection, code: pb.RegisterResponse.Code.ValueType,
                     uid: int = 0) -> None:
     relay.send_message(conn, FrameType.REGISTER, pb.RegisterResponse(code=code, uid=uid))
 
 
-def _login_reply(relay: Relay, conn: Connection, code: pb.LoginResponse.Code.ValueType,
+def _login_reply(relay: Context, conn: Connection, code: pb.LoginResponse.Code.ValueType,
                  retry_after: float = 0.0) -> None:
     relay.send_message(conn, FrameType.LOGIN, pb.LoginResponse(
         code=code, retry_after_ms=math.ceil(retry_after * 1000)))
 
 
-def _hash_budget_spent(relay: Relay) -> bool:
+def _hash_budget_spent(relay: Context) -> bool:
     """True when the relay already has ``max_pending_hashes`` password checks queued."""
     return relay.hasher.pending >= relay.config.max_pending_hashes
 
 
-def _refuse_login(relay: Relay, conn: Connection, version: int, retry_after: float) -> None:
+def _refuse_login(relay: Context, conn: Connection, version: int, retry_after: float) -> None:
     """Refuse a login for now: v2 gets RATE_LIMITED, v1 (whose protocol has no such code)
     PASSWORD_ERROR; both with retry_after_ms, a field v1 clients skip."""
     codes = pb.LoginResponse
@@ -66,7 +66,7 @@ def _refuse_login(relay: Relay, conn: Connection, version: int, retry_after: flo
                  retry_after)
 
 
-def handle_register(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_register(relay: Context, conn: Connection, payload: bytes) -> None:
     request = parse_message(pb.RegisterRequest, payload)
     codes = pb.RegisterResponse
     config = relay.config
@@ -119,7 +119,7 @@ def handle_register(relay: Relay, conn: Connection, payload: bytes) -> None:
     relay.hasher.submit(hash_password, (request.password, config.scrypt_n), hashed)
 
 
-def handle_login(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
     request = parse_message(pb.LoginRequest, payload)
     codes = pb.LoginResponse
     if conn.uid:
@@ -184,11 +184,11 @@ def handle_login(relay: Relay, conn: Connection, payload: bytes) -> None:
     relay.hasher.submit(verify_password, (request.password, user.password_hash), verified)
 
 
-def complete_login(relay: Relay, conn: Connection, user: UserRecord, version: int,
+def complete_login(relay: Context, conn: Connection, user: UserRecord, version: int,
                    since_seq: int, token: str | None) -> None:
     """Make ``conn`` the user's one live session, answer, announce, start the backlog."""
     uid = user.uid
-    old = relay.online.pop(uid, None)
+    old = relay.sessions.take_over(uid)
     if old is not None and old is not conn:
         relay.reset(old, pb.Reset.KICKED, "you logged in from another connection")
     conn.uid = uid
@@ -196,14 +196,13 @@ def complete_login(relay: Relay, conn: Connection, user: UserRecord, version: in
     conn.version = version
     conn.token_login = token is not None
     relay.logged_in(conn)
-    relay.online[uid] = conn
-    relay.buddy_cache[uid] = relay.store.buddy_ids(uid)
+    relay.sessions.attach(uid, conn)
     # 0 for v1: "0 = v1 or unknown" keeps v1 buddy lists byte-identical to the original.
     relay.store.set_protocol_version(uid, 2 if version >= 2 else 0)
     if relay.config.rate_limit > 0:
         conn.bucket = TokenBucket(relay.config.rate_limit, relay.config.rate_burst, relay.now)
     response = pb.LoginResponse(code=pb.LoginResponse.SUCCESS, uid=uid)
-    head = delivery.current_head(relay, uid)
+    head = relay.inboxes.current_head(uid)
     if version >= 2:
         if token is None:
             token, hashed = new_token()

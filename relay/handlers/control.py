@@ -9,14 +9,14 @@ from protocol.types import FrameType, parse_message
 
 if TYPE_CHECKING:
     from relay.connection import Connection
-    from relay.server import Relay
+    from relay.context import Context
 
 
-def handle_ping(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_ping(relay: Context, conn: Connection, payload: bytes) -> None:
     ping = parse_message(pb.Ping, payload)
     relay.send_message(conn, FrameType.PING, pb.Ping(nonce=ping.nonce))
 
 
-def handle_reset(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_reset(relay: Context, conn: Connection, payload: bytes) -> None:
     parse_message(pb.Reset, payload)
     relay.close(conn, "client sent Reset (leaving)")

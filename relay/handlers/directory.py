@@ -2,7 +2,8 @@
 
 Invariants: every relation change is written to the store and pushed to both users'
 sessions in the same iteration (the push goes out after the commit). ListUser shows
-``online`` only where :func:`relay.presence.shows_online` allows it (the caller, its buddies).
+``online`` only where :meth:`relay.sessions.Sessions.shows_online` allows it (the caller,
+its buddies).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from relay.store import AddBuddyOutcome
 
 if TYPE_CHECKING:
     from relay.connection import Connection
-    from relay.server import Relay
+    from relay.context import Context
 
 _ADD_CODES = {
     AddBuddyOutcome.SUCCESS: pb.AddBuddyResponse.SUCCESS,
@@ -25,7 +26,7 @@ _ADD_CODES = {
 }
 
 
-def handle_list_user(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_list_user(relay: Context, conn: Connection, payload: bytes) -> None:
     request = parse_message(pb.ListUserRequest, payload)
     limit = relay.config.list_user_limit
     if request.limit:
@@ -33,16 +34,16 @@ def handle_list_user(relay: Relay, conn: Connection, payload: bytes) -> None:
     users, truncated = relay.store.list_users(request.query[:64], limit)
     relay.send_message(conn, FrameType.LIST_USER, pb.ListUserResponse(
         users=[pb.User(uid=u.uid, username=u.username,
-                       online=presence.shows_online(relay, conn.uid, u.uid)) for u in users],
+                       online=relay.sessions.shows_online(conn.uid, u.uid)) for u in users],
         truncated=truncated))
 
 
-def handle_list_buddy(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_list_buddy(relay: Context, conn: Connection, payload: bytes) -> None:
     parse_message(pb.ListBuddyRequest, payload)
     presence.push_list(relay, conn)
 
 
-def handle_add_buddy(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_add_buddy(relay: Context, conn: Connection, payload: bytes) -> None:
     request = parse_message(pb.AddBuddyRequest, payload)
     outcome = relay.store.add_buddy(conn.uid, request.uid)
     relay.send_message(conn, FrameType.ADD_BUDDY, pb.AddBuddyResponse(code=_ADD_CODES[outcome]))
@@ -50,7 +51,7 @@ def handle_add_buddy(relay: Relay, conn: Connection, payload: bytes) -> None:
         presence.relation_changed(relay, conn.uid, request.uid)
 
 
-def handle_remove_buddy(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_remove_buddy(relay: Context, conn: Connection, payload: bytes) -> None:
     request = parse_message(pb.RemoveBuddyRequest, payload)
     removed = relay.store.remove_relation(conn.uid, request.uid)
     code = pb.RemoveBuddyResponse.SUCCESS if removed else pb.RemoveBuddyResponse.FAILED

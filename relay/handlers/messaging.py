@@ -3,7 +3,7 @@
 Invariants:
 - The sender's identity is the session's uid, never a field of the packet; the relay reads
   only ``uid`` (destination), ``type`` and ``id`` and forwards the client's bytes with
-  uid/timestamp/seq appended (see :mod:`protocol.forward`).
+  uid/timestamp/seq appended (see :mod:`relay.forwarding`).
 - Durable messages are acknowledged (v2) only by frames written after the commit.
 - A (sender, id) seen within the dedup window gets the original Ack and stores nothing.
 - Messages go only between buddies; refusals are Ack codes for v2 senders and silent drops
@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 
 from protocol import ProtocolError
 from protocol import chat_pb2 as pb
-from protocol.forward import ack_ok_frame
 from protocol.types import EPHEMERAL_MESSAGE_TYPES, FrameType, parse_message
 from protocol.validation import MAX_TEXT_BYTES, text_within_limit
 from relay import delivery
+from relay.forwarding import ack_ok_frame
 
 if TYPE_CHECKING:
     from relay.connection import Connection
-    from relay.server import Relay
+    from relay.context import Context
 
 log = logging.getLogger("parley.relay")
 
@@ -41,7 +41,7 @@ _MESSAGE_TEXT = pb.Message.MESSAGE
 _SURELY_SHORT = MAX_TEXT_BYTES // 4  # at most 4 UTF-8 bytes per character
 
 
-def _ack(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
+def _ack(relay: Context, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
          seq: int = 0, timestamp: int = 0) -> None:
     if code == pb.Ack.OK:
         # Collected while one read is dispatched and queued as one chunk at its end.
@@ -51,7 +51,7 @@ def _ack(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.Value
                        pb.Ack(id=client_id, seq=seq, code=code, timestamp=timestamp))
 
 
-def _refuse(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
+def _refuse(relay: Context, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
             durable: bool) -> None:
     if conn.version >= 2 and durable:
         _ack(relay, conn, client_id, code)
@@ -60,7 +60,7 @@ def _refuse(relay: Relay, conn: Connection, client_id: int, code: pb.Ack.Code.Va
                   pb.Ack.Code.Name(code))
 
 
-def _find_duplicate(relay: Relay, sender: int, client_id: int,
+def _find_duplicate(relay: Context, sender: int, client_id: int,
                     recipient: int) -> tuple[int, int] | None:
     """(seq, timestamp) of the Ack already given for this id, if any, within the window.
 
@@ -71,7 +71,7 @@ def _find_duplicate(relay: Relay, sender: int, client_id: int,
     dedup = relay.dedup
     if not dedup.bloom.test_and_add(sender, client_id):
         return None  # added now: a refusal later only costs a rare extra lookup
-    relay.flush_rows()
+    relay.inboxes.flush_rows()
     record = dedup.find(sender, client_id, recipient)
     if record is None:
         return None
@@ -82,7 +82,7 @@ _FILE_TYPES = frozenset({pb.Message.FILE_OFFER, pb.Message.FILE_ACCEPT, pb.Messa
                          pb.Message.FILE_CANCEL, pb.Message.FILE_PROGRESS})
 
 
-def _account_transfer(relay: Relay, conn: Connection, message: pb.Message) -> bool:
+def _account_transfer(relay: Context, conn: Connection, message: pb.Message) -> bool:
     """Apply the file-transfer limits; False if the message was refused."""
     kind = message.type
     transfer_id = message.file.transfer_id
@@ -107,7 +107,7 @@ def _account_transfer(relay: Relay, conn: Connection, message: pb.Message) -> bo
     return True
 
 
-def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
     """The hot path: keep it flat (one relayed message costs a few microseconds)."""
     try:
         message = _Message.FromString(payload)
@@ -126,7 +126,7 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         else:
             relay.reset(conn, pb.Reset.RATE_LIMITED, "more messages per second than allowed")
         return
-    buddies = relay.buddy_cache.get(sender)
+    buddies = relay.sessions.buddies.get(sender)
     if buddies is None or recipient not in buddies:
         exists = recipient != 0 and relay.store.user_by_uid(recipient) is not None
         code = pb.Ack.NOT_BUDDY if exists else pb.Ack.NO_SUCH_USER
@@ -154,13 +154,14 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         relay.outage.refuse_durable(relay, conn, client_id)
         return
     config = relay.config
-    floor = relay.inbox_floor.get(recipient)
-    head = relay.head_seq.get(recipient)
+    inboxes = relay.inboxes
+    floor = inboxes.floor.get(recipient)
+    head = inboxes.head_seq.get(recipient)
     stored = (head - floor if floor is not None and head is not None
-              else delivery.inbox_count(relay, recipient))
-    size = relay.inbox_bytes.get(recipient)
+              else inboxes.count(recipient))
+    size = inboxes.stored_bytes.get(recipient)
     if size is None:
-        size = delivery.inbox_bytes(relay, recipient)
+        size = inboxes.bytes_of(recipient)
     if stored >= config.inbox_quota or size + len(payload) > config.inbox_quota_bytes:
         _refuse(relay, conn, client_id, pb.Ack.QUOTA_EXCEEDED, durable)
         return
@@ -169,14 +170,14 @@ def handle_message(relay: Relay, conn: Connection, payload: bytes) -> None:
         conn.pending_acks.append(ack_ok_frame(client_id, seq, timestamp))
 
 
-def handle_ack(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_ack(relay: Context, conn: Connection, payload: bytes) -> None:
     ack = parse_message(pb.Ack, payload)
     through = min(ack.seq, conn.pushed_seq)
     if through > 0:
-        delivery.delivered_through(relay, conn.uid, through, receipts=True)
+        relay.inboxes.delivered_through(conn.uid, through, receipts=True)
 
 
-def handle_sync(relay: Relay, conn: Connection, payload: bytes) -> None:
+def handle_sync(relay: Context, conn: Connection, payload: bytes) -> None:
     sync = parse_message(pb.Sync, payload)
-    since = min(sync.since_seq, delivery.current_head(relay, conn.uid))
+    since = min(sync.since_seq, relay.inboxes.current_head(conn.uid))
     delivery.start_backlog(relay, conn, since, send_sync=True)

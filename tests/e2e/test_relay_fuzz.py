@@ -44,8 +44,8 @@ from hypothesis import strategies as st
 
 from protocol import FrameDecoder, ProtocolError, encode_frame
 from protocol import chat_pb2 as pb
-from protocol.forward import encode_varint
 from protocol.types import TYPE_TABLE, FrameType
+from relay.forwarding import encode_varint
 from tests.harness import RelayProcess
 from tests.wire import WireClient, make_buddies
 

@@ -1,7 +1,7 @@
 """One connection's bug stays with that connection: the loop, and everyone else, go on.
 
 Once the relay's handlers are fixed, no frame reaches a handler bug from the wire, so this
-drives the real :class:`relay.server.Relay` in-process (its loop in a thread, real loopback
+drives the real :class:`relay.loop.Relay` in-process (its loop in a thread, real loopback
 sockets, a real SQLite file) with a handler table in which PING raises for one nonce. The
 hash worker's callbacks are checked the same way, with real threads.
 """
@@ -24,7 +24,7 @@ from relay.config import RelayConfig
 from relay.connection import Connection
 from relay.handlers import HANDLERS
 from relay.handlers.control import handle_ping
-from relay.server import Relay
+from relay.loop import Relay
 from tests.wire import WireClient
 
 FAULTY_NONCE = 13
@@ -64,7 +64,7 @@ def relay_in_thread(tmp_path: Path) -> Iterator[Relay]:
 
 def test_a_handler_exception_resets_only_its_connection(
         relay_in_thread: Relay, caplog: pytest.LogCaptureFixture) -> None:
-    host, port = relay_in_thread.address
+    host, port = relay_in_thread.acceptor.address
     caplog.set_level(logging.ERROR, logger="parley.relay")
     bystander = WireClient(host, port, tls=False)
     victim = WireClient(host, port, tls=False)

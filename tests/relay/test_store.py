@@ -16,7 +16,6 @@ import pytest
 
 from protocol import FrameDecoder, FrameType, encode_frame
 from protocol import chat_pb2 as pb
-from relay import store as store_mod
 from relay.store import (
     MAX_RUN_MESSAGES,
     MIGRATIONS,
@@ -29,6 +28,7 @@ from relay.store import (
     StoreError,
     StoreUnavailable,
 )
+from relay.store import schema as store_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,5 @@
-"""Rewrite a client's Message for forwarding without decoding and re-encoding it.
+"""Forwarding: rewrite a client's Message without decoding and re-encoding it, and build the
+relay's Ack frames by hand.
 
 The relay must set ``uid`` (to the sender), ``timestamp`` and ``seq`` (PROTOCOL.md section 7).
 Protobuf lets a later occurrence of a scalar field override an earlier one, so appending
@@ -8,14 +9,19 @@ stays the client's opaque bytes.
 Invariant: ``Message.FromString(payload + override_tail(u, t, s))`` has uid ``u``,
 timestamp ``t`` and seq ``s`` whatever ``payload`` held, including explicit zeros.
 The Ack frames built here are byte-identical to ``encode_frame`` of the same Ack (tested).
+
+State owned: two module-level Ack objects reused by :func:`ack_ok_frame` and
+:func:`receipt_frames` (every field they carry is assigned on each call; the relay's loop is
+single-threaded, and encoding into a reused object is what keeps the durable path fast).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 
 from protocol import chat_pb2
+from protocol.framing import pack_header
+from protocol.types import FrameType
 
 _ONE_BYTE = [bytes((value,)) for value in range(0x80)]
 
@@ -56,8 +62,7 @@ def seq_field(seq: int) -> bytes:
     return _TAG_SEQ + encode_varint(seq)
 
 
-_ACK_HEADER_TYPE = 7  # FrameType.ACK
-_pack_header = struct.Struct(">IB").pack
+_ACK_HEADER_TYPE = int(FrameType.ACK)  # a plain int: struct packs it faster than the enum
 _Ack = chat_pb2.Ack
 
 
@@ -73,7 +78,7 @@ def ack_ok_frame(message_id: int, seq: int, timestamp: int) -> bytes:
     ack.seq = seq
     ack.timestamp = timestamp
     payload = ack.SerializeToString()
-    return _pack_header(len(payload), _ACK_HEADER_TYPE) + payload
+    return pack_header(len(payload), _ACK_HEADER_TYPE) + payload
 
 
 def receipt_frames(message_ids: Iterable[int], peer: int) -> bytes:
@@ -87,7 +92,7 @@ def receipt_frames(message_ids: Iterable[int], peer: int) -> bytes:
     for message_id in message_ids:
         ack.id = message_id
         payload = serialize()
-        append(_pack_header(len(payload), _ACK_HEADER_TYPE))
+        append(pack_header(len(payload), _ACK_HEADER_TYPE))
         append(payload)
     return b"".join(frames)
 
