@@ -38,9 +38,9 @@ from protocol import encode_frame
 from protocol.types import FrameType
 from tests.tui.conftest import app_config, log_in, wait_until
 from tui.app import ParleyApp
-from tui.board_book import BoardBook
-from tui.client.store import HistoryEntry
+from tui.client.history import HistoryEntry
 from tui.screens.main import MainScreen
+from tui.state.board_book import BoardBook
 from tui.widgets.board_canvas import BoardCanvas
 
 PASSWORD = "correct horse"

@@ -35,7 +35,7 @@ from benchlib import ROOT, RelayProcess, machine_description
 from tests.files import random_file, sha256_of
 from tests.tui.client.sessions import buddies, make_session
 from tui.client.transfer import TransferManager, TransferState
-from tui.client.transfer_events import (
+from tui.client.transfer.events import (
     TransferCompleted,
     TransferEvent,
     TransferFailed,

@@ -5,7 +5,8 @@ Invariants:
   kill the app): :func:`tui.net.run_session`. A failed login comes back through
   ``on_worker_state_changed`` and is shown on the login screen.
 - Quitting closes the session first (acknowledgements flushed, a goodbye Reset sent).
-- The app holds no chat state: the main screen and the client library do.
+- The app holds no chat state: the main screen's :class:`~tui.state.chat.ChatState` and the
+  client library do.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``parley``: the TUI, or ``parley send`` / ``parley tail`` for scripts.
 
 Invariants:
-- ``send`` and ``tail`` go to :func:`tui.client.scripting.main` untouched (its exit codes).
+- ``send`` and ``tail`` go to :func:`tui.client.cli.main` untouched (its exit codes).
 - Anything else is the TUI; flags: --host, --port (default 1025), --user, --plaintext,
   --fingerprint, --known-relays, --data-dir, --log-file. A malformed --fingerprint is a
   usage error (exit 2) before the screen is taken over. No password on the command line.
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from tui.client import scripting
+from tui.client import cli as scripting
 from tui.client.connection import DEFAULT_PORT
 from tui.client.store import default_data_dir
 from tui.client.trust import canonical_fingerprint, default_known_relays_path

@@ -4,15 +4,18 @@ Invariants:
 - :func:`run_session` is the body of the App's exclusive ``net`` worker: a new login
   cancels the previous session, and the session is closed whenever the worker ends
   (normally, cancelled, or failed).
-- Every client event reaches the main screen as a :class:`~tui.messages.SessionEvent`, in
-  order, from one bounded stream opened *before* the session starts, so nothing that
-  happens between the login and the first screen is lost.
+- Every event of the client library reaches the main screen as a
+  :class:`~tui.messages.SessionEvent`, by one path: a :class:`~tui.feed.ClientFeed` that
+  merges the session's events — from one bounded stream opened *before* the session starts,
+  so nothing that happens between the login and the first screen is lost — with the
+  transfer engine's (a snapshot of its transfers first, then its events).
 - Errors before the login completes propagate (the app shows them on the login screen);
   after it the session reconnects by itself and reports trouble as events.
 - Flow control: after every :data:`FLOW_WINDOW` events the worker waits until the screen
   has handled them, so the screen's message queue — which the user's key presses pass
-  through — stays short even when thousands of events arrive at once; the stream (bounded)
-  holds the rest, and if it overflows the screen reloads from the store (``EventsLost``).
+  through — stays short even when thousands of events arrive at once; the session's
+  stream (bounded) holds the rest, and if it overflows the screen reloads from the store
+  (``EventsLost``).
 - The file-transfer engine (:class:`~tui.client.transfer.TransferManager`) is created with
   the session, before it starts (so offers in the backlog are recorded), handed to the host
   with it, and closed before it.
@@ -33,6 +36,7 @@ from tui.client.login import LoginFailed, LoginRateLimited, RegisterFailed, regi
 from tui.client.session import ClientSession
 from tui.client.transfer import TransferManager
 from tui.client.trust import TrustError
+from tui.feed import ClientFeed
 from tui.messages import SessionEvent
 from tui.settings import AppConfig, LoginRequest, RememberedServer, save_remembered
 
@@ -70,6 +74,7 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
         options=options,
     )
     transfers: TransferManager | None = None
+    feed: ClientFeed | None = None
     try:
         # Before start(): offers in the backlog reach the engine's store (and the Files pane).
         transfers = TransferManager(
@@ -83,13 +88,16 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
         remembered = RememberedServer(request.host, request.port, request.username)
         save_remembered(config.settings_path, remembered if request.remember else None)
         target = await host.session_started(session, request, transfers)
+        feed = ClientFeed(stream, transfers)
         posted = 0
-        async for event in stream:
+        async for event in feed:
             target.post_message(SessionEvent(event))
             posted += 1
             if posted % FLOW_WINDOW == 0:
                 await caught_up(target)
     finally:
+        if feed is not None:
+            feed.close()
         if transfers is not None:
             await transfers.close()  # before the session: offsets persisted, runs stopped
         await session.close()

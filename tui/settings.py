@@ -22,7 +22,7 @@ from pathlib import Path
 from tui.client.connection import DEFAULT_PORT
 from tui.client.session import SessionOptions
 from tui.client.store import default_data_dir
-from tui.client.transfer_logic import TransferOptions
+from tui.client.transfer.logic import TransferOptions
 from tui.client.trust import AskUnknown, TrustPolicy, TrustStore, default_known_relays_path
 
 SETTINGS_FILE = "tui.json"

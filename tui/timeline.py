@@ -13,7 +13,7 @@ Invariants:
 - Work is proportional to what changed: the lines of each message are cached for the
   current width and re-wrapped only when the width changes; appending costs O(that message);
   prepending an older page costs O(page) wrapping plus one O(lines) list rebuild.
-- Text shown is :func:`tui.models.display_text` of the message (cleaned, bounded); the full
+- Text shown is :func:`tui.display.display_text` of the message (cleaned, bounded); the full
   text stays in the entries.
 """
 
@@ -27,8 +27,8 @@ from rich.cells import cell_len
 
 from protocol import chat_pb2 as pb
 from protocol.validation import printable_text
-from tui.client.store import HistoryEntry, MessageState
-from tui.models import (
+from tui.client.history import HistoryEntry, MessageState
+from tui.display import (
     DISPLAY_LINES,
     day_of,
     day_separator,

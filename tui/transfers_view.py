@@ -1,15 +1,12 @@
-"""Pure models of the Files pane: sizes, rates and ETAs as text, one row per transfer.
+"""How the Files pane shows transfers: sizes, rates and ETAs as text, one row per transfer.
 
-No widgets and no I/O: :class:`~tui.client.transfer_store.Transfer` snapshots and transfer
+No widgets and no I/O: :class:`~tui.client.transfer.store.Transfer` snapshots and transfer
 events in, plain strings and ``Content`` out, so all of it is unit-tested without an app.
 
 Invariants:
 - File names, peer names and reasons are hostile. Every string produced here went through
   :func:`clip` (terminal controls removed, one line, bounded length) and is put into
   ``Content`` as *text*, never parsed as markup.
-- :class:`TransferBook` holds the newest snapshot of every transfer it was told about; a
-  transfer in a final state is never moved back by a later (stale) event, because the
-  engine's events per transfer come in order and end with exactly one final event.
 - The actions offered for a row (:class:`RowActions`) depend only on its state and
   direction: accept/decline an incoming offer, cancel anything unfinished, remove a
   finished row from the list.
@@ -23,12 +20,8 @@ from pathlib import Path
 from textual.content import Content
 
 from protocol.validation import printable_text
-from tui.client.transfer_events import (
-    TransferEvent,
-    TransferProgress,
-)
-from tui.client.transfer_store import Transfer, TransferState
-from tui.models import format_size
+from tui.client.transfer.store import Transfer, TransferState
+from tui.display import format_size
 
 NAME_CHARS = 60  # a file name in a row
 REASON_CHARS = 160  # a reason or a path in a row
@@ -191,48 +184,3 @@ def preparing_view(file_name: str, peer_name: str) -> TransferRowView:
     return TransferRowView(
         title, Content("reading the file (SHA-256)…"), None, "-preparing", RowActions()
     )
-
-
-class TransferBook:
-    """The newest snapshot of each transfer, oldest first (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, Transfer] = {}
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def __contains__(self, local_id: object) -> bool:
-        return local_id in self._by_id
-
-    def get(self, local_id: int) -> Transfer | None:
-        return self._by_id.get(local_id)
-
-    def ordered(self) -> list[Transfer]:
-        return [self._by_id[key] for key in sorted(self._by_id)]
-
-    def load(self, transfers: list[Transfer]) -> None:
-        for transfer in transfers:
-            self.put(transfer)
-
-    def put(self, transfer: Transfer) -> tuple[Transfer, bool]:
-        """Record ``transfer``; returns (what is now recorded, whether it is new). A
-        snapshot never replaces a final one."""
-        current = self._by_id.get(transfer.id)
-        if current is not None and current.state.final and not transfer.state.final:
-            return current, False
-        self._by_id[transfer.id] = transfer
-        return transfer, current is None
-
-    def apply(self, event: TransferEvent) -> tuple[Transfer, bool]:
-        """Record the snapshot an event carries (a progress event's live offset, rate and
-        ETA included); returns (the row's transfer, whether it is new)."""
-        transfer = event.transfer
-        if isinstance(event, TransferProgress):
-            current = self._by_id.get(transfer.id)
-            if current is not None and current.state.final:
-                return current, False
-        return self.put(transfer)
-
-    def forget(self, local_id: int) -> None:
-        self._by_id.pop(local_id, None)

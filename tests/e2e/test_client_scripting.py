@@ -1,4 +1,4 @@
-"""``parley send`` / ``parley tail`` (tui.client.scripting.main) against the real relay."""
+"""``parley send`` / ``parley tail`` (tui.client.cli.main) against the real relay."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import buddies, make_session
-from tui.client.scripting import EXIT_OK, EXIT_REFUSED, EXIT_TRUST, main
+from tui.client.cli import EXIT_OK, EXIT_REFUSED, EXIT_TRUST, main
 
 
 async def _accounts(relay: RelayProcess, tmp_path: Path, *, befriend: bool) -> None:

@@ -28,7 +28,7 @@ from tests.tui.client.sessions import TransferPeer as Peer
 from tests.wire import WireClient
 from tui.client import MessageReceived
 from tui.client.transfer import TransferError, TransferState
-from tui.client.transfer_events import (
+from tui.client.transfer.events import (
     TransferCancelled,
     TransferCompleted,
     TransferDeclined,
@@ -37,7 +37,7 @@ from tui.client.transfer_events import (
     TransferProgress,
     TransferUpdated,
 )
-from tui.client.transfer_logic import TransferOptions
+from tui.client.transfer.logic import TransferOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
@@ -487,7 +487,7 @@ async def test_a_cancel_racing_the_final_verification_leaves_consistent_state(
     must not leave the file on disk under a CANCELLED record. The receiver's final move is
     slowed (its engine runs in this process) so every cancel lands inside that window.
     """
-    import tui.client.transfer_recv as transfer_recv
+    import tui.client.transfer.receive as transfer_recv
 
     real_finalize = transfer_recv.finalize
 

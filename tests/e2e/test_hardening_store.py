@@ -15,7 +15,7 @@ from protocol import chat_pb2 as pb
 from protocol.types import FrameType
 from tests.harness import RelayProcess
 from tests.wire import WireClient, make_buddies
-from tui.client import scripting
+from tui.client import cli as scripting
 
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1

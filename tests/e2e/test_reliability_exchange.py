@@ -35,6 +35,7 @@ from pathlib import Path
 
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import buddies, policy_for
+from tests.waiting import wait_until
 from tui.client import (
     ClientSession,
     ConnectionState,
@@ -206,11 +207,7 @@ class Exchange:
 
     async def wait_until(self, condition: Callable[[], bool], what: str,
                          timeout: float = HANG) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting until {what}:\n{self.describe()}")
-            await asyncio.sleep(0.01)
+        await wait_until(condition, what, timeout=timeout, poll=0.01, describe=self.describe)
 
     async def finish(self, pumps: list[asyncio.Task[None]]) -> None:
         """Every text sent, acknowledged and received; then a pause for late duplicates."""

@@ -15,12 +15,12 @@ import asyncio
 import random
 import re
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import policy_for
+from tests.waiting import wait_until
 from tui.client import (
     ClientSession,
     ConnectionState,
@@ -47,15 +47,6 @@ async def bounded(jobs: list[Callable[[], Awaitable[object]]], limit: int) -> No
             await job()
 
     await asyncio.gather(*(run(job) for job in jobs))
-
-
-async def wait_until(condition: Callable[[], bool], what: str,
-                     describe: Callable[[], str] = str) -> None:
-    deadline = time.monotonic() + HANG
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}: {describe()}")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_thousand_sessions_resume_by_token_after_a_relay_restart(
@@ -104,7 +95,8 @@ async def test_a_thousand_sessions_resume_by_token_after_a_relay_restart(
             errors = {repr(s.last_error) for s in sessions if s.last_error is not None}
             return f"{len(back)} back, states {states}, errors {sorted(errors)[:5]}"
 
-        await wait_until(lambda: len(back) == SESSIONS, "every session is back", describe)
+        await wait_until(lambda: len(back) == SESSIONS, "every session is back", timeout=HANG,
+                         poll=0.05, describe=describe)
         assert back_by_password == []
         assert all(s.connected and s.resumed_by_token for s in sessions)
 
@@ -117,7 +109,7 @@ async def test_a_thousand_sessions_resume_by_token_after_a_relay_restart(
             stats[:] = [m for line in relay.log_lines[mark:] if (m := _STATS.search(line))]
             return bool(stats)
 
-        await wait_until(stats_logged, "the relay logged its stats")
+        await wait_until(stats_logged, "the relay logged its stats", timeout=HANG, poll=0.05)
         connections, online, scrypt = (int(g) for g in stats[-1].groups())
         assert online == SESSIONS and connections >= SESSIONS
         assert scrypt == 0, f"the restarted relay computed {scrypt} scrypt hashes"

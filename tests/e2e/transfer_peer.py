@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tui.client import ClientSession, Endpoint, SessionOptions, TrustPolicy
 from tui.client.transfer import TransferManager
-from tui.client.transfer_events import (
+from tui.client.transfer.events import (
     TransferCompleted,
     TransferEvent,
     TransferOffered,

@@ -8,7 +8,6 @@ generous timeout, never by wall-clock thresholds.
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input
 
+from tests import waiting
 from tests.harness import RelayProcess
 from tui.app import ParleyApp
 from tui.client.backoff import RetryPolicy
@@ -61,11 +61,8 @@ def app_config(
 async def wait_until(
     pilot: Pilot[object], predicate: Callable[[], object], what: str, timeout: float = 20.0
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+    """:func:`tests.waiting.wait_until`, letting the app run between checks."""
+    await waiting.wait_until(predicate, what, timeout=timeout, pause=pilot.pause)
 
 
 def screen_text(app: App[object]) -> str:

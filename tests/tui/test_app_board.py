@@ -1,6 +1,6 @@
 """The shared drawing board in the TUI, against a real relay, with a library client as the peer.
 
-The peer's board is a :class:`tui.board_model.Board` to which the GRAPHICS texts its session
+The peer's board is a :class:`tui.state.board.Board` to which the GRAPHICS texts its session
 receives are applied, so "the peer sees the same" means the same cells after a trip through
 the real relay. Covers: a mouse drag (brush and line mode), keyboard drawing (pen, line
 mode, eraser), clear with confirmation on both sides, strokes sent to and from an offline
@@ -31,16 +31,16 @@ from tests.tui.conftest import (
 )
 from tests.tui.test_app_chat import make_buddies, rows
 from tui.app import ParleyApp
-from tui.board_book import BOARD_HEIGHT, BOARD_WIDTH
-from tui.board_model import Board, line_char
 from tui.client.connection import Endpoint
 from tui.client.events import Event, MessageReceived
+from tui.client.history import HistoryEntry, MessageState
 from tui.client.session import ClientSession
-from tui.client.store import HistoryEntry, MessageState
 from tui.client.trust import TrustPolicy
 from tui.dialogs.confirm import ChoiceDialog
-from tui.models import RowKind
 from tui.screens.main import MainScreen
+from tui.state.board import Board, line_char
+from tui.state.board_book import BOARD_HEIGHT, BOARD_WIDTH
+from tui.state.roster import RowKind
 from tui.widgets.board_canvas import BoardCanvas
 
 
@@ -163,7 +163,7 @@ async def test_mouse_drag_draws_here_and_on_the_peer_board(
         assert peer.board.snapshot() == want.snapshot()
         # Strokes never become chat lines or unread counts.
         assert screen.view.timeline.entries == []
-        assert screen.unread.get(bob.uid or 0) == 0
+        assert screen.chat.unread.get(bob.uid or 0) == 0
 
 
 async def test_keyboard_drawing_with_pen_lines_and_eraser(
@@ -304,7 +304,7 @@ async def test_strokes_reach_a_peer_who_was_offline_both_ways(
             )
             await pilot.pause(0.2)
             # Strokes are not unread messages and raise no "while you were away" toast.
-            assert screen.unread.get(bob_uid) == 0
+            assert screen.chat.unread.get(bob_uid) == 0
             assert {c.peer: c.unread for c in screen.session.store.conversations()} == {bob_uid: 0}
             assert not any("away" in str(n.title) for n in app._notifications)
             screen.open_conversation(bob_uid)
@@ -424,5 +424,5 @@ async def test_flood_of_ten_thousand_segments_keeps_input_alive(
         assert len(moved_at) == 3 and moved_at[0] < len(texts), moved_at
         await pilot.pause()
         assert shown_cells(app, canvas, want) == []
-        assert screen.unread.get(bob.uid or 0) == 0
+        assert screen.chat.unread.get(bob.uid or 0) == 0
         assert toasts == []  # strokes raise no toasts

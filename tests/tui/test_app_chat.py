@@ -18,12 +18,12 @@ from tests.harness import RelayProcess
 from tests.tui.conftest import app_config, log_in, screen_text, start_peer, wait_until
 from tui.app import ParleyApp
 from tui.client.events import ConnectionState, MessageReceived
+from tui.client.history import MessageState
 from tui.client.session import ClientSession
-from tui.client.store import MessageState
 from tui.dialogs.confirm import ChoiceDialog
 from tui.dialogs.user_search import UserSearchDialog
-from tui.models import RowKind
 from tui.screens.main import MainScreen
+from tui.state.roster import RowKind
 from tui.widgets.status_bar import StatusBar
 
 
@@ -64,13 +64,13 @@ async def test_add_buddy_chat_both_ways_typing_and_ticks(
         # Bob accepts: bob becomes a buddy, online.
         await bob.add_buddy(alice_uid)
         await wait_until(pilot, lambda: rows(screen).get("bob") is RowKind.BUDDY, "buddy")
-        assert screen.buddies[bob.uid or 0].online
+        assert screen.chat.buddies[bob.uid or 0].online
 
         # Open the chat and send: sending… → ✓ → ✓✓ (bob is online and acknowledges).
         screen.buddy_list.focus()
         screen.buddy_list.highlight_uid(bob.uid or 0)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.active == bob.uid, "the chat with bob")
+        await wait_until(pilot, lambda: screen.chat.active == bob.uid, "the chat with bob")
         assert app.focused is screen.composer
         await pilot.press(*"hello bob")
         await pilot.press("enter")
@@ -93,7 +93,7 @@ async def test_add_buddy_chat_both_ways_typing_and_ticks(
         # Bob answers: shown in the open conversation, no unread count.
         bob.send_text(alice_uid, "hi alice")
         await wait_until(pilot, lambda: "bob: hi alice" in screen_text(app), "bob's answer")
-        assert screen.unread.get(bob.uid or 0) == 0
+        assert screen.chat.unread.get(bob.uid or 0) == 0
 
         # Bob types: "bob is typing…" shows, then goes by itself.
         bob.send_typing(alice_uid)
@@ -144,13 +144,13 @@ async def test_unread_counts_and_incoming_requests(
             screen.open_conversation(bob.uid or 0)
             carol.send_text(alice_uid, "one")
             carol.send_text(alice_uid, "two")
-            await wait_until(pilot, lambda: screen.unread.get(carol.uid or 0) == 2, "unread")
+            await wait_until(pilot, lambda: screen.chat.unread.get(carol.uid or 0) == 2, "unread")
             await wait_until(pilot, lambda: "carol (2)" in screen_text(app), "screen text")
             # Opening carol's chat clears it (also in the store, for the next start).
             screen.buddy_list.focus()
             screen.buddy_list.highlight_uid(carol.uid or 0)
             await pilot.press("enter")
-            await wait_until(pilot, lambda: screen.unread.get(carol.uid or 0) == 0, "read")
+            await wait_until(pilot, lambda: screen.chat.unread.get(carol.uid or 0) == 0, "read")
             await wait_until(pilot, lambda: "carol (2)" not in screen_text(app), "text gone")
             await wait_until(pilot, lambda: "carol: two" in screen_text(app), "screen text")
             convs = {c.peer: c.unread for c in screen.session.store.conversations()}

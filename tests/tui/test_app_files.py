@@ -28,17 +28,17 @@ from tests.tui.conftest import PASSWORD, app_config, log_in, screen_text, wait_u
 from tests.tui.test_app_chat import make_buddies, rows
 from tui.app import ParleyApp
 from tui.client.events import MessageReceived
-from tui.client.transfer_events import (
+from tui.client.transfer.events import (
     TransferCancelled,
     TransferCompleted,
     TransferDeclined,
     TransferOffered,
 )
-from tui.client.transfer_logic import TransferOptions
+from tui.client.transfer.logic import TransferOptions
 from tui.dialogs.pick_file import PickFileDialog
 from tui.dialogs.save_file import SaveFileDialog
-from tui.models import RowKind
 from tui.screens.main import MainScreen
+from tui.state.roster import RowKind
 from tui.widgets.file_tree import FileTree
 from tui.widgets.files_pane import FilesPane
 
@@ -307,7 +307,11 @@ async def test_cancel_from_either_side(
                 await pilot.press("enter")
                 await wait_until(pilot, lambda: app.screen is screen, "dialog closed")
 
-            # Either side's bar moves first.
+            # Either side's bar moves first. The engine's events reach the pane through the
+            # net worker's feed: wait until the row exists (mounted) before reading its bar.
+            await wait_until(
+                pilot, lambda: any(r.is_mounted for r in files.rows.values()), "the row"
+            )
             row_id = files.book.ordered()[0].id
             await wait_until(
                 pilot,

@@ -18,8 +18,8 @@ from tests.tui.conftest import app_config, log_in, screen_text, wait_until
 from tui.app import ParleyApp
 from tui.client.events import Buddy, BuddyListChanged, MessageReceived
 from tui.client.session import ClientSession
+from tui.display import DISPLAY_LINES
 from tui.messages import SessionEvent
-from tui.models import DISPLAY_LINES
 from tui.screens.main import MainScreen
 
 HOSTILE = [
@@ -45,7 +45,7 @@ async def test_hostile_messages_render_literally(
         alice = screen.session.uid or 0
         await screen.session.add_buddy(bob.uid or 0)
         await bob.add_buddy(alice)
-        await wait_until(pilot, lambda: bob.uid in screen.buddies, "bob as a buddy")
+        await wait_until(pilot, lambda: bob.uid in screen.chat.buddies, "bob as a buddy")
 
         # No conversation open: each message is also a toast (markup=False).
         for text in HOSTILE:
@@ -53,7 +53,7 @@ async def test_hostile_messages_render_literally(
         bob.send_text(alice, "x" * 65_000 + "[/]")  # as big as the relay allows
         bob.send_text(alice, "\n" * 30_000 + "last line")
         await wait_until(
-            pilot, lambda: screen.unread.get(bob.uid or 0) == len(HOSTILE) + 2, "unread"
+            pilot, lambda: screen.chat.unread.get(bob.uid or 0) == len(HOSTILE) + 2, "unread"
         )
         assert app.is_running
         await wait_until(  # in a toast, literally
@@ -109,7 +109,7 @@ async def test_hostile_user_name_renders_literally(
                   protocol_version=2),
         )
         screen.post_message(SessionEvent(BuddyListChanged(buddies)))
-        await wait_until(pilot, lambda: 4242 in screen.buddies, "the injected request")
+        await wait_until(pilot, lambda: 4242 in screen.chat.buddies, "the injected request")
         capture = screen_text(app)
         assert "[@click=app.quit]x[/]" in capture  # the roster row and the toast
         assert "\x1b" not in capture

@@ -13,8 +13,8 @@ from tui.app import ParleyApp
 from tui.client.session import ClientSession
 from tui.dialogs.switch_conversation import SwitchConversationDialog
 from tui.dialogs.user_search import UserSearchDialog
-from tui.models import RowKind
 from tui.screens.help import HelpScreen
+from tui.state.roster import RowKind
 from tui.widgets.buddy_list import BuddyList
 from tui.widgets.composer import Composer
 from tui.widgets.conversation import ConversationView
@@ -40,7 +40,7 @@ async def test_keyboard_navigation_palette_and_help(
             pilot, lambda: isinstance(app.screen, SwitchConversationDialog), "switch dialog"
         )
         await pilot.press(*"bo", "enter")
-        await wait_until(pilot, lambda: screen.active == bob.uid, "bob's chat")
+        await wait_until(pilot, lambda: screen.chat.active == bob.uid, "bob's chat")
         assert isinstance(app.focused, Composer)
 
         # Tab / Shift+Tab and arrows move between the panes.

@@ -1,4 +1,5 @@
-"""Tests for the per-conversation boards (tui/board_book.py) and the export (tui/board_export.py).
+"""Tests for the per-conversation boards (tui/state/board_book.py) and the export
+(tui/board_export.py).
 
 The store is the real ``LocalStore`` (in memory or on disk); no Textual, no relay.
 """
@@ -12,10 +13,11 @@ import stat
 from pathlib import Path
 
 from protocol import chat_pb2 as pb
-from tui.board_book import BOARD_HEIGHT, BOARD_WIDTH, BoardBook, snapshot_key
 from tui.board_export import export_stem, export_text
-from tui.board_model import Board
-from tui.client.store import HistoryEntry, LocalStore
+from tui.client.history import HistoryEntry
+from tui.client.store import LocalStore
+from tui.state.board import Board
+from tui.state.board_book import BOARD_HEIGHT, BOARD_WIDTH, BoardBook, snapshot_key
 
 PEER = 7
 

@@ -1,4 +1,4 @@
-"""Tests for the pure drawing-board model (tui/board_model.py)."""
+"""Tests for the pure drawing-board model (tui/state/board.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from protocol.validation import (
     Segment,
     format_graphics,
 )
-from tui.board_model import (
+from tui.state.board import (
     BLANK,
     DEFAULT_BRUSH,
     ERASER,

@@ -10,7 +10,7 @@ import pytest
 from certs import format_fingerprint
 from tui import cli
 from tui.app import ParleyApp
-from tui.client import scripting
+from tui.client import cli as scripting
 
 
 def test_send_and_tail_dispatch_to_scripting(monkeypatch: pytest.MonkeyPatch) -> None:

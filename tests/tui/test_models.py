@@ -12,18 +12,9 @@ from rich.cells import cell_len
 
 from protocol import chat_pb2 as pb
 from tui.client.events import Buddy
-from tui.client.store import MessageState
-from tui.keymap import format_keys, key_rows, markdown_table
-from tui.models import (
+from tui.client.history import MessageState
+from tui.display import (
     DISPLAY_CHARS,
-    TYPING_SEND_INTERVAL,
-    TYPING_VISIBLE_FOR,
-    RowKind,
-    TypingThrottle,
-    TypingTracker,
-    UnreadCounts,
-    build_roster,
-    chat_unread,
     day_separator,
     display_text,
     format_day,
@@ -32,12 +23,15 @@ from tui.models import (
     state_mark,
     wrap_cells,
 )
+from tui.keymap import format_keys, key_rows, markdown_table
 from tui.settings import (
     RememberedServer,
     load_remembered,
     parse_server,
     save_remembered,
 )
+from tui.state.roster import RowKind, UnreadCounts, build_roster, chat_unread
+from tui.state.typing import TYPING_SEND_INTERVAL, TYPING_VISIBLE_FOR, TypingThrottle, TypingTracker
 
 
 def test_wrap_respects_widths_and_keeps_words() -> None:
@@ -194,7 +188,7 @@ def test_keymap_lists_every_shown_binding() -> None:
 
 
 def test_chat_unread_counts_only_chat_among_the_unread() -> None:
-    from tui.client.store import HistoryEntry
+    from tui.client.history import HistoryEntry
 
     def e(kind: int, outgoing: bool = False) -> HistoryEntry:
         return HistoryEntry(None, 2, outgoing, 0, None, kind, "", b"", None, 0,

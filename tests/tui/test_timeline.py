@@ -8,8 +8,8 @@ import time
 from rich.cells import cell_len
 
 from protocol import chat_pb2 as pb
-from tui.client.store import HistoryEntry, MessageState
-from tui.models import DISPLAY_LINES
+from tui.client.history import HistoryEntry, MessageState
+from tui.display import DISPLAY_LINES
 from tui.timeline import GUTTER, Timeline
 
 DAY = 86_400

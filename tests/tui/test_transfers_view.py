@@ -1,17 +1,18 @@
-"""Pure models of the Files pane (tui.transfers_view) and path completion (tui.path_completion)."""
+"""Pure models of the Files pane (tui.transfers_view, tui.state.transfers) and path
+completion (tui.path_completion)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-from tui.client.transfer_events import TransferCompleted, TransferProgress
-from tui.client.transfer_store import Transfer, TransferState
+from tui.client.transfer.events import TransferCompleted, TransferProgress
+from tui.client.transfer.store import Transfer, TransferState
 from tui.dialogs.save_file import check_target
-from tui.models import format_size
+from tui.display import format_size
 from tui.path_completion import MAX_ENTRIES, complete, complete_path, list_directory
+from tui.state.transfers import TransferBook
 from tui.transfers_view import (
-    TransferBook,
     actions_for,
     clip,
     describe,

@@ -4,14 +4,20 @@ Modules (each states its invariants):
 - :mod:`tui.client.trust` — known-relays pins (TOFU), explicit pin, CA file, plaintext.
 - :mod:`tui.client.connection` — TLS/plain connection with the pin checked before any byte.
 - :mod:`tui.client.login` — v2 login (token first, then password), registration.
-- :mod:`tui.client.session` — :class:`ClientSession`: requests, events, reconnects.
+- :mod:`tui.client.session` — :class:`ClientSession`, the facade: sending, receiving, events.
+- :mod:`tui.client.supervisor` — the connection: (re)connect with backoff, keepalive.
+- :mod:`tui.client.requests` — calls waiting for a response or an outgoing message's fate.
+- :mod:`tui.client.receiver` — incoming messages: inbox cursor, Acks, Syncs.
 - :mod:`tui.client.outbox` / :mod:`tui.client.inbox` — retry and acknowledgement logic.
+- :mod:`tui.client.history` — domain types: HistoryEntry, MessageState, Conversation.
 - :mod:`tui.client.store` — SQLite history, outbox and inbox cursor per (relay, user).
+- :mod:`tui.client.transfer` — file transfer (a package: manager, engine, wire, runs).
 - :mod:`tui.client.events` — event types, listeners and bounded event streams.
 - :mod:`tui.client.backoff` — reconnect backoff and retry schedules (pure).
-- :mod:`tui.client.scripting` — ``parley send`` / ``parley tail``.
+- :mod:`tui.client.cli` — ``parley send`` / ``parley tail``.
 
-Nothing here imports textual: the app adapts events to Textual messages itself.
+Nothing here imports textual (tests/tui/client/test_no_textual.py proves it): the app
+adapts events to Textual messages itself.
 """
 
 from tui.client.backoff import Backoff, RetryPolicy
@@ -32,6 +38,7 @@ from tui.client.events import (
     SyncCompleted,
     UserInfo,
 )
+from tui.client.history import ANSWERED, CODE_NO_ACK, Conversation, HistoryEntry, MessageState
 from tui.client.login import (
     LoginFailed,
     LoginRateLimited,
@@ -40,16 +47,9 @@ from tui.client.login import (
     SessionError,
     register_account,
 )
-from tui.client.outbox import CODE_NO_ACK
-from tui.client.session import ANSWERED, ClientSession, NotConnected, SessionOptions, UserList
-from tui.client.store import (
-    Conversation,
-    HistoryEntry,
-    LocalStore,
-    MessageState,
-    default_data_dir,
-    history_path,
-)
+from tui.client.session import ClientSession, SessionOptions, UserList
+from tui.client.store import LocalStore, default_data_dir, history_path
+from tui.client.supervisor import NotConnected
 from tui.client.trust import (
     CertificateVerificationFailed,
     FingerprintMismatch,

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from protocol import chat_pb2 as pb
-from tui.client.store import HistoryEntry
+from tui.client.history import HistoryEntry
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,9 @@ from protocol import chat_pb2 as pb
 from protocol import is_durable
 from protocol.validation import text_within_limit
 from tui.client.backoff import RetryPolicy
-from tui.client.store import HistoryEntry, LocalStore, MessageState
+from tui.client.history import CODE_NO_ACK, HistoryEntry, MessageState
+from tui.client.store import LocalStore
 
-# FAILED because no Ack came back after every attempt (not a relay code; those are >= 0).
-CODE_NO_ACK = -1
 # Refusals that say "not now" rather than "never": the message stays PENDING and is retried.
 TRANSIENT_CODES = frozenset({pb.Ack.RATE_LIMITED, pb.Ack.STORE_FULL})
 

@@ -1,32 +1,31 @@
 """``ClientSession``: one user's protocol-v2 session with a relay, kept alive across drops.
 
+The facade. It owns the user's credentials and token, what the last login said (uid,
+fingerprint, greeting), the buddy list and the connection state it reports; everything
+else belongs to one part it routes to: :class:`~tui.client.supervisor.Supervisor` (the
+connection, reconnects, keepalive), :class:`~tui.client.receiver.Receiver` (inbox cursor,
+Acks, Syncs, intercepted types), :mod:`~tui.client.requests` (answers and outcomes waited
+for), :class:`~tui.client.outbox.Outbox` (retry), :class:`~tui.client.store.LocalStore`
+(history) and the event hub.
+
 Invariants:
 - Durable messages go through the :class:`~tui.client.outbox.Outbox` (persisted before they
   are sent, re-sent until acknowledged); ephemeral ones are written directly or not at all.
-- Incoming durable messages are stored before they are acknowledged; each inbox seq is
-  reported (:class:`~tui.client.events.MessageReceived`) at most once, ever. Ephemeral ones
-  are reported as they come, except the types a handler intercepts (:meth:`intercept`).
-- Requests of one type are answered in order (the protocol has no request ids): each
-  response resolves the oldest waiting call of its type; a call that timed out still
-  consumes its response. Every ListBuddyResponse, asked for or pushed, is also a
+- Incoming messages: see :mod:`tui.client.receiver` (stored before acknowledged, each seq
+  reported at most once). Every ListBuddyResponse, asked for or pushed, is also a
   :class:`~tui.client.events.BuddyListChanged` event.
-- While connected something is sent at least every ``ping_interval`` seconds (a Ping when
-  idle), and a connection silent for ``dead_after`` seconds is dropped and re-established.
-- One supervisor task owns (re)connection: exponential backoff with jitter, resume by token
-  and ``since_seq``. It stops only on :meth:`ClientSession.close` or a fatal error
-  (untrusted relay, refused login, kicked by another login), reported as OFFLINE.
+- Requests of one type are answered in order: see :mod:`tui.client.requests`.
+- Every (re)login resumes by token and ``since_seq``; keepalive and backoff: see
+  :mod:`tui.client.supervisor`.
 - All of it runs on one asyncio loop; nothing here is thread-safe.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,12 @@ from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
-from protocol import FrameType, ProtocolError, is_durable
+from protocol import FrameType, is_durable
 from protocol import chat_pb2 as pb
 from protocol.validation import normalize_username, username_key
 from tui.client.aio import wait_event
 from tui.client.backoff import Backoff, RetryPolicy
-from tui.client.connection import CLIENT_MAX_FRAME, Endpoint, FrameConnection
+from tui.client.connection import CLIENT_MAX_FRAME, Endpoint
 from tui.client.events import (
     AckReceived,
     Buddy,
@@ -51,40 +50,21 @@ from tui.client.events import (
     EventStream,
     GreetingReceived,
     Listener,
-    MessageReceived,
     OutgoingStateChanged,
     ResetReceived,
-    SyncCompleted,
     UserInfo,
 )
-from tui.client.inbox import AckBatcher, InboxTracker, Verdict
-from tui.client.login import (
-    CLIENT_RESET_LEAVING,
-    LoginFailed,
-    LoginResult,
-    RelayReset,
-    SessionError,
-    login,
-    register_account,
-)
+from tui.client.history import ANSWERED, HistoryEntry, MessageState
+from tui.client.inbox import AckBatcher, InboxTracker
+from tui.client.login import LoginResult, RelayReset, login, register_account
 from tui.client.outbox import Outbox
-from tui.client.store import (
-    HistoryEntry,
-    LocalStore,
-    MessageState,
-    default_data_dir,
-    history_path,
-)
-from tui.client.trust import TrustError, TrustPolicy
+from tui.client.receiver import Receiver
+from tui.client.requests import OutcomeWaiters, PendingRequests
+from tui.client.store import LocalStore, default_data_dir, history_path
+from tui.client.supervisor import NotConnected, Supervisor
+from tui.client.trust import TrustPolicy
 
 log = logging.getLogger(__name__)
-
-# States in which the relay has answered for an outgoing message.
-ANSWERED = frozenset({MessageState.SENT, MessageState.DELIVERED, MessageState.FAILED})
-
-
-class NotConnected(SessionError):
-    """The call needs a live connection and there is none right now."""
 
 
 @dataclass(frozen=True)
@@ -109,15 +89,6 @@ class SessionOptions:
 class UserList:
     users: tuple[UserInfo, ...]
     truncated: bool
-
-
-def _is_fatal(exc: BaseException) -> bool:
-    """True when retrying cannot help and the user must act."""
-    if isinstance(exc, TrustError | LoginFailed):
-        return True
-    if isinstance(exc, RelayReset):
-        return exc.code == pb.Reset.KICKED
-    return not isinstance(exc, OSError | TimeoutError | SessionError | ProtocolError)
 
 
 class ClientSession:
@@ -155,38 +126,49 @@ class ClientSession:
             store = LocalStore.open(history_path(base, endpoint.host, endpoint.port, username))
         self.store = store
         self.outbox = Outbox(store, self.options.retry)
-        self.inbox = InboxTracker(store.last_seq)
-        self.acks = AckBatcher(self.options.ack_delay, self.options.ack_batch)
         self.backoff = Backoff(self.options.backoff_base, cap=self.options.backoff_cap, rng=rng)
+        self.supervisor = Supervisor(
+            self,
+            endpoint,
+            self.backoff,
+            ping_interval=self.options.ping_interval,
+            dead_after=self.options.dead_after,
+        )
+        self.receiver = Receiver(
+            store,
+            emit=self._emit,
+            send=self._send,
+            is_open=lambda: self.supervisor.is_open,
+            ack_delay=self.options.ack_delay,
+            ack_batch=self.options.ack_batch,
+        )
         self.state = ConnectionState.OFFLINE
         self.uid: int | None = None
-        self.head_seq = 0
         self.greeting: str | None = None
         self.fingerprint: str | None = None
         self.resumed_by_token = False  # the current connection logged in with the token
         self.buddies: dict[int, Buddy] = {}
-        self.last_error: BaseException | None = None
         self._hub = EventHub()
-        self._conn: FrameConnection | None = None
-        self._waiters: dict[FrameType, deque[asyncio.Future[Any]]] = {}
-        self._outcome_waiters: dict[
-            int, list[tuple[frozenset[MessageState], asyncio.Future[HistoryEntry]]]
-        ] = {}
-        self._connected = asyncio.Event()
-        self._synced = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._requests = PendingRequests()
+        self._outcomes = OutcomeWaiters()
         self._retry_wake = asyncio.Event()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._started: asyncio.Future[None] | None = None
-        self._ack_timer: asyncio.TimerHandle | None = None
-        self._closing = False
         self._closed = False
-        self._stop_error: BaseException | None = None
-        self._drop_reason: str | None = None
-        self._nonce = itertools.count(1)
-        self._syncs_pending = 0
-        self._last_rx = self._last_tx = 0.0
-        self._interceptors: dict[int, Callable[[pb.Message], None]] = {}
+        self._resync = False  # this login found the relay's inbox reset: replay it when ready
+
+    @property
+    def inbox(self) -> InboxTracker:
+        """The inbox cursor (owned by :attr:`receiver`)."""
+        return self.receiver.inbox
+
+    @property
+    def acks(self) -> AckBatcher:
+        """The Ack batching (owned by :attr:`receiver`)."""
+        return self.receiver.acks
+
+    @property
+    def head_seq(self) -> int:
+        """The relay's inbox head as last reported (owned by :attr:`receiver`)."""
+        return self.receiver.head_seq
 
     # --- events -------------------------------------------------------------------------
 
@@ -205,20 +187,12 @@ class ClientSession:
         to ``handler`` instead of reporting them as MessageReceived events: bulk traffic
         must not flood every listener and event stream. One handler per type (a new one
         replaces the old); it runs on the loop and must not block. Returns a remover."""
-        if is_durable(message_type):
-            raise ValueError("only ephemeral message types can be intercepted")
-        self._interceptors[message_type] = handler
-
-        def remove() -> None:
-            if self._interceptors.get(message_type) is handler:
-                del self._interceptors[message_type]
-
-        return remove
+        return self.receiver.intercept(message_type, handler)
 
     def _emit(self, event: Event) -> None:
         self._hub.emit(event)
 
-    def _set_state(
+    def set_state(
         self,
         state: ConnectionState,
         *,
@@ -226,6 +200,7 @@ class ClientSession:
         reason: str = "",
         error: BaseException | None = None,
     ) -> None:
+        """Record the connection state and report it (the supervisor's host callback)."""
         self.state = state
         self._emit(ConnectionStateChanged(state, retry_in, reason, error))
 
@@ -233,7 +208,12 @@ class ClientSession:
 
     @property
     def connected(self) -> bool:
-        return self._conn is not None
+        return self.supervisor.connection is not None
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The fatal error that stopped the session, if one did."""
+        return self.supervisor.last_error
 
     async def register(self) -> int:
         """Create this session's account (username + password) on the relay; returns uid."""
@@ -256,62 +236,31 @@ class ClientSession:
         """
         if self._closed:
             raise RuntimeError("session is closed")
-        if self._supervisor is not None and not self._supervisor.done():
+        if self.supervisor.running:
             raise RuntimeError("session already started")
-        self._closing = False
-        self._stop_error = None
-        self._started = asyncio.get_running_loop().create_future()
-        self._started.add_done_callback(_consume_exception)
-        self._supervisor = asyncio.create_task(self._supervise(retry_first))
+        started = self.supervisor.start(retry_first)
         try:
-            await asyncio.shield(self._started)
+            await asyncio.shield(started)
         except asyncio.CancelledError:
             await self.close()
             raise
 
     def reconnect_now(self) -> None:
         """Skip the current backoff wait (or restart after a fatal error) and try now."""
-        self.backoff.reset()
-        if self._closed or self._closing:
-            return
-        if self._supervisor is not None and not self._supervisor.done():
-            self._wake.set()
-        else:
-            self._stop_error = None
-            self._started = asyncio.get_running_loop().create_future()
-            self._started.add_done_callback(_consume_exception)
-            self._supervisor = asyncio.create_task(self._supervise(True))
+        self.supervisor.reconnect_now()
 
     async def close(self) -> None:
         """Acknowledge what we have, say goodbye (Reset), stop reconnecting. Idempotent."""
         if self._closed:
             return
-        self._closing = True
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                self._flush_acks()
-            await conn.close(CLIENT_RESET_LEAVING)
-        self._wake.set()
-        if self._supervisor is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._supervisor), 5.0)
-            except (TimeoutError, asyncio.CancelledError):
-                self._supervisor.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._supervisor
-            except Exception:
-                log.exception("session supervisor failed")
+        await self.supervisor.stop(self.receiver.flush_acks)
         self._closed = True
         self.store.set_last_seq(self.inbox.cursor)
         self.store.commit()
         if self._owns_store:
             self.store.close()
-        for waiters in self._outcome_waiters.values():
-            for _, future in waiters:
-                if not future.done():
-                    future.set_exception(NotConnected("session closed"))
-        self._set_state(ConnectionState.OFFLINE, reason="closed")
+        self._outcomes.fail_all(NotConnected("session closed"))
+        self.set_state(ConnectionState.OFFLINE, reason="closed")
         self._hub.close()
 
     async def __aenter__(self) -> ClientSession:
@@ -321,143 +270,49 @@ class ClientSession:
         await self.close()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        await asyncio.wait_for(self.supervisor.connected.wait(), timeout)
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         """Wait until the backlog of the current connection has been replayed (Sync)."""
-        await asyncio.wait_for(self._synced.wait(), timeout)
+        await asyncio.wait_for(self.receiver.synced.wait(), timeout)
 
-    # --- supervisor ---------------------------------------------------------------------
+    # --- what the supervisor calls (SupervisorHost) ----------------------------------------
 
-    def _resolve_started(self, error: BaseException | None) -> None:
-        if self._started is not None and not self._started.done():
-            if error is None:
-                self._started.set_result(None)
-            else:
-                self._started.set_exception(error)
+    async def log_in(self) -> LoginResult:
+        """One connect-and-login attempt: the token if we have one, resuming at our cursor."""
+        return await login(
+            self.endpoint,
+            self.trust,
+            self.username,
+            password=self._password,
+            token=self._token,
+            since_seq=self.inbox.cursor,
+            connect_timeout=self.options.connect_timeout,
+            login_timeout=self.options.login_timeout,
+            max_frame=self.options.max_frame,
+        )
 
-    async def _supervise(self, retry_first: bool) -> None:
-        ever_connected = False
-        while not self._closing:
-            self._set_state(ConnectionState.CONNECTING)
-            try:
-                result = await login(
-                    self.endpoint,
-                    self.trust,
-                    self.username,
-                    password=self._password,
-                    token=self._token,
-                    since_seq=self.inbox.cursor,
-                    connect_timeout=self.options.connect_timeout,
-                    login_timeout=self.options.login_timeout,
-                    max_frame=self.options.max_frame,
-                )
-            except Exception as exc:
-                if self._closing:
-                    break
-                if _is_fatal(exc) or not (ever_connected or retry_first):
-                    self._stop(exc)
-                    return
-                await self._wait_before_retry(
-                    str(exc) or type(exc).__name__, getattr(exc, "retry_after", 0.0)
-                )
-                continue
-            ever_connected = True
-            self.backoff.reset()
-            reason = await self._serve(result)
-            if self._closing:
-                break
-            if self._stop_error is not None:
-                self._stop(self._stop_error)
-                return
-            log.info("connection to %s lost: %s", self.endpoint, reason)
-            await self._wait_before_retry(reason, 0.0)
-        self._resolve_started(NotConnected("session closed"))
+    def connection_lost(self, reason: str) -> None:
+        self.receiver.connection_lost()
+        self.outbox.on_disconnect()
+        self._requests.fail_all(NotConnected(reason))
 
-    def _stop(self, error: BaseException) -> None:
-        self.last_error = error
-        log.warning("session for %s stopped: %s", self.endpoint, error)
-        self._set_state(ConnectionState.OFFLINE, reason=str(error), error=error)
-        self._resolve_started(error)
+    def save_cursor(self) -> None:
+        self.receiver.save_cursor()
 
-    async def _wait_before_retry(self, reason: str, at_least: float) -> None:
-        delay = max(self.backoff.next_delay(), at_least)
-        self._wake.clear()  # before the event: a listener may call reconnect_now() at once
-        self._set_state(ConnectionState.RECONNECTING, retry_in=delay, reason=reason)
-        await wait_event(self._wake, delay)
-
-    async def _serve(self, result: LoginResult) -> str:
-        """Run one logged-in connection until it ends; returns why it ended."""
-        conn = result.connection
-        self._conn = conn
-        helpers: list[asyncio.Task[None]] = []
-        reason = "connection lost"
-        try:
-            self._begin(result)
-            helpers = [
-                asyncio.create_task(self._keepalive(conn)),
-                asyncio.create_task(self._retry_loop()),
-            ]
-            while True:
-                frame_type, message = await conn.receive()
-                self._last_rx = time.monotonic()
-                self._dispatch(frame_type, message)
-        except ProtocolError as exc:
-            reason = f"relay broke the protocol: {exc.reason}"
-        except (ConnectionError, OSError) as exc:
-            reason = self._drop_reason or str(exc) or type(exc).__name__
-        except Exception as exc:  # a bug or a broken local store: retrying will not help
-            log.exception("client session failed")
-            self._stop_error = exc
-            reason = f"client error: {exc!r}"
-        finally:
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
-            self._conn = None
-            self._connected.clear()
-            if self._ack_timer is not None:
-                self._ack_timer.cancel()
-                self._ack_timer = None
-            self.outbox.on_disconnect()
-            for queue in self._waiters.values():
-                while queue:
-                    future = queue.popleft()
-                    if not future.done():
-                        future.set_exception(NotConnected(reason))
-            await conn.close()
-            self.store.set_last_seq(self.inbox.cursor)
-            self.store.commit()
-        return reason
-
-    def _begin(self, result: LoginResult) -> None:
-        """A fresh login: reset per-connection state, announce, re-send the outbox."""
+    def connection_begins(self, result: LoginResult) -> None:
+        """A fresh login: reset per-connection state and announce the greeting."""
         self.uid, self._token = result.uid, result.token or self._token
-        self.head_seq, self.fingerprint = result.head_seq, result.connection.fingerprint
+        self.fingerprint = result.connection.fingerprint
         self.resumed_by_token = result.used_token
-        self._drop_reason = None
-        self._last_rx = self._last_tx = time.monotonic()
+        self._resync = self.receiver.begin(result.head_seq)
         if result.greeting is not None:
             self.greeting = result.greeting
             self._emit(GreetingReceived(result.greeting))
-        resync = result.head_seq < self.inbox.cursor
-        if resync:
-            log.warning(
-                "relay inbox head %d is below our cursor %d: relay history was reset",
-                result.head_seq,
-                self.inbox.cursor,
-            )
-            self.store.rebase_inbox()
-            self.inbox = InboxTracker(0)
-        self.inbox.begin_backlog()
-        self._syncs_pending = 1  # the login's backlog ends with a Sync
-        self.acks.reset(self.inbox.cursor)
-        self._schedule_ack()
-        self._synced.clear()
-        self._connected.set()
-        self._set_state(ConnectionState.CONNECTED)
-        self._resolve_started(None)
-        if resync:
+
+    def connection_ready(self) -> None:
+        """CONNECTED was reported: replay a reset relay's inbox, re-send the outbox."""
+        if self._resync:
             self.request_sync()
         to_send, failed = self.outbox.on_connect()
         for entry in failed:
@@ -465,20 +320,8 @@ class ClientSession:
         for entry in to_send:
             self._transmit(entry, count_attempt=False)
 
-    async def _keepalive(self, conn: FrameConnection) -> None:
-        ping_interval, dead_after = self.options.ping_interval, self.options.dead_after
-        while True:
-            now = time.monotonic()
-            if now - self._last_rx >= dead_after:
-                self._drop_reason = f"nothing received from the relay for {dead_after:g} s"
-                await conn.close(abort=True)
-                return
-            if now - self._last_tx >= ping_interval:
-                self._send(FrameType.PING, pb.Ping(nonce=next(self._nonce)))
-            wake_at = min(self._last_tx + ping_interval, self._last_rx + dead_after)
-            await asyncio.sleep(max(wake_at - time.monotonic(), 0.01))
-
-    async def _retry_loop(self) -> None:
+    async def retry_loop(self) -> None:
+        """Re-send the outbox entries whose retry is due (until cancelled)."""
         while True:
             due = self.outbox.next_due_at()
             self._retry_wake.clear()
@@ -493,14 +336,10 @@ class ClientSession:
     # --- sending ------------------------------------------------------------------------
 
     def _send(self, frame_type: FrameType, message: ProtoMessage) -> None:
-        conn = self._conn
-        if conn is None or conn.closed:
-            raise NotConnected("not connected to the relay")
-        conn.send(frame_type, message)
-        self._last_tx = time.monotonic()
+        self.supervisor.send(frame_type, message)
 
     def _transmit(self, entry: HistoryEntry, *, count_attempt: bool = True) -> None:
-        if self._conn is None or self._conn.closed:
+        if not self.supervisor.is_open:
             return
         self._send(FrameType.MESSAGE, self.outbox.sending(entry, count_attempt=count_attempt))
         self._retry_wake.set()
@@ -538,7 +377,7 @@ class ClientSession:
         never retried. Bulk senders (file chunks) should ``await drain()`` between sends."""
         if is_durable(message_type):
             raise ValueError("durable messages go through send()")
-        if self._conn is None or self._conn.closed:
+        if not self.supervisor.is_open:
             return False
         message = pb.Message(
             uid=peer, type=pb.Message.Type.ValueType(message_type), msg=text, data=data
@@ -560,8 +399,9 @@ class ClientSession:
 
     async def drain(self) -> None:
         """Wait until the connection's write buffer is below its high-water mark."""
-        if self._conn is not None:
-            await self._conn.drain()
+        conn = self.supervisor.connection
+        if conn is not None:
+            await conn.drain()
 
     async def wait_outcome(
         self,
@@ -577,39 +417,25 @@ class ClientSession:
             raise KeyError(f"no outgoing message {msg_id}")
         if entry.state in wanted:
             return entry
-        future: asyncio.Future[HistoryEntry] = asyncio.get_running_loop().create_future()
-        waiters = self._outcome_waiters.setdefault(msg_id, [])
-        waiters.append((wanted, future))
-        try:
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            waiters.remove((wanted, future))
-            if not waiters:
-                del self._outcome_waiters[msg_id]
+        return await self._outcomes.wait(msg_id, wanted, timeout)
 
     def _emit_outgoing(self, entry: HistoryEntry) -> None:
         self._emit(OutgoingStateChanged(entry))
-        for wanted, future in self._outcome_waiters.get(entry.msg_id, ()):
-            if entry.state in wanted and not future.done():
-                future.set_result(entry)
+        self._outcomes.notify(entry)
 
     def request_sync(self) -> None:
         """Ask the relay to replay everything after our cursor (then SyncCompleted)."""
-        self._send(FrameType.SYNC, pb.Sync(since_seq=self.inbox.cursor))
-        self._synced.clear()
-        self.inbox.begin_backlog()
-        self._syncs_pending += 1
+        self.receiver.request_sync()
 
     # --- requests -----------------------------------------------------------------------
 
     async def _request(
         self, frame_type: FrameType, message: ProtoMessage, timeout: float | None
     ) -> Any:
-        if self._conn is None:
+        if self.supervisor.connection is None:
             raise NotConnected("not connected to the relay")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._send(frame_type, message)  # first: if it raises, no waiter is left behind
-        self._waiters.setdefault(frame_type, deque()).append(future)
+        future = self._requests.expect(frame_type)
         return await asyncio.wait_for(future, timeout or self.options.request_timeout)
 
     async def list_users(
@@ -649,123 +475,38 @@ class ClientSession:
         reply = await self._request(FrameType.REMOVE_BUDDY, pb.RemoveBuddyRequest(uid=uid), timeout)
         return int(reply.code)
 
-    def _resolve(self, frame_type: FrameType, message: ProtoMessage) -> bool:
-        queue = self._waiters.get(frame_type)
-        if not queue:
-            return False
-        future = queue.popleft()
-        if not future.done():
-            future.set_result(message)
-        return True
-
     # --- receiving ----------------------------------------------------------------------
 
-    def _dispatch(self, frame_type: FrameType, message: ProtoMessage | str) -> None:
+    def dispatch(self, frame_type: FrameType, message: ProtoMessage | str) -> None:
+        """Route one frame from the relay."""
         if isinstance(message, pb.Message):
-            self._on_message(message)
+            self.receiver.on_message(message)
         elif isinstance(message, pb.Ack):
             self._emit(AckReceived(message))
             entry = self.outbox.on_ack(message)
             if entry is not None:
                 self._emit_outgoing(entry)
         elif isinstance(message, pb.Sync):
-            self._on_sync(message)
+            self.receiver.on_sync(message)
         elif isinstance(message, pb.ListBuddyResponse):
             buddies = tuple(Buddy.from_pb(user) for user in message.users)
             self.buddies = {buddy.uid: buddy for buddy in buddies}
             self.store.set_peer_names((b.uid, b.username) for b in buddies)
             self._emit(BuddyListChanged(buddies))
-            self._resolve(frame_type, message)
+            self._requests.resolve(frame_type, message)
         elif isinstance(
             message, pb.ListUserResponse | pb.AddBuddyResponse | pb.RemoveBuddyResponse
         ):
-            if not self._resolve(frame_type, message):
+            if not self._requests.resolve(frame_type, message):
                 log.warning("unexpected %s from relay ignored", frame_type.name)
         elif isinstance(message, pb.Reset):
-            if message.code == pb.Reset.KICKED:
-                self._stop_error = RelayReset(message.code, message.msg)
-            self._drop_reason = str(RelayReset(message.code, message.msg))
+            reset = RelayReset(message.code, message.msg)
+            self.supervisor.will_drop(
+                str(reset), fatal=reset if message.code == pb.Reset.KICKED else None
+            )
             self._emit(ResetReceived(message.code, message.msg))
         elif isinstance(message, str):
             self.greeting = message
             self._emit(GreetingReceived(message))
         elif frame_type is not FrameType.PING:
             log.warning("unexpected %s from relay ignored", frame_type.name)
-
-    def _on_message(self, message: pb.Message) -> None:
-        if not is_durable(message.type):
-            handler = self._interceptors.get(message.type)
-            if handler is None:
-                self._emit(MessageReceived(HistoryEntry.from_incoming(message), backlog=False))
-                return
-            try:
-                handler(message)
-            except Exception:
-                log.exception("handler of message type %d failed", message.type)
-            return
-        seq = message.seq
-        if seq == 0:  # not from a v2 relay's store: nothing to deduplicate on
-            stored = self.store.add_incoming(message)
-            if stored is not None:
-                self._emit(MessageReceived(stored, backlog=False))
-            return
-        verdict = self.inbox.classify(seq)
-        if verdict is Verdict.DUPLICATE:
-            return
-        backlog = self.inbox.backlog
-        stored = self.store.add_incoming(message)
-        before = self.inbox.cursor
-        self.inbox.stored(seq)
-        if stored is not None:
-            self._emit(MessageReceived(stored, backlog=backlog))
-        if verdict is Verdict.NEW_AFTER_GAP:
-            log.info("inbox hole after seq %d: asking the relay to replay", self.inbox.cursor)
-            self.request_sync()
-        if self.inbox.cursor > before:
-            self._progress(self.inbox.cursor - before)
-
-    def _on_sync(self, message: pb.Sync) -> None:
-        # Only the answer to the last Sync we asked for closes the backlog: an earlier one
-        # (e.g. the login's, while a replay from 0 is on its way) must not move the cursor
-        # over seqs that are still coming.
-        self._syncs_pending = max(self._syncs_pending - 1, 0)
-        self.head_seq = max(self.head_seq, message.head_seq)
-        if self._syncs_pending:
-            return
-        before = self.inbox.cursor
-        self.inbox.end_backlog(message.head_seq)
-        if self.inbox.cursor > before:
-            self._progress(self.inbox.cursor - before)
-        self._synced.set()
-        self._emit(SyncCompleted(message.head_seq))
-
-    def _progress(self, messages: int) -> None:
-        if self.acks.advanced(self.inbox.cursor, messages):
-            self._flush_acks()
-        else:
-            self._schedule_ack()
-
-    def _schedule_ack(self) -> None:
-        due_at = self.acks.due_at
-        if due_at is None or self._ack_timer is not None:
-            return
-        delay = max(due_at - time.monotonic(), 0.0)
-        self._ack_timer = asyncio.get_running_loop().call_later(delay, self._flush_acks)
-
-    def _flush_acks(self) -> None:
-        """Commit what we stored, then tell the relay we have everything up to the cursor."""
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
-        self.store.set_last_seq(self.inbox.cursor)
-        self.store.commit()
-        if self._conn is None or self._conn.closed:
-            return  # owed Acks are sent again on the next connection (AckBatcher.reset)
-        seq = self.acks.take()
-        if seq is not None:
-            self._send(FrameType.ACK, pb.Ack(seq=seq))
-
-
-def _consume_exception(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()

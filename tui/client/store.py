@@ -1,5 +1,8 @@
 """Local SQLite state of one user on one relay: history, outbox and the inbox cursor.
 
+SQL only: the values it stores and returns are the domain types of
+:mod:`tui.client.history`.
+
 Invariants:
 - One database file per (relay, user), created mode 0600 in a 0700 directory.
 - ``messages.local_id`` grows with local time (creation for ours, arrival for theirs); the
@@ -23,14 +26,12 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import re
 import secrets
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,11 @@ import platformdirs
 
 from protocol import chat_pb2 as pb
 from protocol.validation import username_key
+from tui.client.history import UNREAD_TYPES, Conversation, HistoryEntry, MessageState
 from tui.client.sqlite_files import open_private_database
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_ID = (1 << 63) - 1
-
-# Incoming types that a person reads in the chat: only these count as unread.
-UNREAD_TYPES = frozenset({pb.Message.MESSAGE, pb.Message.FILE, pb.Message.FILE_OFFER})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -91,84 +90,6 @@ _COLUMNS = (
     "local_id, peer, outgoing, msg_id, seq, type, text, data, file, timestamp, state, code, "
     "attempts"
 )
-
-
-class MessageState(enum.IntEnum):
-    """Where a stored message stands. The first four are outgoing states."""
-
-    PENDING = 0  # persisted, not yet acknowledged by the relay ("sending…")
-    SENT = 1  # relay stored it (Ack OK)  ✓
-    DELIVERED = 2  # recipient has it (receipt)  ✓✓
-    FAILED = 3  # refused, or out of attempts  !
-    RECEIVED = 4  # an incoming message
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One message as the client knows it.
-
-    ``local_id`` is None only for ephemeral incoming messages, which are never stored.
-    ``text``/``data``/``file`` are untrusted peer content when ``outgoing`` is False.
-    """
-
-    local_id: int | None
-    peer: int
-    outgoing: bool
-    msg_id: int
-    seq: int | None
-    type: int
-    text: str
-    data: bytes
-    file: pb.FileInfo | None
-    timestamp: int
-    state: MessageState
-    code: int = 0
-    attempts: int = 0
-
-    @classmethod
-    def from_incoming(cls, message: pb.Message, local_id: int | None = None) -> HistoryEntry:
-        return cls(
-            local_id=local_id,
-            peer=message.uid,
-            outgoing=False,
-            msg_id=message.id,
-            seq=message.seq or None,
-            type=message.type,
-            text=message.msg,
-            data=message.data,
-            file=_copy_file(message) if message.HasField("file") else None,
-            timestamp=message.timestamp,
-            state=MessageState.RECEIVED,
-        )
-
-    def to_wire(self) -> pb.Message:
-        """The Message to send for an outgoing entry."""
-        message = pb.Message(
-            uid=self.peer,
-            type=pb.Message.Type.ValueType(self.type),
-            msg=self.text,
-            data=self.data,
-            id=self.msg_id,
-        )
-        if self.file is not None:
-            message.file.CopyFrom(self.file)
-        return message
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """Summary of the messages exchanged with one peer."""
-
-    peer: int
-    username: str | None
-    last_local_id: int
-    unread: int
-
-
-def _copy_file(message: pb.Message) -> pb.FileInfo:
-    info = pb.FileInfo()
-    info.CopyFrom(message.file)
-    return info
 
 
 def default_data_dir() -> Path:

@@ -25,7 +25,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Static
 
-from tui.models import format_size
+from tui.display import format_size
 from tui.path_completion import resolve_dir
 from tui.transfers_view import clip
 from tui.widgets.file_tree import FileTree

@@ -35,8 +35,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from protocol.validation import safe_basename
-from tui.client.transfer_files import choose_target
-from tui.client.transfer_store import Transfer
+from tui.client.transfer.files import choose_target
+from tui.client.transfer.store import Transfer
 from tui.path_completion import resolve_dir
 from tui.transfers_view import clip, clip_path, offer_line
 from tui.widgets.path_input import PathInput

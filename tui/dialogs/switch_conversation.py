@@ -16,7 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.models import RosterRow
+from tui.state.roster import RosterRow
 
 
 class SwitchConversationDialog(ModalScreen[int | None]):

@@ -27,7 +27,7 @@ from textual.widgets.option_list import Option
 from protocol import chat_pb2 as pb
 from tui.client.events import UserInfo
 from tui.client.session import UserList
-from tui.models import safe_name
+from tui.display import safe_name
 
 Search = Callable[[str], Awaitable[UserList]]
 DEBOUNCE = 0.25

@@ -6,15 +6,24 @@ with a single pane its tab strip is hidden. Further panes (files, board) are add
 returning more ``TabPane`` s there — nothing else in the layout changes. The Board pane
 (:class:`~tui.widgets.board_pane.BoardPane`) follows the open conversation.
 
+The screen composes and routes only: the chat's state (buddies, unread counts, typing
+markers, the open conversation) is a :class:`~tui.state.chat.ChatState`, which consumes the
+session's events and reports what changed; the screen passes that on to its widgets.
+
 Invariants:
-- The session's events arrive as :class:`~tui.messages.SessionEvent` in emission order and
-  are the only source of truth for what the panes show (plus the store for history pages).
+- The client library's events (chat and file transfers) arrive by one path, as
+  :class:`~tui.messages.SessionEvent` in the order of the net worker's feed, and are the
+  only source of truth for what the panes show (plus the store for history pages).
+- Redraws of the buddy list for incoming messages are coalesced (a backlog of thousands of
+  messages redraws it once), and so is marking the open conversation read.
 - Hostile text (names, messages, relay reasons) reaches the screen only through ``Content``
   objects or ``notify(..., markup=False)``.
-- Requests to the relay (add/remove buddy) run in this screen's workers; their failures are
-  toasts, never crashes. The connection itself belongs to the App's ``net`` worker.
-- Typing hints: sent at most once per second while editing (``TypingThrottle``); a peer's
-  marker shows for ``TYPING_VISIBLE_FOR`` after each hint and goes when their message arrives.
+- Requests to the relay (add/remove buddy, :class:`~tui.buddy_requests.BuddyRequests`) run
+  in this screen's workers; their outcomes, failures included, are toasts, never crashes.
+  The connection itself belongs to the App's ``net`` worker.
+- Typing hints (timers in :mod:`tui.state.typing`, kept by the chat state): sent at most once
+  per second while editing; a peer's marker shows for ``TYPING_VISIBLE_FOR`` after each hint
+  and goes when their message arrives.
 """
 
 from __future__ import annotations
@@ -32,47 +41,30 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from protocol import chat_pb2 as pb
 from protocol.validation import text_within_limit
-from tui.client.events import Buddy, ConnectionState, UserInfo
+from tui.buddy_requests import BuddyRequests
+from tui.client.events import ConnectionState, ConnectionStateChanged, UserInfo
+from tui.client.history import HistoryEntry, MessageState
 from tui.client.login import SessionError
 from tui.client.session import ClientSession
-from tui.client.store import HistoryEntry, MessageState
 from tui.client.transfer import TransferManager
+from tui.client.transfer.events import TransferEvent
 from tui.dialogs.confirm import answer_request, confirm_remove
+from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
 from tui.dialogs.switch_conversation import SwitchConversationDialog
 from tui.dialogs.user_search import UserSearchDialog
+from tui.display import safe_name
+from tui.feed import TransfersLoaded
 from tui.messages import SessionEvent
-from tui.models import (
-    CHAT_TYPES,
-    RosterRow,
-    RowKind,
-    TypingThrottle,
-    TypingTracker,
-    UnreadCounts,
-    build_roster,
-    chat_unread,
-    safe_name,
-)
-from tui.screens import main_events
 from tui.settings import AppConfig
+from tui.state.chat import ChatState, ChatUpdate, Notice, Redraw
+from tui.state.roster import CHAT_TYPES, RosterRow, RowKind, stored_unread
 from tui.widgets.board_pane import BoardPane
 from tui.widgets.buddy_list import BuddyList
 from tui.widgets.composer import Composer
 from tui.widgets.conversation import ConversationView
 from tui.widgets.files_pane import FilesPane
 from tui.widgets.status_bar import StatusBar
-
-
-def stored_unread(session: ClientSession) -> UnreadCounts:
-    """Unread chat messages per peer, from the store (see :func:`tui.models.chat_unread`)."""
-    counts = []
-    for conversation in session.store.conversations():
-        if conversation.unread > 0:
-            limit = min(2 * conversation.unread, 2_000)
-            page = session.store.page(conversation.peer, limit=limit, types=CHAT_TYPES)
-            counts.append((conversation.peer, chat_unread(page, conversation.unread)))
-    return UnreadCounts(counts)
 
 
 class MainScreen(Screen[None]):
@@ -99,14 +91,10 @@ class MainScreen(Screen[None]):
         self.session = session
         self.config = config or AppConfig()
         self.transfers = transfers  # None: no Files pane (file transfer unavailable)
-        self.buddies: dict[int, Buddy] = dict(session.buddies)
-        self.unread = UnreadCounts()
-        self.typing = TypingTracker()
-        self.throttle = TypingThrottle()
-        self.active: int | None = None
-        self.state = session.state
-        self.backlog: dict[int, int] = {}
-        self.was_connected = False
+        self.chat = ChatState(
+            session.buddies.values(), session.state, peer_name=session.store.peer_name
+        )
+        self.requests = BuddyRequests(session)
         self._roster_dirty = False
         self._read_dirty = False
 
@@ -134,7 +122,7 @@ class MainScreen(Screen[None]):
             yield FilesPane(
                 self.transfers,
                 name_of=self.name_of,
-                active_peer=lambda: self.active,
+                active_peer=lambda: self.chat.active,
                 id="files",
             )
 
@@ -153,10 +141,10 @@ class MainScreen(Screen[None]):
             plaintext=not session.trust.uses_tls,
         )
         status.set_state(session.state)
-        self.unread = stored_unread(session)
+        self.chat.replace_unread(stored_unread(session.store))
         self.refresh_roster()
         self.set_interval(0.25, self._expire_typing)
-        self.run_worker(self._refresh_buddies(), group="requests", exit_on_error=False)
+        self.run_worker(self.requests.refresh(), group="requests", exit_on_error=False)
         self.query_one("#buddies", BuddyList).focus()
 
     @property
@@ -180,37 +168,28 @@ class MainScreen(Screen[None]):
         return self.query_one_optional("#files", FilesPane)
 
     def name_of(self, uid: int) -> str:
-        buddy = self.buddies.get(uid)
-        name = buddy.username if buddy is not None else self.session.store.peer_name(uid)
-        return safe_name(name, uid)
-
-    def roster(self) -> list[RosterRow]:
-        return build_roster(
-            self.buddies.values(), self.unread, self.typing.typing(time.monotonic())
-        )
+        return self.chat.name_of(uid)
 
     def refresh_roster(self) -> None:
-        self.buddy_list.set_rows(self.roster(), self.active)
+        self.buddy_list.set_rows(self.chat.roster(time.monotonic()), self.chat.active)
         self._show_typing_line()
 
     def _show_typing_line(self) -> None:
         line = self.query_one("#typing", Static)
-        peer = self.active
-        if peer is not None and self.typing.is_typing(peer, time.monotonic()):
-            line.update(
-                Content.assemble((self.name_of(peer), "bold"), (" is typing…", "italic"))
-            )
+        name = self.chat.typing_in_open_chat(time.monotonic())
+        if name is not None:
+            line.update(Content.assemble((name, "bold"), (" is typing…", "italic")))
         else:
             line.update("")
 
     def _expire_typing(self) -> None:
-        if self.typing.expire(time.monotonic()):
+        if self.chat.expire_typing(time.monotonic()):
             self.refresh_roster()
 
     # --- conversation -----------------------------------------------------------------------
 
     def open_conversation(self, uid: int, *, focus: bool = True) -> None:
-        self.active = uid
+        had_unread = self.chat.open(uid)
         store = self.session.store
         name = self.name_of(uid)
 
@@ -220,7 +199,7 @@ class MainScreen(Screen[None]):
         self.view.open(uid, safe_name(self.session.username), name, load)
         self.view.border_title = Content.assemble("Chat with ", (name, "bold"))
         self.board_pane.open_peer(uid, name)
-        if self.unread.clear(uid):
+        if had_unread:
             store.mark_read(uid)
         composer = self.composer
         composer.disabled = False
@@ -233,7 +212,7 @@ class MainScreen(Screen[None]):
             composer.focus()
 
     def close_conversation(self) -> None:
-        self.active = None
+        self.chat.close()
         self.view.close()
         self.board_pane.close_peer()
         self.view.border_title = "Conversation"
@@ -241,7 +220,7 @@ class MainScreen(Screen[None]):
         self.refresh_roster()
 
     def on_composer_send(self, message: Composer.Send) -> None:
-        peer = self.active
+        peer = self.chat.active
         text = message.text.rstrip("\n")
         if peer is None or not text.strip():
             return
@@ -254,14 +233,14 @@ class MainScreen(Screen[None]):
             self.notify(f"Cannot send: {exc}", severity="error", markup=False)
             return
         message.composer.sent()
-        self.throttle.reset(peer)
+        self.chat.message_sent(peer)
         self.view.add(entry)
 
     def on_composer_edited(self, message: Composer.Edited) -> None:
-        peer = self.active
+        peer = self.chat.active
         if peer is None or not self.session.connected:
             return
-        if self.throttle.should_send(peer, time.monotonic()):
+        if self.chat.may_hint_typing(peer, time.monotonic()):
             with contextlib.suppress(SessionError, ConnectionError):
                 self.session.send_typing(peer)  # a hint is best effort
 
@@ -318,76 +297,52 @@ class MainScreen(Screen[None]):
                     f"Waiting for {row.name} to accept your buddy request.", markup=False
                 )
         elif action == "accept":
-            self._request(self._accept(row))
+            self._request(self.requests.add(row.uid, row.name))
         elif action == "decline":
-            self._request(self._remove(row, declined=True))
+            self._request(self.requests.remove(row.uid, row.name, declined=True))
         elif action == "remove":
             self.app.push_screen(
                 confirm_remove(row.name),
-                lambda answer: self._request(self._remove(row)) if answer == "remove" else None,
+                lambda answer: (
+                    self._request(self.requests.remove(row.uid, row.name))
+                    if answer == "remove"
+                    else None
+                ),
             )
 
     def _answered(self, row: RosterRow) -> Callable[[str | None], None]:
         def answered(answer: str | None) -> None:
             if answer == "accept":
-                self._request(self._accept(row))
+                self._request(self.requests.add(row.uid, row.name))
             elif answer == "decline":
-                self._request(self._remove(row, declined=True))
+                self._request(self.requests.remove(row.uid, row.name, declined=True))
 
         return answered
 
-    def _request(self, call: Awaitable[None]) -> None:
-        self.run_worker(call, group="requests", exit_on_error=False)
+    def _request(self, call: Awaitable[Notice]) -> None:
+        """Run a buddy request in a worker and show its outcome."""
 
-    async def _refresh_buddies(self) -> None:
-        with contextlib.suppress(SessionError, TimeoutError, ConnectionError):
-            await self.session.list_buddies()  # the answer also arrives as an event
+        async def run() -> None:
+            self.show_notice(await call)
 
-    async def _accept(self, row: RosterRow) -> None:
-        await self._add(row.uid, row.name)
-
-    async def _add(self, uid: int, name: str) -> None:
-        try:
-            code = await self.session.add_buddy(uid)
-        except (SessionError, TimeoutError, ConnectionError) as exc:
-            self.notify(f"Adding {name} failed: {exc}", severity="error", markup=False)
-            return
-        if code == pb.AddBuddyResponse.SUCCESS:
-            self.notify(f"You and {name} are now buddies.", markup=False)
-        elif code == pb.AddBuddyResponse.PENDING:
-            self.notify(f"Buddy request sent to {name}.", markup=False)
-        else:
-            self.notify(f"The relay refused to add {name}.", severity="error", markup=False)
-
-    async def _remove(self, row: RosterRow, declined: bool = False) -> None:
-        try:
-            code = await self.session.remove_buddy(row.uid)
-        except (SessionError, TimeoutError, ConnectionError) as exc:
-            self.notify(f"Removing {row.name} failed: {exc}", severity="error", markup=False)
-            return
-        if code != pb.RemoveBuddyResponse.SUCCESS:
-            self.notify(f"The relay refused to remove {row.name}.", severity="error", markup=False)
-        elif declined:
-            self.notify(f"Declined {row.name}'s request.", markup=False)
-        else:
-            self.notify(f"{row.name} removed from your buddies.", markup=False)
+        self.run_worker(run(), group="requests", exit_on_error=False)
 
     # --- screen actions ---------------------------------------------------------------------
 
     def action_add_buddy(self) -> None:
-        relations = {uid: buddy.relation for uid, buddy in self.buddies.items()}
+        relations = self.chat.relations()
         dialog = UserSearchDialog(
             self.session.list_users, own_uid=self.session.uid, relations=relations
         )
 
         def chosen(user: UserInfo | None) -> None:
             if user is not None:
-                self._request(self._add(user.uid, safe_name(user.username, user.uid)))
+                self._request(self.requests.add(user.uid, safe_name(user.username, user.uid)))
 
         self.app.push_screen(dialog, chosen)
 
     def action_switch_conversation(self) -> None:
-        rows = [row for row in self.roster() if row.kind is RowKind.BUDDY]
+        rows = [row for row in self.chat.roster(time.monotonic()) if row.kind is RowKind.BUDDY]
         if not rows:
             self.notify("No buddies yet: Ctrl+N finds people to add.")
             return
@@ -428,11 +383,73 @@ class MainScreen(Screen[None]):
         else:
             self.view.focus()
 
-    def on_session_event(self, message: SessionEvent) -> None:
-        main_events.handle_event(self, message.event)
+    # --- session events -----------------------------------------------------------------------
 
-    # --- coalesced updates (a backlog of thousands of messages must not redraw thousands
-    # of times) -------------------------------------------------------------------------------
+    def on_session_event(self, message: SessionEvent) -> None:
+        """Route one item of the client feed: transfers to the Files pane, the rest through
+        the chat state."""
+        event = message.event
+        if isinstance(event, TransfersLoaded | TransferEvent):
+            files = self.files_pane
+            if files is None:
+                return
+            if isinstance(event, TransfersLoaded):
+                files.load(event.transfers)
+            else:
+                files.apply(event)
+            return
+        self.show_update(self.chat.apply(event, time.monotonic()))
+
+    def show_update(self, update: ChatUpdate) -> None:
+        """Route what one event changed to the widgets that show it."""
+        if update.connection is not None:
+            self._show_connection(update.connection)
+        if update.fingerprint_changed is not None:
+            self.app.push_screen(FingerprintChangedDialog(update.fingerprint_changed))
+        if update.close_conversation:
+            self.close_conversation()
+        if update.reload:
+            self._reload()
+        if update.board_incoming is not None:
+            self.board_pane.incoming(update.board_incoming)
+        if update.board_outgoing is not None:
+            self.board_pane.outgoing(update.board_outgoing)
+        if update.conversation_line is not None:
+            self.view.add(update.conversation_line)
+        if update.mark_read:
+            self.schedule_mark_read()
+        for notice in update.notices:
+            self.show_notice(notice)
+        if update.roster is Redraw.NOW:
+            self.refresh_roster()
+        elif update.roster is Redraw.COALESCED:
+            self.schedule_roster_refresh()
+
+    def show_notice(self, notice: Notice) -> None:
+        self.notify(
+            notice.text,
+            title=notice.title,
+            severity=notice.severity,
+            timeout=notice.timeout,
+            markup=False,
+        )
+
+    def _show_connection(self, event: ConnectionStateChanged) -> None:
+        status = self.query_one("#status", StatusBar)
+        status.set_state(event.state, retry_in=event.retry_in, reason=event.reason)
+        if event.state is ConnectionState.CONNECTED:
+            status.set_identity(
+                status.user, status.relay, self.session.fingerprint, plaintext=status.plaintext
+            )
+
+    def _reload(self) -> None:
+        """We fell behind the session's event stream: reload what the store has."""
+        self.chat.replace_unread(stored_unread(self.session.store))
+        self.board_pane.reload()
+        if self.chat.active is not None:
+            self.open_conversation(self.chat.active, focus=False)
+
+    # --- coalesced updates ----------------------------------------------------------------------
 
     def schedule_roster_refresh(self) -> None:
         if not self._roster_dirty:
@@ -450,6 +467,6 @@ class MainScreen(Screen[None]):
 
     def _flush_read(self) -> None:
         self._read_dirty = False
-        if self.active is not None:
-            self.unread.clear(self.active)
-            self.session.store.mark_read(self.active)
+        peer = self.chat.read_open_chat()
+        if peer is not None:
+            self.session.store.mark_read(peer)

@@ -6,7 +6,7 @@ puts the pen down or lifts it; moves with the pen down draw). Each segment is dr
 board at once and announced with :class:`BoardCanvas.Drawn` so that the owner sends it.
 
 Invariants:
-- The canvas shows a :class:`~tui.board_model.Board` it does not own (the pane's book
+- The canvas shows a :class:`~tui.state.board.Board` it does not own (the pane's book
   does); whoever changes that board passes the changed cells to :meth:`cells_changed`, and
   only those cells are repainted (coalesced: one repaint per batch of changes).
 - Only visible rows are rendered (``render_line``); a board larger than the view scrolls,
@@ -38,7 +38,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from protocol.validation import MAX_BOARD_COORDINATE, Segment
-from tui.board_model import ERASER, Board, Cell, clip_range, line_char
+from tui.state.board import ERASER, Board, Cell, clip_range, line_char
 from tui.widgets.styled_lines import StyledLinesView
 
 BRUSHES = ("█", "#", "*", ".", "o")

@@ -1,6 +1,6 @@
 """``BoardPane``: the workspace tab with the shared drawing board of the open conversation.
 
-It joins the pure pieces: the :class:`~tui.board_book.BoardBook` (boards per conversation,
+It joins the pure pieces: the :class:`~tui.state.board_book.BoardBook` (boards per conversation,
 kept in step with the history), the :class:`~tui.widgets.board_canvas.BoardCanvas` (what the
 user sees and draws on) and the session (strokes go out as durable GRAPHICS messages).
 
@@ -30,11 +30,11 @@ from textual.widgets import TabPane
 
 from protocol import chat_pb2 as pb
 from protocol.validation import ClearBoard, format_graphics
-from tui.board_book import CLEAR, BoardBook
 from tui.board_export import export_text
+from tui.client.history import HistoryEntry, MessageState
 from tui.client.session import ClientSession
-from tui.client.store import HistoryEntry, MessageState
 from tui.dialogs.clear_board import confirm_clear
+from tui.state.board_book import CLEAR, BoardBook
 from tui.widgets.board_canvas import BoardCanvas
 
 

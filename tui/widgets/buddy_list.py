@@ -1,7 +1,7 @@
 """``BuddyList``: buddies with presence, unread counts and typing markers, plus requests.
 
 Invariants:
-- Rows come only from :func:`tui.models.build_roster`; every prompt is a ``Content`` built
+- Rows come only from :func:`tui.state.roster.build_roster`; every prompt is a ``Content`` built
   with ``Content.assemble`` from plain strings (names are hostile: never markup).
 - The widget never talks to the network: choosing a row or pressing a key posts a
   :class:`BuddyList.RowAction` and the screen acts on it.
@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from tui.models import RosterRow, RowKind
+from tui.state.roster import RosterRow, RowKind
 
 ACTIONS_BY_KIND: dict[str, frozenset[RowKind]] = {
     "accept": frozenset({RowKind.INCOMING}),

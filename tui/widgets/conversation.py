@@ -24,7 +24,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 
-from tui.client.store import HistoryEntry, MessageState
+from tui.client.history import HistoryEntry, MessageState
 from tui.timeline import FILE_TYPES, GUTTER, Timeline
 from tui.widgets.styled_lines import StyledLinesView
 

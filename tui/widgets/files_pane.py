@@ -8,22 +8,23 @@ open chat's buddy, ``a`` accept (asks where to save), ``d`` decline, ``c`` cance
 
 Invariants:
 - The engine (:class:`~tui.client.transfer.TransferManager`) is the only source of truth.
-  On mount the pane subscribes to it and loads its stored transfers in the same loop turn,
-  so nothing falls between the two — offers that came in the backlog before the screen
-  existed included. Events reach the pane as :class:`~tui.messages.TransferNotice`, in
-  the engine's order.
+  The pane does not listen to it: the main screen hands it, in the order of the net
+  worker's :class:`~tui.feed.ClientFeed`, first a snapshot of the transfers (:meth:`load`,
+  offers that came in the backlog before the screen existed included), then every later
+  event (:meth:`apply`).
 - Nothing here blocks the loop: offers (hashing), accepts and cancels run in workers and
   the engine does its disk work in threads; the dialogs do their file-system checks in
   threads too.
 - Names and reasons from peers are shown through :mod:`tui.transfers_view` (``Content``,
   controls removed, bounded) and toasts with ``markup=False``.
-- At most :data:`LOADED` transfers are loaded at start (the newest); later ones are added.
+- At most :data:`~tui.feed.LOADED` transfers are loaded at start (the newest); later ones
+  are added.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,22 +34,21 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Button, ListView, Static, TabPane
 
-from tui.client.store import HistoryEntry
+from tui.client.history import HistoryEntry
 from tui.client.transfer import TransferError, TransferManager
-from tui.client.transfer_events import (
+from tui.client.transfer.events import (
     TransferCancelled,
     TransferCompleted,
     TransferDeclined,
     TransferEvent,
     TransferFailed,
 )
-from tui.client.transfer_store import Transfer, TransferState
+from tui.client.transfer.store import Transfer, TransferState
 from tui.dialogs.pick_file import PickFileDialog
 from tui.dialogs.save_file import SaveChoice, SaveFileDialog
-from tui.messages import TransferNotice
+from tui.state.transfers import TransferBook
 from tui.transfers_view import (
     RowActions,
-    TransferBook,
     TransferRowView,
     actions_for,
     clip,
@@ -58,7 +58,6 @@ from tui.transfers_view import (
 )
 from tui.widgets.transfer_row import TransferRow
 
-LOADED = 200
 _BUTTONS = {
     "files-send": "send_files",
     "files-accept": "accept",
@@ -119,7 +118,6 @@ class FilesPane(TabPane):
         self.book = TransferBook()
         self.rows: dict[int, TransferRow] = {}
         self._preparing = itertools.count(-1, -1)
-        self._unsubscribe: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
         yield ListView(id="files-list")
@@ -133,16 +131,7 @@ class FilesPane(TabPane):
 
     def on_mount(self) -> None:
         self.list_view.border_title = "File transfers"
-        # Subscribe and load in one turn of the loop: no event can fall in between.
-        self._unsubscribe = self.transfers.add_listener(self._on_engine_event)
-        for transfer in reversed(self.transfers.transfers(limit=LOADED)):
-            self._put(transfer)
         self._sync()
-
-    def on_unmount(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
 
     @property
     def list_view(self) -> ListView:
@@ -150,12 +139,14 @@ class FilesPane(TabPane):
 
     # --- engine events --------------------------------------------------------------------
 
-    def _on_engine_event(self, event: TransferEvent) -> None:
-        self.post_message(TransferNotice(event))  # synchronous engine callback: just queue
+    def load(self, transfers: Sequence[Transfer]) -> None:
+        """Show the engine's transfers (newest first) as they were when the feed began."""
+        for transfer in reversed(transfers):
+            self._put(transfer)
+        self._sync()
 
-    def on_transfer_notice(self, message: TransferNotice) -> None:
-        message.stop()
-        event = message.event
+    def apply(self, event: TransferEvent) -> None:
+        """One event of the engine, in its order: update the row, toast what ended."""
         transfer, _ = self.book.apply(event)
         self._show(transfer)
         self._toast(event)

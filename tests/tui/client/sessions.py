@@ -17,8 +17,8 @@ from tui.client import (
     TrustPolicy,
 )
 from tui.client.transfer import TransferManager
-from tui.client.transfer_events import TransferEvent
-from tui.client.transfer_logic import TransferOptions
+from tui.client.transfer.events import TransferEvent
+from tui.client.transfer.logic import TransferOptions
 
 # Quick reconnects so tests do not idle; every other value is the production default.
 FAST = SessionOptions(backoff_base=0.05, backoff_cap=0.5)

@@ -8,8 +8,9 @@ import pytest
 
 from protocol import chat_pb2 as pb
 from tui.client.backoff import RetryPolicy
-from tui.client.outbox import CODE_NO_ACK, Outbox
-from tui.client.store import LocalStore, MessageState
+from tui.client.history import CODE_NO_ACK, MessageState
+from tui.client.outbox import Outbox
+from tui.client.store import LocalStore
 
 
 class FakeClock:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from protocol import chat_pb2 as pb
-from tui.client.store import LocalStore, MessageState, history_path
+from tui.client.history import MessageState
+from tui.client.store import LocalStore, history_path
 
 
 def incoming(seq: int, text: str = "hi", peer: int = 7, msg_id: int = 1) -> pb.Message:

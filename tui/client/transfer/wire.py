@@ -28,17 +28,16 @@ from tui.client.events import (
     MessageReceived,
     OutgoingStateChanged,
 )
-from tui.client.outbox import CODE_NO_ACK
-from tui.client.store import HistoryEntry, MessageState
-from tui.client.transfer_core import TransferCore
-from tui.client.transfer_events import (
+from tui.client.history import CODE_NO_ACK, HistoryEntry, MessageState
+from tui.client.transfer.engine import TransferEngine
+from tui.client.transfer.events import (
     TransferCancelled,
     TransferDeclined,
     TransferFailed,
     TransferOffered,
     TransferUpdated,
 )
-from tui.client.transfer_store import Transfer, TransferState
+from tui.client.transfer.store import Transfer, TransferState
 
 log = logging.getLogger(__name__)
 
@@ -66,35 +65,38 @@ def peer_text(text: str, limit: int = 200) -> str:
     return printable_text(text[: limit * 4], keep_newlines=False)[:limit]
 
 
-class TransferWire(TransferCore):
-    """Session events → transfer state. Subclassed by the public TransferManager."""
+class TransferWire:
+    """Session events → engine calls. Owns the set of buddies last seen online (to notice
+    one coming back) and the throttle of answers to stray chunks."""
 
-    _strays: dict[tuple[int, int], float]
-    _online: set[int]
-
-    def _attach(self) -> list[Callable[[], None]]:
-        """Subscribe to the session; returns the functions that unsubscribe."""
-        self._strays = {}
+    def __init__(self, engine: TransferEngine) -> None:
+        self.engine = engine
+        self.session = engine.session
+        self.store = engine.store
+        self._strays: dict[tuple[int, int], float] = {}
         self._online = {uid for uid, b in self.session.buddies.items() if b.online}
+
+    def attach(self) -> list[Callable[[], None]]:
+        """Subscribe to the session; returns the functions that unsubscribe."""
         return [
             self.session.add_listener(self._on_session_event),
             self.session.intercept(_M.FILE_CHUNK, self._on_chunk),
             self.session.intercept(_M.FILE_PROGRESS, self._on_progress),
         ]
 
-    def _load(self) -> None:
+    def load(self) -> None:
         """Pick up where the last run of the app left off."""
         for transfer in self.store.unfinished():
             if transfer.outgoing and transfer.state is TransferState.OFFERED:
                 if transfer.offer_msg_id is not None:
-                    self._offers[transfer.offer_msg_id] = transfer.id
+                    self.engine.await_offer_outcome(transfer.offer_msg_id, transfer.id)
                     entry = self.session.store.find_outgoing(transfer.offer_msg_id)
                     if entry is not None and entry.state is not MessageState.PENDING:
                         self._on_offer_outcome(entry.msg_id, entry.state, entry.code)
             elif transfer.outgoing and not transfer.legacy:
-                self._start_outgoing(transfer, transfer.offset)
+                self.engine.start_outgoing(transfer, transfer.offset)
             elif not transfer.outgoing and transfer.state is TransferState.ACTIVE:
-                self._start_incoming(transfer, resume=True)
+                self.engine.start_incoming(transfer, resume=True)
 
     # --- session events ------------------------------------------------------------------
 
@@ -104,20 +106,20 @@ class TransferWire(TransferCore):
             if entry.local_id is not None and not entry.outgoing:
                 self._on_durable(entry)
         elif isinstance(event, OutgoingStateChanged):
-            if event.entry.msg_id in self._offers:
+            if self.engine.awaits_offer_outcome(event.entry.msg_id):
                 self._on_offer_outcome(event.entry.msg_id, event.entry.state, event.entry.code)
         elif isinstance(event, ConnectionStateChanged):
             if self.session.connected:
-                for run in list(self._in.values()):
+                for run in self.engine.incoming_runs():
                     run.reannounce()
-            self._wake_all()
+            self.engine.wake_all()
         elif isinstance(event, BuddyListChanged):
             online = {b.uid for b in event.buddies if b.online}
             back, self._online = online - self._online, online
-            for run in list(self._in.values()):
+            for run in self.engine.incoming_runs():
                 if run.peer in back:
                     run.reannounce()
-            self._wake_all()
+            self.engine.wake_all()
 
     def _on_durable(self, entry: HistoryEntry) -> None:
         kind = entry.type
@@ -154,7 +156,7 @@ class TransferWire(TransferCore):
             TransferState.OFFERED,
             history_id=entry.local_id,
         )
-        self._hub.emit(TransferOffered(self.store.add(offered)))
+        self.engine.emit(TransferOffered(self.store.add(offered)))
 
     def _on_v1_file(self, entry: HistoryEntry) -> None:
         if entry.local_id is None or self.store.find_by_history(entry.local_id) is not None:
@@ -172,7 +174,7 @@ class TransferWire(TransferCore):
             legacy=True,
             history_id=entry.local_id,
         )
-        self._hub.emit(TransferOffered(self.store.add(offered)))
+        self.engine.emit(TransferOffered(self.store.add(offered)))
 
     def _on_accept(self, peer: int, info: pb.FileInfo) -> None:
         transfer = self.store.find(True, peer, info.transfer_id)
@@ -189,19 +191,19 @@ class TransferWire(TransferCore):
             return
         offset = min(info.offset, transfer.size)
         if transfer.offer_msg_id is not None:
-            self._offers.pop(transfer.offer_msg_id, None)
+            self.engine.take_offer(transfer.offer_msg_id)
         updated = self.store.update(
             transfer, state=TransferState.ACTIVE, start_offset=offset, offset=offset
         )
-        self._start_outgoing(updated, offset)
-        self._hub.emit(TransferUpdated(updated))
+        self.engine.start_outgoing(updated, offset)
+        self.engine.emit(TransferUpdated(updated))
 
     def _on_decline(self, peer: int, info: pb.FileInfo) -> None:
         transfer = self.store.find(True, peer, info.transfer_id)
         if transfer is None or transfer.state.final:
             return
-        self._spawn(self._stop_run(transfer.id, remove_part=False))
-        self._end(
+        self.engine.spawn(self.engine.stop_run(transfer.id, remove_part=False))
+        self.engine.end(
             transfer,
             TransferState.DECLINED,
             "declined by the receiver",
@@ -213,7 +215,7 @@ class TransferWire(TransferCore):
             transfer = self.store.find(outgoing, peer, info.transfer_id)
             if transfer is None or transfer.state.final:
                 continue
-            run = self._in.get(transfer.id)
+            run = self.engine.incoming_run(transfer.id)
             if run is not None and run.finishing and run.writer.error is None:
                 # Every byte is here and being verified/moved into place: the cancel lost
                 # the race. Finishing (and the final FILE_PROGRESS it sends) is the only
@@ -221,10 +223,10 @@ class TransferWire(TransferCore):
                 log.info("transfer %d: cancel from the sender arrived after the last byte; "
                          "completing", transfer.id)
                 continue
-            self._spawn(self._stop_run(transfer.id, remove_part=True))
+            self.engine.spawn(self.engine.stop_run(transfer.id, remove_part=True))
             who = "the receiver" if outgoing else "the sender"
             reason = f"cancelled by {who}" + (f": {peer_text(text)}" if text else "")
-            self._end(
+            self.engine.end(
                 transfer,
                 TransferState.CANCELLED,
                 reason,
@@ -234,24 +236,27 @@ class TransferWire(TransferCore):
     def _on_offer_outcome(self, msg_id: int, state: MessageState, code: int) -> None:
         if state not in (MessageState.FAILED, MessageState.SENT, MessageState.DELIVERED):
             return
-        transfer = self.store.get(self._offers.pop(msg_id))
+        local_id = self.engine.take_offer(msg_id)
+        transfer = self.store.get(local_id) if local_id is not None else None
         if transfer is None or transfer.state.final:
             return
         if state is MessageState.FAILED:
             reason = refusal_reason(code)
-            self._end(transfer, TransferState.FAILED, reason, lambda t: TransferFailed(t, reason))
+            self.engine.end(
+                transfer, TransferState.FAILED, reason, lambda t: TransferFailed(t, reason)
+            )
         elif transfer.legacy:  # a v1 FILE is done once the relay has stored it
-            self._complete(transfer)
+            self.engine.complete(transfer)
 
     # --- ephemeral traffic (intercepted: never reaches the session's listeners) ------------
 
     def _on_chunk(self, message: pb.Message) -> None:
         key = (message.uid, message.file.transfer_id)
-        run = self._in_wire.get(key)
+        run = self.engine.incoming_run_on_wire(*key)
         if run is not None:
             run.on_chunk(message.file.offset, message.data)
             return
-        now = self.clock()  # not receiving it: if we completed it, say so (rarely)
+        now = self.engine.clock()  # not receiving it: if we completed it, say so (rarely)
         if now - self._strays.get(key, float("-inf")) < 1.0:
             return
         if len(self._strays) >= _STRAY_CACHE:
@@ -259,9 +264,9 @@ class TransferWire(TransferCore):
         self._strays[key] = now
         done = self.store.find(False, message.uid, message.file.transfer_id)
         if done is not None and done.state is TransferState.COMPLETED:
-            self.send_progress(done.peer, done.transfer_id, done.size)
+            self.engine.send_progress(done.peer, done.transfer_id, done.size)
 
     def _on_progress(self, message: pb.Message) -> None:
-        run = self._out_wire.get((message.uid, message.file.transfer_id))
+        run = self.engine.outgoing_run_on_wire(message.uid, message.file.transfer_id)
         if run is not None:
             run.on_progress(message.file.offset)

@@ -3,7 +3,7 @@
 - :class:`SendWindow` — the sender's go-back-N window over one file.
 - :class:`ReceiveCursor` — the receiver's contiguous offset and when to report it.
 - :class:`RateEstimator` — bytes/s over a sliding time window, and the ETA from it.
-- :class:`TransferOptions` — the engine's tunables. (Names: :mod:`transfer_names`.)
+- :class:`TransferOptions` — the engine's tunables. (Names: :mod:`~tui.client.transfer.names`.)
 
 Invariants (each class restates its own):
 - ``0 <= acked <= next <= size`` for a :class:`SendWindow` at all times, and nothing is

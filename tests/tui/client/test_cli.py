@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from protocol import chat_pb2 as pb
-from tui.client.scripting import (
+from tui.client.cli import (
     EXIT_USAGE,
     ScriptError,
     build_parser,
@@ -16,7 +16,7 @@ from tui.client.scripting import (
     read_password,
     trust_policy,
 )
-from tui.client.store import HistoryEntry, MessageState
+from tui.client.history import HistoryEntry, MessageState
 from tui.client.trust import TrustMode
 
 

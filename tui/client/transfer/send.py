@@ -20,9 +20,9 @@ import logging
 from typing import Protocol
 
 from tui.client.aio import wait_event
-from tui.client.transfer_files import ChunkReader, SourceChanged, file_signature
-from tui.client.transfer_logic import RateEstimator, SendWindow, TransferOptions
-from tui.client.transfer_store import Transfer
+from tui.client.transfer.files import ChunkReader, SourceChanged, file_signature
+from tui.client.transfer.logic import RateEstimator, SendWindow, TransferOptions
+from tui.client.transfer.store import Transfer
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ Invariants:
 - Every name returned is at most ``MAX_FILE_NAME_BYTES`` UTF-8 bytes and has no path
   separator; all but :func:`part_name` (hidden on purpose) do not start with a dot.
 - :func:`unique_name` only returns a name for which the caller's ``taken`` said False: it
-  never picks a name in use (the caller re-checks at the final move, see transfer_files).
+  never picks a name in use (the caller re-checks at the final move, see
+  :mod:`~tui.client.transfer.files`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ offer in the backlog is missed)::
     await manager.close()                       # before session.close()
 
 Every method takes the transfer's *local* id (``Transfer.id``); ``Transfer.transfer_id``
-is the wire id. Events: see :mod:`tui.client.transfer_events`. Pass the same ``data_dir``
+is the wire id. Events: see :mod:`tui.client.transfer.events`. Pass the same ``data_dir``
 as the session's: the transfers database lives next to its history database.
 
 Wire protocol: FILE_OFFER (durable; msg = name, file = {transfer_id, size, sha256}) →
@@ -23,13 +23,13 @@ file into place; FILE_CANCEL (durable; msg = reason) from either side ends it. A
 sends and gets one FILE message (msg = name, data = the whole file) instead.
 
 Invariants:
-- Every transfer is a row of the :class:`~tui.client.transfer_store.TransferStore` before
+- Every transfer is a row of the :class:`~tui.client.transfer.store.TransferStore` before
   any byte of it moves, and its state only moves forward. A restarted app resumes: the
   receiver re-hashes its part file and re-sends FILE_ACCEPT with its offset (also whenever
   it reconnects or sees the sender come back online); the sender restarts from whatever
   offset an accept carries.
 - Losses (ephemeral chunks dropped by the relay or by a disconnected session) are repaired
-  by the sender (see :class:`~tui.client.transfer_logic.SendWindow`): go-back-N on a
+  by the sender (see :class:`~tui.client.transfer.logic.SendWindow`): go-back-N on a
   *duplicate* report — one that does not advance the acknowledged offset; an ordinary
   report is always below what was sent, so "below what was sent" alone cannot mean a
   loss — a one-chunk tail-loss probe after about two RTTs, and a re-send from the
@@ -38,7 +38,7 @@ Invariants:
   duplicate, and reports ``size - 1`` while it verifies ("all here, checking").
 - Received files never overwrite anything and never land outside the chosen directory;
   received names are reduced to safe base names first.
-- Nothing here blocks the loop (disk work: :mod:`tui.client.transfer_files`).
+- Nothing here blocks the loop (disk work: :mod:`tui.client.transfer.files`).
 """
 
 from __future__ import annotations
@@ -57,37 +57,35 @@ import platformdirs
 
 from protocol import chat_pb2 as pb
 from protocol.validation import safe_basename
+from tui.client.history import HistoryEntry
 from tui.client.session import ClientSession
-from tui.client.store import HistoryEntry
-from tui.client.transfer_core import TransferError
-from tui.client.transfer_events import (
+from tui.client.transfer.engine import TransferEngine
+from tui.client.transfer.events import (
     TransferCancelled,
     TransferDeclined,
-    TransferEvent,
     TransferFailed,
     TransferListener,
     TransferUpdated,
 )
-from tui.client.transfer_files import choose_target, file_signature, hash_file, write_whole
-from tui.client.transfer_logic import TransferOptions
-from tui.client.transfer_names import part_name
-from tui.client.transfer_store import Transfer, TransferState, TransferStore
-from tui.client.transfer_wire import TransferWire
-
-__all__ = [
-    "Transfer",
-    "TransferError",
-    "TransferEvent",
-    "TransferManager",
-    "TransferOptions",
-    "TransferState",
-]
+from tui.client.transfer.files import choose_target, file_signature, hash_file, write_whole
+from tui.client.transfer.logic import TransferOptions
+from tui.client.transfer.names import part_name
+from tui.client.transfer.store import Transfer, TransferState, TransferStore
+from tui.client.transfer.wire import TransferWire
 
 _M = pb.Message
 
 
-class TransferManager(TransferWire):
-    """The engine; see the module docstring. Construct it on the event loop; all methods
+class TransferError(Exception):
+    """The request cannot be done (unknown transfer, wrong state, v1 peer and a file too
+    large for one message, unusable directory…); the message says why, for the user."""
+
+
+class TransferManager:
+    """The public API of file transfer, composed of a :class:`TransferEngine` (runs, state,
+    events) and the :class:`TransferWire` that feeds it the session's traffic; see the
+    module docstring. Owns the default downloads directory. Construct it on the event
+    loop; all methods
     run on the session's loop. Arguments: ``data_dir`` (where the transfers database goes,
     next to the session's history; default: the client's data dir) or an open ``store``;
     ``downloads_dir`` (default target of :meth:`accept`: platformdirs' downloads dir);
@@ -103,33 +101,38 @@ class TransferManager(TransferWire):
         options: TransferOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(
-            session,
-            data_dir=data_dir,
-            store=store,
-            downloads_dir=downloads_dir,
-            options=options,
-            clock=clock,
+        self.engine = TransferEngine(
+            session, data_dir=data_dir, store=store, options=options, clock=clock
         )
+        self.session = session
+        self.store = self.engine.store
+        self.options = self.engine.options
+        self.downloads_dir = downloads_dir
+        wire = TransferWire(self.engine)
         self._closed = False
-        self._detach = self._attach()
-        self._load()
+        self._detach = wire.attach()
+        wire.load()
 
     # --- reading -------------------------------------------------------------------------
 
     def add_listener(self, listener: TransferListener) -> Callable[[], None]:
         """Call ``listener(event)`` for every transfer event (synchronously, on the loop;
         it must not block). Returns a function that unsubscribes."""
-        return self._hub.add_listener(listener)
+        return self.engine.add_listener(listener)
 
     def transfers(self, *, include_final: bool = True, limit: int = 1000) -> list[Transfer]:
         """Transfers, newest first, with live offsets, rates and ETAs."""
-        return [self._live(t) for t in self.store.all(include_final=include_final, limit=limit)]
+        stored = self.store.all(include_final=include_final, limit=limit)
+        return [self.engine.live(transfer) for transfer in stored]
+
+    def reserved_targets(self) -> list[Path]:
+        """Target paths of incoming transfers in progress (a new target must differ)."""
+        return self.engine.reserved_targets()
 
     def get(self, transfer: int) -> Transfer | None:
         """The transfer with local id ``transfer`` (live values), or None."""
         stored = self.store.get(transfer)
-        return self._live(stored) if stored is not None else None
+        return self.engine.live(stored) if stored is not None else None
 
     # --- sending -------------------------------------------------------------------------
 
@@ -202,8 +205,8 @@ class TransferManager(TransferWire):
                 source_mtime=mtime,
             )
         )
-        self._offers[entry.msg_id] = transfer.id
-        self._hub.emit(TransferUpdated(transfer))
+        self.engine.await_offer_outcome(entry.msg_id, transfer.id)
+        self.engine.emit(TransferUpdated(transfer))
         return transfer
 
     def _new_transfer_id(self, peer: int) -> int:
@@ -236,15 +239,15 @@ class TransferManager(TransferWire):
                 )
         current = self._require(transfer, outgoing=False, states={TransferState.OFFERED})
         try:  # a few lstat() calls, done here so that no other accept can take the name
-            target = choose_target(target_dir, wanted, self.reserved_targets())
+            target = choose_target(target_dir, wanted, self.engine.reserved_targets())
         except FileExistsError as exc:
             raise TransferError(str(exc)) from exc
         part = target_dir / part_name(target.name, str(current.id))
         accepted = self.store.update(
             current, state=TransferState.ACTIVE, path=target, part_path=part, offset=0
         )
-        self._start_incoming(accepted, resume=False)
-        self._hub.emit(TransferUpdated(accepted))
+        self.engine.start_incoming(accepted, resume=False)
+        self.engine.emit(TransferUpdated(accepted))
         return accepted
 
     async def _accept_v1(self, transfer: Transfer, directory: Path, name: str) -> Transfer:
@@ -253,21 +256,21 @@ class TransferManager(TransferWire):
             entry = self.session.store.get(transfer.history_id)
         if entry is None:
             reason = "the file's data is no longer in the local history"
-            return self._end(
+            return self.engine.end(
                 transfer, TransferState.FAILED, reason, lambda t: TransferFailed(t, reason)
             )
         try:
-            path = await write_whole(directory, name, entry.data, self.reserved_targets())
+            path = await write_whole(directory, name, entry.data, self.engine.reserved_targets())
         except OSError as exc:
             raise TransferError(f"cannot write into {directory}: {exc.strerror or exc}") from exc
-        return self._complete(transfer, path=path)
+        return self.engine.complete(transfer, path=path)
 
     def decline(self, transfer: int) -> Transfer:
         """Decline an offered file; a v2 sender is told (FILE_DECLINE), a v1 one cannot be."""
         current = self._require(transfer, outgoing=False, states={TransferState.OFFERED})
         if not current.legacy:
-            self._send_durable(current, _M.FILE_DECLINE)
-        return self._end(
+            self.engine.send_durable(current, _M.FILE_DECLINE)
+        return self.engine.end(
             current,
             TransferState.DECLINED,
             "declined",
@@ -299,15 +302,15 @@ class TransferManager(TransferWire):
         if not current.outgoing and current.state is TransferState.OFFERED:
             return self.decline(transfer)
         if current.offer_msg_id is not None:
-            self._offers.pop(current.offer_msg_id, None)
-        await self._stop_run(current.id, remove_part=True)
+            self.engine.take_offer(current.offer_msg_id)
+        await self.engine.stop_run(current.id, remove_part=True)
         latest = self.store.get(current.id)
         if latest is None or latest.state.final:
             return latest or current  # the peer ended it while we were stopping
         if not current.legacy:
-            self._send_durable(current, _M.FILE_CANCEL, text=reason[:200])
+            self.engine.send_durable(current, _M.FILE_CANCEL, text=reason[:200])
         why = reason or "cancelled"
-        return self._end(
+        return self.engine.end(
             current,
             TransferState.CANCELLED,
             why,
@@ -328,14 +331,7 @@ class TransferManager(TransferWire):
         self._closed = True
         for detach in self._detach:
             detach()
-        for local_id in [*self._out, *self._in]:
-            await self._stop_run(local_id, remove_part=False, persist=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._hub.clear()
-        if self._owns_store:
-            self.store.close()
+        await self.engine.close()
 
     def _require(
         self, transfer: int, *, outgoing: bool | None, states: set[TransferState]

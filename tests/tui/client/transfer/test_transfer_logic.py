@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tui.client.transfer_logic import (
+from tui.client.transfer.logic import (
     CHUNK_SIZE,
     MAX_STALL_TIMEOUT,
     WINDOW,

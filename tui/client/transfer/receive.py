@@ -20,14 +20,14 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
-from tui.client.transfer_files import (
+from tui.client.transfer.files import (
     PartWriter,
     VerificationFailed,
     finalize,
     remove_quietly,
 )
-from tui.client.transfer_logic import RateEstimator, ReceiveCursor, TransferOptions
-from tui.client.transfer_store import Transfer
+from tui.client.transfer.logic import RateEstimator, ReceiveCursor, TransferOptions
+from tui.client.transfer.store import Transfer
 
 log = logging.getLogger(__name__)
 

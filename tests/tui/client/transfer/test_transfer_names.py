@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from protocol.validation import MAX_FILE_NAME_BYTES, safe_basename
-from tui.client.transfer_files import choose_target, finalize, write_whole
-from tui.client.transfer_names import numbered_name, part_name, split_extension, unique_name
+from tui.client.transfer.files import choose_target, finalize, write_whole
+from tui.client.transfer.names import numbered_name, part_name, split_extension, unique_name
 
 HOSTILE = [
     "../../.bashrc",

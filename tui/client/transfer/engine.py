@@ -1,10 +1,16 @@
-"""Shared state and the runs' callbacks of the transfer engine (:mod:`tui.client.transfer`).
+"""The transfer engine's state: runs, offers awaiting the relay, events, throttling.
+
+Owns (nothing else reads or writes them): the run maps (by local id and by wire key), the
+offers whose relay answer is still awaited, the event hub, the progress/persist throttles
+and the engine's background tasks. :mod:`~tui.client.transfer.wire` (session → engine) and
+:mod:`~tui.client.transfer.manager` (the public API) hold an engine and go through its
+methods; the runs reach it as their host.
 
 Invariants:
 - Exactly one run exists per ACTIVE v2 transfer that is being worked on, registered under
   its local id and its wire key ``(peer, transfer_id)``; a run leaves the maps *before*
   its transfer reaches a final state, so nothing is dispatched to a finished run.
-- Every state change goes through the store first (:meth:`TransferCore._end`), then the
+- Every state change goes through the store first (:meth:`TransferEngine.end`), then the
   event is emitted with the stored snapshot.
 - Progress events are throttled to ``options.progress_interval`` per transfer and offsets
   persisted every ``options.persist_interval``; final states are always emitted.
@@ -21,32 +27,31 @@ from pathlib import Path
 from typing import Any
 
 from protocol import chat_pb2 as pb
-from tui.client.session import ClientSession, NotConnected
+from tui.client.session import ClientSession
 from tui.client.store import default_data_dir
-from tui.client.transfer_events import (
+from tui.client.supervisor import NotConnected
+from tui.client.transfer.events import (
     TransferCompleted,
     TransferEvent,
     TransferFailed,
     TransferHub,
+    TransferListener,
     TransferProgress,
     TransferUpdated,
 )
-from tui.client.transfer_files import remove_quietly
-from tui.client.transfer_logic import TransferOptions
-from tui.client.transfer_recv import IncomingRun
-from tui.client.transfer_send import OutgoingRun
-from tui.client.transfer_store import Transfer, TransferState, TransferStore, transfers_path
+from tui.client.transfer.files import remove_quietly
+from tui.client.transfer.logic import TransferOptions
+from tui.client.transfer.receive import IncomingRun
+from tui.client.transfer.send import OutgoingRun
+from tui.client.transfer.store import Transfer, TransferState, TransferStore, transfers_path
 
 _M = pb.Message
 
 
-class TransferError(Exception):
-    """The request cannot be done (unknown transfer, wrong state, v1 peer and a file too
-    large for one message, unusable directory…); the message says why, for the user."""
-
-
-class TransferCore:
-    """State, persistence and the callbacks :class:`OutgoingRun`/:class:`IncomingRun` use."""
+class TransferEngine:
+    """The runs, their persistence and events, and the callbacks the runs use (it is the
+    :class:`~tui.client.transfer.send.SendHost` and
+    :class:`~tui.client.transfer.receive.ReceiveHost` of every run)."""
 
     def __init__(
         self,
@@ -54,7 +59,6 @@ class TransferCore:
         *,
         data_dir: Path | None = None,
         store: TransferStore | None = None,
-        downloads_dir: Path | None = None,
         options: TransferOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -69,7 +73,6 @@ class TransferCore:
                 transfers_path(base, endpoint.host, endpoint.port, session.username)
             )
         self.store = store
-        self.downloads_dir = downloads_dir
         self._hub = TransferHub()
         self._out: dict[int, OutgoingRun] = {}
         self._in: dict[int, IncomingRun] = {}
@@ -79,6 +82,39 @@ class TransferCore:
         self._last_event: dict[int, float] = {}
         self._last_persist: dict[int, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- events and offers ------------------------------------------------------------
+
+    def add_listener(self, listener: TransferListener) -> Callable[[], None]:
+        return self._hub.add_listener(listener)
+
+    def emit(self, event: TransferEvent) -> None:
+        self._hub.emit(event)
+
+    def await_offer_outcome(self, msg_id: int, local_id: int) -> None:
+        """Remember that the relay's answer to offer ``msg_id`` decides transfer ``local_id``."""
+        self._offers[msg_id] = local_id
+
+    def awaits_offer_outcome(self, msg_id: int) -> bool:
+        return msg_id in self._offers
+
+    def take_offer(self, msg_id: int) -> int | None:
+        """The transfer whose offer ``msg_id`` is answered (or moot), forgetting the offer."""
+        return self._offers.pop(msg_id, None)
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def incoming_run(self, local_id: int) -> IncomingRun | None:
+        return self._in.get(local_id)
+
+    def incoming_runs(self) -> list[IncomingRun]:
+        return list(self._in.values())
+
+    def incoming_run_on_wire(self, peer: int, transfer_id: int) -> IncomingRun | None:
+        return self._in_wire.get((peer, transfer_id))
+
+    def outgoing_run_on_wire(self, peer: int, transfer_id: int) -> OutgoingRun | None:
+        return self._out_wire.get((peer, transfer_id))
 
     # --- what runs call ----------------------------------------------------------------
 
@@ -110,7 +146,7 @@ class TransferCore:
 
     def send_accept(self, run: IncomingRun) -> None:
         offset = run.received
-        self._send_durable(run.transfer, _M.FILE_ACCEPT, offset=offset)
+        self.send_durable(run.transfer, _M.FILE_ACCEPT, offset=offset)
         run.transfer = self.store.update(run.transfer, offset=offset, start_offset=offset)
         self._hub.emit(TransferUpdated(run.transfer))
 
@@ -127,16 +163,16 @@ class TransferCore:
     def outgoing_done(self, run: OutgoingRun) -> None:
         transfer = run.transfer
         self._forget_run(transfer.id)
-        self._spawn(run.stop())
+        self.spawn(run.stop())
         self._progress(
             transfer, transfer.size, run.sent_bytes, run.rate.rate(), run.rate.eta, force=True
         )
-        self._complete(transfer, sent_bytes=run.sent_bytes)
+        self.complete(transfer, sent_bytes=run.sent_bytes)
 
     def outgoing_error(self, run: OutgoingRun, reason: str) -> None:
         self._forget_run(run.transfer.id)
-        self._send_durable(run.transfer, _M.FILE_CANCEL, text=reason[:200])
-        self._end(
+        self.send_durable(run.transfer, _M.FILE_CANCEL, text=reason[:200])
+        self.end(
             run.transfer,
             TransferState.FAILED,
             reason,
@@ -150,17 +186,17 @@ class TransferCore:
         self._forget_run(transfer.id)
         self.send_progress(transfer.peer, transfer.transfer_id, transfer.size)
         self._progress(transfer, transfer.size, 0, run.rate.rate(), run.rate.eta, force=True)
-        self._complete(transfer, path=path)
+        self.complete(transfer, path=path)
 
     def incoming_error(self, run: IncomingRun, reason: str) -> None:
         self._forget_run(run.transfer.id)
-        self._spawn(run.stop(remove_part=True))
-        self._send_durable(run.transfer, _M.FILE_CANCEL, text=reason[:200])
-        self._end(run.transfer, TransferState.FAILED, reason, lambda t: TransferFailed(t, reason))
+        self.spawn(run.stop(remove_part=True))
+        self.send_durable(run.transfer, _M.FILE_CANCEL, text=reason[:200])
+        self.end(run.transfer, TransferState.FAILED, reason, lambda t: TransferFailed(t, reason))
 
     # --- internals -------------------------------------------------------------------------
 
-    def _start_outgoing(self, transfer: Transfer, offset: int) -> OutgoingRun:
+    def start_outgoing(self, transfer: Transfer, offset: int) -> OutgoingRun:
         run = self._out.get(transfer.id)
         if run is None:
             run = OutgoingRun(self, transfer)
@@ -171,14 +207,14 @@ class TransferCore:
         run.restart(offset)
         return run
 
-    def _start_incoming(self, transfer: Transfer, *, resume: bool) -> IncomingRun:
+    def start_incoming(self, transfer: Transfer, *, resume: bool) -> IncomingRun:
         run = IncomingRun(self, transfer)
         self._in[transfer.id] = run
         self._in_wire[(transfer.peer, transfer.transfer_id)] = run
         run.start(resume=resume)
         return run
 
-    def _send_durable(
+    def send_durable(
         self, transfer: Transfer, kind: int, *, text: str = "", offset: int = 0
     ) -> None:
         info = pb.FileInfo(
@@ -212,7 +248,7 @@ class TransferCore:
         snapshot = replace(transfer, offset=offset, sent_bytes=sent, rate=rate, eta=remaining)
         self._hub.emit(TransferProgress(snapshot, offset, transfer.size, rate, remaining))
 
-    def _live(self, transfer: Transfer) -> Transfer:
+    def live(self, transfer: Transfer) -> Transfer:
         """``transfer`` with the live values of its run, if it has one."""
         out, inc = self._out.get(transfer.id), self._in.get(transfer.id)
         if out is not None:
@@ -233,7 +269,7 @@ class TransferCore:
             )
         return transfer
 
-    def _end(
+    def end(
         self,
         transfer: Transfer,
         state: TransferState,
@@ -253,13 +289,13 @@ class TransferCore:
         self._hub.emit(event(ended))
         return ended
 
-    def _complete(self, transfer: Transfer, *, path: Path | None = None,
+    def complete(self, transfer: Transfer, *, path: Path | None = None,
                   **changes: Any) -> Transfer:
-        """:meth:`_end` as COMPLETED with the whole size, emitting TransferCompleted with the
+        """:meth:`end` as COMPLETED with the whole size, emitting TransferCompleted with the
         file: ``path`` for a received file (stored with it), the source for a sent one."""
         if path is not None:
             changes["path"] = path
-        return self._end(transfer, TransferState.COMPLETED, "",
+        return self.end(transfer, TransferState.COMPLETED, "",
                          lambda t: TransferCompleted(t, path or t.path or Path()),
                          offset=transfer.size, **changes)
 
@@ -273,7 +309,7 @@ class TransferCore:
             self._in_wire.pop((inc.peer, inc.transfer.transfer_id), None)
         return inc
 
-    async def _stop_run(self, local_id: int, *, remove_part: bool, persist: bool = False) -> None:
+    async def stop_run(self, local_id: int, *, remove_part: bool, persist: bool = False) -> None:
         run = self._forget_run(local_id)
         if isinstance(run, OutgoingRun):
             await run.stop()
@@ -288,11 +324,23 @@ class TransferCore:
             if stored is not None and not stored.outgoing:
                 await remove_quietly(stored.part_path)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _wake_all(self) -> None:
+    def wake_all(self) -> None:
         for run in self._out.values():
             run.wake.set()
+
+    async def close(self) -> None:
+        """Stop every run, persisting offsets (ACTIVE transfers stay ACTIVE and resume on
+        the next start), cancel the background tasks, drop listeners, close an owned store."""
+        for local_id in [*self._out, *self._in]:
+            await self.stop_run(local_id, remove_part=False, persist=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._hub.clear()
+        if self._owns_store:
+            self.store.close()

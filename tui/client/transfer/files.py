@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tui.client.transfer_names import part_name, unique_name
+from tui.client.transfer.names import part_name, unique_name
 
 READ_BLOCK = 1024 * 1024
 WRITE_BATCH = 1024 * 1024

@@ -32,10 +32,10 @@ from tui.client.events import (
     MessageReceived,
     SyncCompleted,
 )
+from tui.client.history import HistoryEntry, MessageState, describe_failure
 from tui.client.login import LoginFailed, SessionError
-from tui.client.outbox import CODE_NO_ACK
 from tui.client.session import ClientSession, SessionOptions
-from tui.client.store import HistoryEntry, MessageState, default_data_dir
+from tui.client.store import default_data_dir
 from tui.client.trust import TrustError, TrustPolicy, TrustStore, default_known_relays_path
 
 EXIT_OK = 0
@@ -45,16 +45,6 @@ EXIT_TRUST = 3
 EXIT_LOGIN = 4
 EXIT_UNREACHABLE = 5  # network trouble, or no answer within --timeout
 
-_ACK_TEXT: dict[int, str] = {
-    pb.Ack.NOT_BUDDY: "is not your buddy (both of you must add each other)",
-    pb.Ack.NO_SUCH_USER: "does not exist",
-    pb.Ack.TOO_LARGE: "message too large",
-    pb.Ack.RATE_LIMITED: "rate limited by the relay; try again later",
-    pb.Ack.QUOTA_EXCEEDED: "their offline inbox is full",
-    pb.Ack.INVALID: "message rejected as invalid",
-    pb.Ack.STORE_FULL: "the relay's storage is full; try again later",
-    CODE_NO_ACK: "no acknowledgement from the relay after every retry",
-}
 STORE_FULL_NOTICE = "the relay's storage is full; will retry"
 
 
@@ -85,14 +75,6 @@ class ClientConfig:
             data_dir=self.data_dir,
             options=options,
         )
-
-
-def describe_failure(entry: HistoryEntry, peer_name: str) -> str:
-    """Why a FAILED message failed, in words."""
-    reason = _ACK_TEXT.get(entry.code, f"refused (code {entry.code})")
-    if entry.code in (pb.Ack.NOT_BUDDY, pb.Ack.NO_SUCH_USER):
-        return f"{peer_name} {reason}"
-    return reason
 
 
 async def send_text(
@@ -204,8 +186,6 @@ async def tail(
     finally:
         await session.close()
 
-
-# --- command line ------------------------------------------------------------------------
 
 DESCRIPTION = """\
 Send and receive Parley messages from scripts.

@@ -7,7 +7,7 @@ snapshot of the board is saved now and then in the store (``snapshots`` table, k
 replay the newer GRAPHICS entries" — and the replay walks backwards from the newest entry
 and stops at the latest ``clear``, before which nothing matters.
 
-No Textual here: the widget shows the :class:`~tui.board_model.Board` objects this book
+No Textual here: the widget shows the :class:`~tui.state.board.Board` objects this book
 hands out, and is told which cells changed.
 
 Invariants:
@@ -37,8 +37,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from protocol import chat_pb2 as pb
-from tui.board_model import Board, Cell
-from tui.client.store import HistoryEntry, LocalStore
+from tui.client.history import HistoryEntry
+from tui.client.store import LocalStore
+from tui.state.board import Board, Cell
 
 log = logging.getLogger(__name__)
 

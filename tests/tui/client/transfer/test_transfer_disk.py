@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tui.client.transfer_files import (
+from tui.client.transfer.files import (
     ChunkReader,
     PartWriter,
     SourceChanged,
     hash_file,
 )
-from tui.client.transfer_logic import CHUNK_SIZE, TransferOptions
-from tui.client.transfer_recv import IncomingRun
-from tui.client.transfer_store import Transfer, TransferState, TransferStore, transfers_path
+from tui.client.transfer.logic import CHUNK_SIZE, TransferOptions
+from tui.client.transfer.receive import IncomingRun
+from tui.client.transfer.store import Transfer, TransferState, TransferStore, transfers_path
 
 MIB = 1024 * 1024
 

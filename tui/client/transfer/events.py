@@ -6,7 +6,7 @@ swallowed. The Textual app's callback can be one line:
 ``lambda ev: app.post_message(TransferEvent(ev))``.
 
 Invariants:
-- Events are immutable values carrying a :class:`~tui.client.transfer_store.Transfer`
+- Events are immutable values carrying a :class:`~tui.client.transfer.store.Transfer`
   snapshot; nothing in them refers back into the engine.
 - Per transfer, events come in the order things happened; exactly one of
   TransferCompleted / TransferFailed / TransferCancelled / TransferDeclined ends it.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui.client.transfer_store import Transfer
+from tui.client.transfer.store import Transfer
 
 log = logging.getLogger(__name__)
 

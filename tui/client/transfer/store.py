@@ -116,11 +116,6 @@ class Transfer:
     rate: float = 0.0
     eta: float | None = None
 
-    @property
-    def fraction(self) -> float:
-        """Progress in [0, 1] (1 for an empty file)."""
-        return min(self.offset / self.size, 1.0) if self.size else 1.0
-
 
 _COLUMNS = tuple(f.name for f in fields(Transfer) if f.name not in {"rate", "eta"})
 _PATH_COLUMNS = {"path", "part_path"}

@@ -1,0 +1,134 @@
+"""The buddy list as data: unread counts per peer and the rows of the roster.
+
+No Textual and no I/O, except :func:`stored_unread`, which reads the counts from the local
+store; the rows are built from buddies, counts and typing markers passed in.
+
+Invariants:
+- Only chat messages (:data:`CHAT_TYPES`) count as unread; board strokes and transfer
+  traffic belong to other panes.
+- Row names are :func:`tui.display.safe_name` of the peer's name (plain text, bounded).
+- A row's :attr:`RosterRow.key` is stable: the same person keeps it across updates.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from protocol import chat_pb2 as pb
+from tui.client.events import Buddy
+from tui.client.history import HistoryEntry
+from tui.client.store import LocalStore
+from tui.display import safe_name
+
+# Message types shown in a conversation (the Files and Board panes own the others).
+CHAT_TYPES = frozenset({pb.Message.MESSAGE, pb.Message.FILE_OFFER, pb.Message.FILE})
+
+
+class UnreadCounts:
+    """Unread messages per peer (what the buddy list shows)."""
+
+    def __init__(self, initial: Iterable[tuple[int, int]] = ()) -> None:
+        self._counts: dict[int, int] = {peer: n for peer, n in initial if n > 0}
+
+    def bump(self, peer: int, by: int = 1) -> int:
+        self._counts[peer] = self._counts.get(peer, 0) + by
+        return self._counts[peer]
+
+    def clear(self, peer: int) -> bool:
+        """Forget the count of ``peer``; True if there was one."""
+        return self._counts.pop(peer, 0) > 0
+
+    def get(self, peer: int) -> int:
+        return self._counts.get(peer, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self._counts.values())
+
+
+def chat_unread(newest_last: Sequence[HistoryEntry], stored_unread: int) -> int:
+    """How many of a conversation's ``stored_unread`` messages are chat messages.
+
+    The store counts every durable incoming message as unread (board strokes too); the
+    buddy list counts chat messages only. ``newest_last`` is a recent page of the
+    conversation; the newest ``stored_unread`` incoming entries in it are the unread ones.
+    """
+    count = seen = 0
+    for entry in reversed(newest_last):
+        if seen >= stored_unread:
+            break
+        if not entry.outgoing:
+            seen += 1
+            count += entry.type in CHAT_TYPES
+    return count
+
+
+def stored_unread(store: LocalStore) -> UnreadCounts:
+    """Unread chat messages per peer, from the store (see :func:`chat_unread`)."""
+    counts = []
+    for conversation in store.conversations():
+        if conversation.unread > 0:
+            limit = min(2 * conversation.unread, 2_000)
+            page = store.page(conversation.peer, limit=limit, types=CHAT_TYPES)
+            counts.append((conversation.peer, chat_unread(page, conversation.unread)))
+    return UnreadCounts(counts)
+
+
+class RowKind(enum.Enum):
+    HEADER = "header"
+    INCOMING = "incoming"  # they asked us: accept / decline
+    BUDDY = "buddy"
+    OUTGOING = "outgoing"  # we asked them: pending
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    kind: RowKind
+    uid: int = 0
+    name: str = ""
+    online: bool = False
+    unread: int = 0
+    typing: bool = False
+
+    @property
+    def key(self) -> str:
+        """Stable option id: the same person keeps the same id across updates."""
+        return f"{self.kind.value}-{self.uid}" if self.uid else f"{self.kind.value}-{self.name}"
+
+
+_SECTIONS = (
+    (RowKind.INCOMING, pb.User.REQUEST_RECEIVED, "Buddy requests"),
+    (RowKind.BUDDY, pb.User.BUDDY, "Buddies"),
+    (RowKind.OUTGOING, pb.User.REQUEST_SENT, "Waiting for answer"),
+)
+
+
+def build_roster(
+    buddies: Iterable[Buddy], unread: UnreadCounts, typing: frozenset[int]
+) -> list[RosterRow]:
+    """Rows of the buddy list: requests first, then buddies (online first, by name), then
+    our pending requests. A section header precedes each non-empty section."""
+    by_relation: dict[int, list[Buddy]] = {}
+    for buddy in buddies:
+        by_relation.setdefault(buddy.relation, []).append(buddy)
+    rows: list[RosterRow] = []
+    for kind, relation, title in _SECTIONS:
+        members = by_relation.get(relation, [])
+        if not members and kind is not RowKind.BUDDY:
+            continue
+        rows.append(RosterRow(RowKind.HEADER, name=title))
+        members.sort(key=lambda b: (not b.online, safe_name(b.username).casefold(), b.uid))
+        for buddy in members:
+            rows.append(
+                RosterRow(
+                    kind,
+                    uid=buddy.uid,
+                    name=safe_name(buddy.username, buddy.uid),
+                    online=buddy.online,
+                    unread=unread.get(buddy.uid) if kind is RowKind.BUDDY else 0,
+                    typing=kind is RowKind.BUDDY and buddy.uid in typing,
+                )
+            )
+    return rows
