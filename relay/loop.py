@@ -150,9 +150,9 @@ class Relay:
 
     def log_stats(self) -> None:
         log.info("stats: connections=%d online=%d accepted=%d messages=%d durable=%d "
-                 "paused=%d scrypt=%d", len(self.connections), len(self.sessions),
+                 "paused=%d scrypt=%d passes=%d", len(self.connections), len(self.sessions),
                  self.acceptor.accepted_count, self.message_count, self.durable_count,
-                 self.paused_count, self.hasher.computations)
+                 self.paused_count, self.hasher.computations, self.passes)
 
     # -- the loop --------------------------------------------------------------------------
 
