@@ -1,6 +1,6 @@
 """Time for a reconnecting client to receive a 100,000-message backlog (target ≤ 5 s).
 
-Usage: python bench/bench_backlog.py [--messages 100000] [--plaintext] [--no-session]
+Usage: python -m bench.bench_backlog [--messages 100000] [--plaintext] [--no-session]
 
 Set-up (not measured as the result): a sender and a recipient are registered, logged in
 with protocol v2 and made mutual buddies; the recipient then disconnects. The sender fills
@@ -37,8 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_relay import MessageSource
-from benchlib import (
+from bench.bench_relay import MessageSource
+from bench.benchlib import (
     BenchError,
     Endpoint,
     RelayProcess,
@@ -47,7 +47,6 @@ from benchlib import (
     machine_description,
     make_buddies,
 )
-
 from protocol import FrameDecoder, encode_frame
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType

@@ -1,6 +1,6 @@
 """The drawing board under a flood: 10,000 incoming segments, input latency meanwhile, restore.
 
-Usage: python bench/bench_board_flood.py [--segments 10000] [--size 120x40] [--probe-ms 20]
+Usage: python -m bench.bench_board_flood [--segments 10000] [--size 120x40] [--probe-ms 20]
 
 Starts the real relay (TLS), runs the real ``ParleyApp`` headless (Textual's pilot) logged in
 as alice with the board of her chat with bob open, and has bob — a minimal blocking wire
@@ -29,14 +29,14 @@ import threading
 import time
 from pathlib import Path
 
-import benchlib  # first: puts the repository root on sys.path
 from textual import events
 from textual.pilot import Pilot
 
+from bench import benchlib
 from protocol import chat_pb2 as pb
 from protocol import encode_frame
 from protocol.types import FrameType
-from tests.tui.conftest import app_config, log_in, wait_until
+from tests.tui.pilot import app_config, log_in, wait_until
 from tui.app import ParleyApp
 from tui.client.history import HistoryEntry
 from tui.screens.main import MainScreen

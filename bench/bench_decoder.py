@@ -1,6 +1,6 @@
 """Decoder throughput: frames/s for 32-byte messages and MB/s for 64 KiB frames.
 
-Usage: python bench/bench_decoder.py [--seconds 2]
+Usage: python -m bench.bench_decoder [--seconds 2]
 Feeds a pre-built stream in 16 KiB reads (a typical TLS record's worth) and prints figures.
 """
 

@@ -1,6 +1,6 @@
 """Relay CPU per durable 32-byte message WITH acks (v2 sessions, TLS by default).
 
-Usage: python bench/bench_durable.py [--messages 200000] [--pairs 10] [--window 64]
+Usage: python -m bench.bench_durable [--messages 200000] [--pairs 10] [--window 64]
        [--ack-every 64] [--plaintext]
 
 Set-up (not measured): ``--pairs`` sender/receiver pairs of users, each registered and
@@ -31,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_relay import (
+from bench.bench_relay import (
     PAYLOAD_SIZE,
     Bench,
     Pair,
@@ -42,8 +42,7 @@ from bench_relay import (
     set_up_pairs,
     start_relay,
 )
-from benchlib import BenchError, machine_description
-
+from bench.benchlib import BenchError, machine_description
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType
 

@@ -1,6 +1,6 @@
 """File-transfer throughput through the real relay (TLS by default) and relay CPU per MB.
 
-Usage: python bench/bench_file_transfer.py [--size-mib 200] [--runs 3]
+Usage: python -m bench.bench_file_transfer [--size-mib 200] [--runs 3]
                                            [--receiver process|inline] [--plaintext]
 
 Set-up: a relay subprocess (``tests.harness.RelayProcess``), two users who are buddies, a
@@ -30,8 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import ROOT, RelayProcess, machine_description
-
+from bench.benchlib import ROOT, RelayProcess, machine_description
 from tests.files import random_file, sha256_of
 from tests.tui.client.sessions import buddies, make_session
 from tui.client.transfer import TransferManager, TransferState

@@ -1,6 +1,6 @@
 """Relay memory and a bystander's ping latency under hostile load (issue 11's figures).
 
-Usage: python bench/bench_hostile.py [--scenario a b c] [--seconds 10] [--users 500]
+Usage: python -m bench.bench_hostile [--scenario a b c] [--seconds 10] [--users 500]
 
 Each scenario gets a fresh relay (TLS, the harness's fast scrypt n=1024, the limit of
 unauthenticated connections per address back at its production default so it applies as
@@ -51,7 +51,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from benchlib import (
+from bench.benchlib import (
     BENCH_PASSWORD,
     BenchError,
     Endpoint,
@@ -63,7 +63,6 @@ from benchlib import (
     raise_nofile_limit,
     register_all,
 )
-
 from protocol import chat_pb2 as pb
 from protocol import encode_frame
 from protocol.types import FrameType

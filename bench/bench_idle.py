@@ -1,6 +1,6 @@
 """Relay memory per idle logged-in TLS session: RSS with N concurrent v1 sessions.
 
-Usage: python bench/bench_idle.py [--sessions 10000] [--concurrency 200] [--plaintext]
+Usage: python -m bench.bench_idle [--sessions 10000] [--concurrency 200] [--plaintext]
 
 Starts the relay (TLS, the harness's fast scrypt n=1024), samples its RSS (VmRSS from
 /proc/<pid>/status), then opens ``--sessions`` connections, at most ``--concurrency`` in
@@ -26,14 +26,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import (
+from bench.benchlib import (
     RelayProcess,
     client_tls_context,
     machine_description,
     raise_nofile_limit,
     read_until,
 )
-
 from protocol import chat_pb2 as pb
 from protocol import encode_frame
 from protocol.types import FrameType

@@ -1,6 +1,6 @@
 """Event-loop latency under a login burst: ping RTTs while 200 password logins arrive at once.
 
-Usage: python bench/bench_login_burst.py [--logins 200] [--ping-interval 0.005]
+Usage: python -m bench.bench_login_burst [--logins 200] [--ping-interval 0.005]
 
 The relay runs with the production scrypt cost (``--scrypt-n 16384``, appended after the
 harness's fast default, so it wins). ``--logins`` users plus one "pinger" are registered
@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import (
+from bench.benchlib import (
     BENCH_PASSWORD,
     BenchError,
     Endpoint,
@@ -43,7 +43,6 @@ from benchlib import (
     register_all,
     summarize_ms,
 )
-
 from protocol import chat_pb2 as pb
 from protocol import encode_frame
 from protocol.types import FrameType

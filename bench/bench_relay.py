@@ -1,6 +1,6 @@
 """Relay CPU time per relayed 32-byte message (TLS by default), v1 or v2 sessions.
 
-Usage: python bench/bench_relay.py [--mode v1|v2] [--messages 200000] [--plaintext]
+Usage: python -m bench.bench_relay [--mode v1|v2] [--messages 200000] [--plaintext]
 
 Set-up: ``--pairs`` sender/receiver pairs of users (register + login on one connection each,
 then mutual buddies). Each sender keeps ``--window`` messages in flight, where "in flight"
@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchlib import (
+from bench.benchlib import (
     BenchError,
     Endpoint,
     RelayProcess,
@@ -46,7 +46,6 @@ from benchlib import (
     make_buddies,
     peak_rss_bytes,
 )
-
 from protocol import chat_pb2 as pb
 from protocol import encode_frame
 from protocol.types import FrameType

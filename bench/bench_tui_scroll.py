@@ -1,6 +1,6 @@
 """Conversation scrolling in the TUI with 10,000 messages: open time and page-scroll time.
 
-Usage: python bench/bench_tui_scroll.py [--messages 10000] [--size 120x40] [--pages 200]
+Usage: python -m bench.bench_tui_scroll [--messages 10000] [--size 120x40] [--pages 200]
 
 Builds a history database of N messages (mixed lengths, both directions, over ~30 days),
 runs the real ``ParleyApp`` headless (Textual's pilot) with the real ``MainScreen`` on a
@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import benchlib  # first: puts the repository root on sys.path
-
+from bench import benchlib
 from protocol import chat_pb2 as pb
 from tui.app import ParleyApp
 from tui.client.connection import Endpoint

@@ -1,10 +1,11 @@
 """Shared helpers for the relay benchmarks in ``bench/``.
 
-Importing this module puts the repository root on ``sys.path`` (so ``python bench/x.py``
-works from anywhere) and re-exports the test harness's :class:`RelayProcess`, which runs the
-real relay (``python -m relay``) as a subprocess on a loopback port.
+Benches run as modules from the repository root (``python -m bench.bench_relay``), so they
+import the packages and the test helpers without touching ``sys.path``. This re-exports the
+test harness's :class:`RelayProcess`, which runs the real relay (``python -m relay``) as a
+subprocess on a loopback port.
 
-Nothing here runs at import time besides the path set-up: no sockets, no subprocesses.
+Nothing here runs at import time: no sockets, no subprocesses.
 """
 
 from __future__ import annotations
@@ -18,19 +19,16 @@ import socket
 import ssl
 import statistics
 import struct
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from protocol import FrameDecoder, encode_frame
+from protocol import chat_pb2 as pb
+from protocol.types import FrameType
+from tests.harness import RelayProcess
+from tests.wire import WireClient, make_buddies
 
-from protocol import FrameDecoder, encode_frame  # noqa: E402
-from protocol import chat_pb2 as pb  # noqa: E402
-from protocol.types import FrameType  # noqa: E402
-from tests.harness import RelayProcess  # noqa: E402
-from tests.wire import WireClient, make_buddies  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 __all__ = [
     "BENCH_PASSWORD",
