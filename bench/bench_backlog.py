@@ -75,8 +75,9 @@ def set_up(relay: RelayProcess) -> tuple[WireClient, str, int]:
     """Register and befriend sender + recipient; returns (sender, recipient token, uid)."""
     clients = []
     for name in ("sender", "recipient"):
-        client = WireClient(relay.host, relay.port, tls=not relay.plaintext,
-                            fingerprint=relay.fingerprint)
+        client = WireClient(
+            relay.host, relay.port, tls=not relay.plaintext, fingerprint=relay.fingerprint
+        )
         assert client.register(name, PASSWORD).code == pb.RegisterResponse.SUCCESS
         assert client.login(name, PASSWORD, version=2).code == pb.LoginResponse.SUCCESS
         clients.append(client)
@@ -133,8 +134,12 @@ def raw_reconnect(relay: RelayProcess, token: str, messages: int) -> dict[str, f
     if not relay.plaintext:
         sock = client_tls_context().wrap_socket(raw, server_hostname=relay.host)
     marks["connected"] = time.perf_counter() - t0
-    sock.sendall(encode_frame(FrameType.LOGIN, pb.LoginRequest(
-        username="recipient", token=token, protocol_version=2, since_seq=0)))
+    sock.sendall(
+        encode_frame(
+            FrameType.LOGIN,
+            pb.LoginRequest(username="recipient", token=token, protocol_version=2, since_seq=0),
+        )
+    )
     decoder = FrameDecoder(64 * 1024 * 1024)
     feed, recv = decoder.feed, sock.recv
     received = 0
@@ -164,20 +169,29 @@ def raw_reconnect(relay: RelayProcess, token: str, messages: int) -> dict[str, f
     marks["client_cpu"] = time.process_time() - client0
     last_seq = pb.Message.FromString(last_message).seq
     if received != messages or last_seq != head_seq or head_seq != messages:
-        raise BenchError(f"raw: got {received} messages, last seq {last_seq}, "
-                         f"head_seq {head_seq}; expected {messages}")
+        raise BenchError(
+            f"raw: got {received} messages, last seq {last_seq}, "
+            f"head_seq {head_seq}; expected {messages}"
+        )
     sock.close()
     return marks
 
 
-async def session_reconnect(relay: RelayProcess, data_dir: Path,
-                            messages: int) -> dict[str, float]:
+async def session_reconnect(relay: RelayProcess, data_dir: Path, messages: int) -> dict[str, float]:
     """A fresh ClientSession (cursor 0) logs in and takes the whole backlog."""
-    trust = (TrustPolicy.plaintext() if relay.fingerprint is None
-             else TrustPolicy.pinned(relay.fingerprint))
-    session = ClientSession(SessionEndpoint(relay.host, relay.port), "recipient", PASSWORD,
-                            trust=trust, data_dir=data_dir,
-                            options=SessionOptions(event_queue=messages + 1_000))
+    trust = (
+        TrustPolicy.plaintext()
+        if relay.fingerprint is None
+        else TrustPolicy.pinned(relay.fingerprint)
+    )
+    session = ClientSession(
+        SessionEndpoint(relay.host, relay.port),
+        "recipient",
+        PASSWORD,
+        trust=trust,
+        data_dir=data_dir,
+        options=SessionOptions(event_queue=messages + 1_000),
+    )
     received = 0
     synced = asyncio.Event()
     head_seq = -1
@@ -214,33 +228,51 @@ async def session_reconnect(relay: RelayProcess, data_dir: Path,
     cursor = store.last_seq
     store.close()
     if received != messages or head_seq != messages or cursor != messages:
-        raise BenchError(f"session: {received} messages, head_seq {head_seq}, "
-                         f"stored cursor {cursor}")
+        raise BenchError(
+            f"session: {received} messages, head_seq {head_seq}, stored cursor {cursor}"
+        )
     return marks
 
 
 def report(name: str, marks: dict[str, float], messages: int, steps: str) -> None:
     total = marks["total"]
     verdict = "met" if total <= TARGET_S else "NOT met"
-    print(f"{name}: {messages:,} messages in {total:.2f} s = {messages / total:,.0f} msgs/s; "
-          f"target <= {TARGET_S:g} s: {verdict}")
+    print(
+        f"{name}: {messages:,} messages in {total:.2f} s = {messages / total:,.0f} msgs/s; "
+        f"target <= {TARGET_S:g} s: {verdict}"
+    )
     print(f"  {steps}")
-    print(f"  relay CPU {marks['relay_cpu']:.2f} s "
-          f"({marks['relay_cpu'] / messages * 1e6:.1f} us/message), "
-          f"bench process CPU {marks['client_cpu']:.2f} s")
+    print(
+        f"  relay CPU {marks['relay_cpu']:.2f} s "
+        f"({marks['relay_cpu'] / messages * 1e6:.1f} us/message), "
+        f"bench process CPU {marks['client_cpu']:.2f} s"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--messages", type=int, default=100_000,
-                        help="backlog size (the relay's inbox quota is raised if needed)")
-    parser.add_argument("--fill-window", type=int, default=1_000,
-                        help="messages the filling sender keeps un-acked by the relay")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="run the relay with --plaintext (no TLS)")
-    parser.add_argument("--no-session", action="store_true",
-                        help="measure the raw client only, not the ClientSession")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=100_000,
+        help="backlog size (the relay's inbox quota is raised if needed)",
+    )
+    parser.add_argument(
+        "--fill-window",
+        type=int,
+        default=1_000,
+        help="messages the filling sender keeps un-acked by the relay",
+    )
+    parser.add_argument(
+        "--plaintext", action="store_true", help="run the relay with --plaintext (no TLS)"
+    )
+    parser.add_argument(
+        "--no-session",
+        action="store_true",
+        help="measure the raw client only, not the ClientSession",
+    )
     args = parser.parse_args()
 
     print(machine_description())
@@ -253,24 +285,36 @@ def main() -> int:
             fill_s = fill(sender, uid, args.messages, args.fill_window)
             sender.close()
             raw = raw_reconnect(relay, token, args.messages)
-            session = (None if args.no_session else
-                       asyncio.run(session_reconnect(relay, Path(tmp) / "client",
-                                                     args.messages)))
+            session = (
+                None
+                if args.no_session
+                else asyncio.run(session_reconnect(relay, Path(tmp) / "client", args.messages))
+            )
         finally:
             relay.stop()
     transport = "plaintext TCP" if args.plaintext else "TLS"
     print(f"{transport}, {args.messages:,}-message backlog of 32-byte payloads")
-    print(f"fill (recipient offline): {fill_s:.2f} s = {args.messages / fill_s:,.0f} msgs/s "
-          f"stored and acked, window {args.fill_window}")
-    report("raw client", raw, args.messages,
-           f"connect+TLS {raw['connected'] * 1e3:.1f} ms, LoginResponse at "
-           f"{raw['logged_in'] * 1e3:.1f} ms, Sync at {raw['sync']:.2f} s (after "
-           f"{raw['received_at_sync']:,.0f} messages)")
+    print(
+        f"fill (recipient offline): {fill_s:.2f} s = {args.messages / fill_s:,.0f} msgs/s "
+        f"stored and acked, window {args.fill_window}"
+    )
+    report(
+        "raw client",
+        raw,
+        args.messages,
+        f"connect+TLS {raw['connected'] * 1e3:.1f} ms, LoginResponse at "
+        f"{raw['logged_in'] * 1e3:.1f} ms, Sync at {raw['sync']:.2f} s (after "
+        f"{raw['received_at_sync']:,.0f} messages)",
+    )
     if session is not None:
-        report("ClientSession", session, args.messages,
-               f"logged in at {session['logged_in'] * 1e3:.1f} ms, all messages at "
-               f"{session['all_received']:.2f} s, SyncCompleted at {session['sync']:.2f} s, "
-               f"closed (committed) at {session['closed']:.2f} s")
+        report(
+            "ClientSession",
+            session,
+            args.messages,
+            f"logged in at {session['logged_in'] * 1e3:.1f} ms, all messages at "
+            f"{session['all_received']:.2f} s, SyncCompleted at {session['sync']:.2f} s, "
+            f"closed (committed) at {session['closed']:.2f} s",
+        )
     return 0
 
 

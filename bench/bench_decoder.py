@@ -23,7 +23,7 @@ def _run(stream: bytes, chunk: int, seconds: float) -> tuple[int, int, float]:
     while elapsed < seconds:
         decoder = FrameDecoder()
         for i in range(0, len(stream), chunk):
-            frames += len(decoder.feed(stream[i:i + chunk]))
+            frames += len(decoder.feed(stream[i : i + chunk]))
         total_bytes += len(stream)
         elapsed = time.perf_counter() - start
     return frames, total_bytes, elapsed
@@ -36,8 +36,10 @@ def main() -> None:
     small = encode_frame(6, pb.Message(uid=7, type=pb.Message.MESSAGE, msg="x" * 26, id=1))
     small_stream = small * 20_000
     frames, _, elapsed = _run(small_stream, 16384, args.seconds)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print(f"small frames ({len(small) - 5}-byte payload): {frames / elapsed:,.0f} frames/s")
     big = encode_frame(6, os.urandom(64 * 1024))
     big_stream = big * 256

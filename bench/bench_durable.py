@@ -81,8 +81,9 @@ class DurableBench(Bench):
                 elif ack.code == _Ack.OK:
                     accepted += 1
                 else:
-                    raise BenchError(f"{pair.sender.name}: message refused: "
-                                     f"{_Ack.Code.Name(ack.code)}")
+                    raise BenchError(
+                        f"{pair.sender.name}: message refused: {_Ack.Code.Name(ack.code)}"
+                    )
             elif frame_type == _RESET:
                 raise BenchError(f"{pair.sender.name}: Reset {pb.Reset.FromString(payload)}")
         if accepted:
@@ -92,11 +93,14 @@ class DurableBench(Bench):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     add_traffic_options(
-        parser, window_help="messages each sender keeps in flight, un-acked by the relay",
-        ack_help="a receiver sends Ack{seq} after this many messages")
+        parser,
+        window_help="messages each sender keeps in flight, un-acked by the relay",
+        ack_help="a receiver sends Ack{seq} after this many messages",
+    )
     args = parser.parse_args()
 
     print(machine_description())
@@ -120,12 +124,16 @@ def main() -> int:
         print("no message was delivered in the measured phase")
         return 1
     transport = "plaintext TCP" if args.plaintext else "TLS"
-    print(f"v2 durable messages, {transport}, {args.pairs} pairs, each sender keeping "
-          f"{args.window} messages un-acked by the relay, {PAYLOAD_SIZE}-byte payloads, "
-          f"receiver Ack{{seq}} every {args.ack_every}")
+    print(
+        f"v2 durable messages, {transport}, {args.pairs} pairs, each sender keeping "
+        f"{args.window} messages un-acked by the relay, {PAYLOAD_SIZE}-byte payloads, "
+        f"receiver Ack{{seq}} every {args.ack_every}"
+    )
     print(f"warm-up: {run.warm_delivered:,} messages in {args.warmup:g} s")
-    print(f"messages delivered: {run.delivered:,} (accept Acks {accepted:,}, delivery "
-          f"receipts {receipts:,}, receiver Ack{{seq}} frames {receiver_acks:,})")
+    print(
+        f"messages delivered: {run.delivered:,} (accept Acks {accepted:,}, delivery "
+        f"receipts {receipts:,}, receiver Ack{{seq}} frames {receiver_acks:,})"
+    )
     print_costs(run, TARGET_US)
     if args.profile:
         print(f"\ncProfile of the relay (whole run, set-up included): {args.profile}")

@@ -85,11 +85,14 @@ SCENARIOS = {
 }
 # The harness lifts this limit for tests that crowd 127.0.0.1; scenario c spreads its
 # connections over 39 addresses so the production default applies as it would when deployed.
-PRODUCTION_ADMISSION = ("--max-unauthenticated-per-address",
-                        str(RelayConfig().max_unauthenticated_per_address))
+PRODUCTION_ADMISSION = (
+    "--max-unauthenticated-per-address",
+    str(RelayConfig().max_unauthenticated_per_address),
+)
 
 
 # -- the load (runs in its own process) -----------------------------------------------------
+
 
 @dataclass
 class LoadReport:
@@ -129,7 +132,7 @@ def _send_all(sock: ssl.SSLSocket, data: memoryview, stop: Event, deadline: floa
         if stop.is_set() or time.perf_counter() >= deadline:
             return False
         try:
-            pos += sock.send(data[pos:pos + SEND_CHUNK])
+            pos += sock.send(data[pos : pos + SEND_CHUNK])
         except (ssl.SSLWantWriteError, BlockingIOError):
             select.select([], [sock], [], 0.1)  # never readable-wait: nothing here is read
         except ssl.SSLWantReadError:
@@ -137,8 +140,9 @@ def _send_all(sock: ssl.SSLSocket, data: memoryview, stop: Event, deadline: floa
     return True
 
 
-def flood_unauthenticated(host: str, port: int, stop: Event, deadline: float,
-                          _hold_bytes: int) -> LoadReport:
+def flood_unauthenticated(
+    host: str, port: int, stop: Event, deadline: float, _hold_bytes: int
+) -> LoadReport:
     """Scenario a: 4 MiB LOGIN frames right after the handshake, back to back; reconnect
     when closed. The payload decodes (one unknown field), so a relay that takes the frames
     answers USER_NOT_FOUND and keeps the connection: the flood goes on as long as it reads."""
@@ -162,13 +166,16 @@ def flood_unauthenticated(host: str, port: int, stop: Event, deadline: float,
             closed += 1
         finally:
             sock.close()
-    detail = (f"{connections:,} connection(s), {closed:,} closed by the relay, {refused} "
-              f"refused; {frames_written:,} whole 4 MiB frames handed to TLS")
+    detail = (
+        f"{connections:,} connection(s), {closed:,} closed by the relay, {refused} "
+        f"refused; {frames_written:,} whole 4 MiB frames handed to TLS"
+    )
     return LoadReport(cut_off=f"yes, {closed:,} time(s)" if closed else "no", detail=detail)
 
 
-def flood_list_user(host: str, port: int, stop: Event, deadline: float,
-                    _hold_bytes: int) -> LoadReport:
+def flood_list_user(
+    host: str, port: int, stop: Event, deadline: float, _hold_bytes: int
+) -> LoadReport:
     """Scenario b: 30,000 LIST_USER requests from a logged-in client that never reads; what
     the relay left on the connection is read only once the window is over."""
     client = WireClient(host, port, timeout=CONNECT_TIMEOUT)
@@ -210,15 +217,22 @@ def flood_list_user(host: str, port: int, stop: Event, deadline: float,
         responses += sum(1 for frame_type, _ in frames if frame_type == FrameType.LIST_USER)
         _count_resets(frames, resets)
     endpoint.sock.close()
-    written = (f"all {len(requests) // 1000} KB of requests written in {written_in:.2f} s"
-               if written_in else
-               f"{len(requests) - unwritten:,} of {len(requests):,} request bytes written"
-               f"{' (' + write_error + ')' if write_error else ''}")
-    detail = (f"{written}; after the window, {responses:,} LIST_USER responses had arrived"
-              f"{', ' + _resets_text(resets) if resets else ''}"
-              f"{', then the relay closed the connection' if closed else ''}")
-    cut_off = (("yes, " + (_resets_text(resets) or "closed")) if closed or resets else
-               f"no, {responses:,} answers")
+    written = (
+        f"all {len(requests) // 1000} KB of requests written in {written_in:.2f} s"
+        if written_in
+        else f"{len(requests) - unwritten:,} of {len(requests):,} request bytes written"
+        f"{' (' + write_error + ')' if write_error else ''}"
+    )
+    detail = (
+        f"{written}; after the window, {responses:,} LIST_USER responses had arrived"
+        f"{', ' + _resets_text(resets) if resets else ''}"
+        f"{', then the relay closed the connection' if closed else ''}"
+    )
+    cut_off = (
+        ("yes, " + (_resets_text(resets) or "closed"))
+        if closed or resets
+        else f"no, {responses:,} answers"
+    )
     return LoadReport(ended=window_end, cut_off=cut_off, detail=detail)
 
 
@@ -230,13 +244,15 @@ class _Held:
     state: str = "connecting"
 
 
-def hold_prelogin(host: str, port: int, stop: Event, deadline: float,
-                  hold_bytes: int) -> LoadReport:
+def hold_prelogin(
+    host: str, port: int, stop: Event, deadline: float, hold_bytes: int
+) -> LoadReport:
     """Scenario c: 2,000 TLS connections spread over SOURCES, never logging in."""
     context = client_tls_context()
     selector = selectors.DefaultSelector()
-    partial = (struct.pack(">IB", FRAME_LENGTH, FrameType.LOGIN) + bytes(hold_bytes)
-               if hold_bytes else b"")
+    partial = (
+        struct.pack(">IB", FRAME_LENGTH, FrameType.LOGIN) + bytes(hold_bytes) if hold_bytes else b""
+    )
     failures: dict[str, int] = {}
     handshakes = closed_by_relay = 0
     started = time.perf_counter()
@@ -285,8 +301,9 @@ def hold_prelogin(host: str, port: int, stop: Event, deadline: float,
                     fail(held, f"connect: errno {error}")
                     continue
                 selector.unregister(held.sock)
-                held.sock = context.wrap_socket(held.sock, server_hostname=host,
-                                                do_handshake_on_connect=False)
+                held.sock = context.wrap_socket(
+                    held.sock, server_hostname=host, do_handshake_on_connect=False
+                )
                 held.state = "handshake"
                 selector.register(held.sock, selectors.EVENT_WRITE, held)
                 step_handshake(held)
@@ -302,8 +319,9 @@ def hold_prelogin(host: str, port: int, stop: Event, deadline: float,
                 if not data:
                     closed_by_relay += 1
                     fail(held, "closed by the relay after the handshake")
-        settled = handshakes + sum(n for reason, n in failures.items()
-                                   if not reason.startswith("closed"))
+        settled = handshakes + sum(
+            n for reason, n in failures.items() if not reason.startswith("closed")
+        )
         if not all_done_in and settled >= PRELOGIN_CONNECTIONS:
             all_done_in = time.perf_counter() - started
     still_open = sum(1 for key in selector.get_map().values() if key.data.state == "open")
@@ -311,20 +329,30 @@ def hold_prelogin(host: str, port: int, stop: Event, deadline: float,
         key.data.sock.close()
     selector.close()
     other = {reason: n for reason, n in failures.items() if not reason.startswith("closed")}
-    detail = (f"{handshakes:,} of {PRELOGIN_CONNECTIONS:,} handshakes done"
-              f"{f' (all settled in {all_done_in:.1f} s)' if all_done_in else ''}"
-              f"{'; failed: ' + ', '.join(f'{n} x {r}' for r, n in other.items()) if other else ''}"
-              f"; {closed_by_relay:,} closed by the relay, {still_open:,} still open at the end"
-              f"{f'; each sent {hold_bytes:,} bytes of a 4 MiB LOGIN frame' if hold_bytes else ''}")
-    return LoadReport(cut_off=f"yes, {closed_by_relay:,} closed" if closed_by_relay else "no",
-                      detail=detail)
+    detail = (
+        f"{handshakes:,} of {PRELOGIN_CONNECTIONS:,} handshakes done"
+        f"{f' (all settled in {all_done_in:.1f} s)' if all_done_in else ''}"
+        f"{'; failed: ' + ', '.join(f'{n} x {r}' for r, n in other.items()) if other else ''}"
+        f"; {closed_by_relay:,} closed by the relay, {still_open:,} still open at the end"
+        f"{f'; each sent {hold_bytes:,} bytes of a 4 MiB LOGIN frame' if hold_bytes else ''}"
+    )
+    return LoadReport(
+        cut_off=f"yes, {closed_by_relay:,} closed" if closed_by_relay else "no", detail=detail
+    )
 
 
 LOADS = {"a": flood_unauthenticated, "b": flood_list_user, "c": hold_prelogin}
 
 
-def run_load(key: str, host: str, port: int, seconds: float, hold_bytes: int, stop: Event,
-             results: Queue[LoadReport]) -> None:
+def run_load(
+    key: str,
+    host: str,
+    port: int,
+    seconds: float,
+    hold_bytes: int,
+    stop: Event,
+    results: Queue[LoadReport],
+) -> None:
     """The load process's entry point: run one scenario, put its report on ``results``."""
     started, cpu = time.perf_counter(), time.process_time()
     try:
@@ -337,6 +365,7 @@ def run_load(key: str, host: str, port: int, seconds: float, hold_bytes: int, st
 
 
 # -- the measuring side (this process) -------------------------------------------------------
+
 
 class PingProbe:
     """The bystander: a logged-in v2 session sending Ping every PING_INTERVAL from its own
@@ -463,8 +492,12 @@ def run_scenario(key: str, args: argparse.Namespace) -> Row:
             idle = relay.rss_bytes()
             stop = context.Event()
             results: Queue[LoadReport] = context.Queue()
-            load = context.Process(target=run_load, name=f"load-{key}", daemon=True, args=(
-                key, relay.host, relay.port, args.seconds, args.hold_bytes, stop, results))
+            load = context.Process(
+                target=run_load,
+                name=f"load-{key}",
+                daemon=True,
+                args=(key, relay.host, relay.port, args.seconds, args.hold_bytes, stop, results),
+            )
             probe = PingProbe(bystander)
             sampler = RssSampler(relay, args.rss_abort * MIB, stop)
             cpu_before = relay.cpu_seconds()
@@ -480,72 +513,121 @@ def run_scenario(key: str, args: argparse.Namespace) -> Row:
             bystander.close()
         finally:
             relay.stop()
-    window = [(sent, rtt) for sent, rtt in probe.answered
-              if report.started <= sent <= report.ended]
+    window = [(sent, rtt) for sent, rtt in probe.answered if report.started <= sent <= report.ended]
     lost = sum(1 for sent in probe.sent.values() if report.started <= sent <= report.ended)
     peak = max((rss for when, rss in sampler.samples if when >= report.started), default=0)
-    problems = [p for p in (report.error, probe.problem,
-                            "" if alive else "the relay process died") if p]
-    return Row(key, idle, peak, sorted(rtt for _, rtt in window), lost, report, relay_cpu,
-               sampler.aborted, problems)
+    problems = [
+        p for p in (report.error, probe.problem, "" if alive else "the relay process died") if p
+    ]
+    return Row(
+        key,
+        idle,
+        peak,
+        sorted(rtt for _, rtt in window),
+        lost,
+        report,
+        relay_cpu,
+        sampler.aborted,
+        problems,
+    )
 
 
 def print_rows(rows: list[Row], args: argparse.Namespace) -> None:
-    print(f"{'scenario':<29} {'idle RSS':>9} {'peak RSS':>9} {'ping p50':>9} {'p99':>9} "
-          f"{'max':>9} {'lost':>5}  {'flooder cut off':<22} {'load CPU':>9} {'relay CPU':>9}")
+    print(
+        f"{'scenario':<29} {'idle RSS':>9} {'peak RSS':>9} {'ping p50':>9} {'p99':>9} "
+        f"{'max':>9} {'lost':>5}  {'flooder cut off':<22} {'load CPU':>9} {'relay CPU':>9}"
+    )
     for row in rows:
         rtts = row.rtts
-        p50, p99, worst = ((percentile(rtts, 0.5), percentile(rtts, 0.99), rtts[-1])
-                           if rtts else (float("nan"),) * 3)
+        p50, p99, worst = (
+            (percentile(rtts, 0.5), percentile(rtts, 0.99), rtts[-1])
+            if rtts
+            else (float("nan"),) * 3
+        )
         length = row.report.ended - row.report.started
-        print(f"{row.key} {SCENARIOS[row.key]:<27} {row.idle / MIB:>5.0f} MiB "
-              f"{row.peak / MIB:>5.0f} MiB {p50 * 1e3:>6.1f} ms {p99 * 1e3:>6.1f} ms "
-              f"{worst * 1e3:>6.0f} ms {row.lost:>5}  {row.report.cut_off:<22} "
-              f"{row.report.cpu:>5.1f} s   {row.relay_cpu:>5.1f} s  "
-              f"(load ran {length:.1f} s)")
+        print(
+            f"{row.key} {SCENARIOS[row.key]:<27} {row.idle / MIB:>5.0f} MiB "
+            f"{row.peak / MIB:>5.0f} MiB {p50 * 1e3:>6.1f} ms {p99 * 1e3:>6.1f} ms "
+            f"{worst * 1e3:>6.0f} ms {row.lost:>5}  {row.report.cut_off:<22} "
+            f"{row.report.cpu:>5.1f} s   {row.relay_cpu:>5.1f} s  "
+            f"(load ran {length:.1f} s)"
+        )
     print()
     for row in rows:
         grown = (row.peak - row.idle) / MIB
         p99 = percentile(row.rtts, 0.99) if row.rtts else float("inf")
         rss_ok = grown < 128 and not row.aborted
         ping_ok = p99 < 0.100 and not row.lost
-        print(f"{row.key}: RSS +{grown:,.0f} MiB (target < 128: {'met' if rss_ok else 'NOT met'}"
-              f"{f'; stopped at --rss-abort {args.rss_abort} MiB' if row.aborted else ''}), "
-              f"ping p99 {p99 * 1e3:,.1f} ms over {len(row.rtts)} pings"
-              f"{f', {row.lost} unanswered after --drain {args.drain:g} s' if row.lost else ''}"
-              f" (target < 100: {'met' if ping_ok else 'NOT met'})")
+        print(
+            f"{row.key}: RSS +{grown:,.0f} MiB (target < 128: {'met' if rss_ok else 'NOT met'}"
+            f"{f'; stopped at --rss-abort {args.rss_abort} MiB' if row.aborted else ''}), "
+            f"ping p99 {p99 * 1e3:,.1f} ms over {len(row.rtts)} pings"
+            f"{f', {row.lost} unanswered after --drain {args.drain:g} s' if row.lost else ''}"
+            f" (target < 100: {'met' if ping_ok else 'NOT met'})"
+        )
         print(f"   load: {row.report.detail}")
         for problem in row.problems:
             print(f"   problem: {problem}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS),
-                        default=sorted(SCENARIOS), help="which scenarios to run")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="how long each load runs (b: at most; c: connections held)")
-    parser.add_argument("--users", type=int, default=500,
-                        help="accounts registered first (LIST_USER answers list up to 500)")
-    parser.add_argument("--hold-bytes", type=int, default=0,
-                        help="c: bytes of an incomplete 4 MiB LOGIN frame each connection "
-                             "sends after its handshake (0 = none)")
-    parser.add_argument("--settle", type=float, default=1.0,
-                        help="seconds between set-up and the idle RSS sample")
-    parser.add_argument("--drain", type=float, default=60.0,
-                        help="seconds to wait after the load for pings still unanswered")
-    parser.add_argument("--rss-abort", type=int, default=1536, metavar="MIB",
-                        help="stop a scenario's load once the relay's RSS passes this")
-    parser.add_argument("--register-concurrency", type=int, default=32,
-                        help="registrations in flight during set-up")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--scenario",
+        nargs="+",
+        choices=sorted(SCENARIOS),
+        default=sorted(SCENARIOS),
+        help="which scenarios to run",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="how long each load runs (b: at most; c: connections held)",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=500,
+        help="accounts registered first (LIST_USER answers list up to 500)",
+    )
+    parser.add_argument(
+        "--hold-bytes",
+        type=int,
+        default=0,
+        help="c: bytes of an incomplete 4 MiB LOGIN frame each connection "
+        "sends after its handshake (0 = none)",
+    )
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds between set-up and the idle RSS sample"
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=60.0,
+        help="seconds to wait after the load for pings still unanswered",
+    )
+    parser.add_argument(
+        "--rss-abort",
+        type=int,
+        default=1536,
+        metavar="MIB",
+        help="stop a scenario's load once the relay's RSS passes this",
+    )
+    parser.add_argument(
+        "--register-concurrency", type=int, default=32, help="registrations in flight during set-up"
+    )
     args = parser.parse_args()
 
     soft, _hard = raise_nofile_limit()  # the load process and the relay inherit it
     print(machine_description())
-    print(f"open-file limit {soft}; ping every {PING_INTERVAL * 1e3:g} ms, RSS sampled every "
-          f"{RSS_INTERVAL * 1e3:g} ms; {args.users} users; command: "
-          f"python {' '.join(sys.argv)}")
+    print(
+        f"open-file limit {soft}; ping every {PING_INTERVAL * 1e3:g} ms, RSS sampled every "
+        f"{RSS_INTERVAL * 1e3:g} ms; {args.users} users; command: "
+        f"python {' '.join(sys.argv)}"
+    )
     rows = [run_scenario(key, args) for key in args.scenario]
     print()
     print_rows(rows, args)

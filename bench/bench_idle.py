@@ -44,32 +44,48 @@ PASSWORD = "benchmark-pw"
 class Outcome:
     """What the set-up of all sessions produced."""
 
-    sessions: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(
-        default_factory=list)
+    sessions: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
 
     def fail(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
 
 
-async def open_session(index: int, host: str, port: int, context: ssl.SSLContext | None,
-                       semaphore: asyncio.Semaphore, outcome: Outcome, timeout: float) -> None:
+async def open_session(
+    index: int,
+    host: str,
+    port: int,
+    context: ssl.SSLContext | None,
+    semaphore: asyncio.Semaphore,
+    outcome: Outcome,
+    timeout: float,
+) -> None:
     name = f"idle{index}"
     async with semaphore:
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, ssl=context, server_hostname=host if context else None)
+                    host, port, ssl=context, server_hostname=host if context else None
+                )
                 await read_until(reader, FrameType.RAW)
-                writer.write(encode_frame(FrameType.REGISTER,
-                                          pb.RegisterRequest(username=name, password=PASSWORD)))
+                writer.write(
+                    encode_frame(
+                        FrameType.REGISTER, pb.RegisterRequest(username=name, password=PASSWORD)
+                    )
+                )
                 registered = pb.RegisterResponse.FromString(
-                    await read_until(reader, FrameType.REGISTER))
+                    await read_until(reader, FrameType.REGISTER)
+                )
                 if registered.code != pb.RegisterResponse.SUCCESS:
                     raise ConnectionError(
-                        f"register {pb.RegisterResponse.Code.Name(registered.code)}")
-                writer.write(encode_frame(FrameType.LOGIN, pb.LoginRequest(
-                    username=name, password=PASSWORD, protocol_version=1)))
+                        f"register {pb.RegisterResponse.Code.Name(registered.code)}"
+                    )
+                writer.write(
+                    encode_frame(
+                        FrameType.LOGIN,
+                        pb.LoginRequest(username=name, password=PASSWORD, protocol_version=1),
+                    )
+                )
                 login = pb.LoginResponse.FromString(await read_until(reader, FrameType.LOGIN))
                 if login.code != pb.LoginResponse.SUCCESS:
                     raise ConnectionError(f"login {pb.LoginResponse.Code.Name(login.code)}")
@@ -80,14 +96,19 @@ async def open_session(index: int, host: str, port: int, context: ssl.SSLContext
         outcome.sessions.append((reader, writer))
 
 
-async def open_all(relay: RelayProcess, count: int, concurrency: int,
-                   timeout: float) -> tuple[Outcome, float]:
+async def open_all(
+    relay: RelayProcess, count: int, concurrency: int, timeout: float
+) -> tuple[Outcome, float]:
     context = None if relay.plaintext else client_tls_context()
     semaphore = asyncio.Semaphore(concurrency)
     outcome = Outcome()
     start = time.perf_counter()
-    await asyncio.gather(*(open_session(i, relay.host, relay.port, context, semaphore, outcome,
-                                        timeout) for i in range(count)))
+    await asyncio.gather(
+        *(
+            open_session(i, relay.host, relay.port, context, semaphore, outcome, timeout)
+            for i in range(count)
+        )
+    )
     return outcome, time.perf_counter() - start
 
 
@@ -97,8 +118,7 @@ async def close_all(outcome: Outcome) -> None:
     await asyncio.sleep(0)
 
 
-def wait_for_connections_gone(relay: RelayProcess, expected_closed: int,
-                              timeout: float) -> None:
+def wait_for_connections_gone(relay: RelayProcess, expected_closed: int, timeout: float) -> None:
     """Wait until the relay logged ``expected_closed`` closed connections (best effort)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -108,18 +128,30 @@ def wait_for_connections_gone(relay: RelayProcess, expected_closed: int,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=10_000,
-                        help="concurrent idle logged-in sessions")
-    parser.add_argument("--concurrency", type=int, default=200,
-                        help="connections in set-up (handshake/register/login) at once")
-    parser.add_argument("--settle", type=float, default=2.0,
-                        help="seconds to wait after the last login before sampling RSS")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="per-session set-up timeout in seconds")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="run the relay with --plaintext (no TLS)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--sessions", type=int, default=10_000, help="concurrent idle logged-in sessions"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=200,
+        help="connections in set-up (handshake/register/login) at once",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="seconds to wait after the last login before sampling RSS",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="per-session set-up timeout in seconds"
+    )
+    parser.add_argument(
+        "--plaintext", action="store_true", help="run the relay with --plaintext (no TLS)"
+    )
     args = parser.parse_args()
 
     soft, hard = raise_nofile_limit()
@@ -137,7 +169,8 @@ def main() -> int:
             loop = asyncio.new_event_loop()
             try:
                 outcome, elapsed = loop.run_until_complete(
-                    open_all(relay, args.sessions, args.concurrency, args.timeout))
+                    open_all(relay, args.sessions, args.concurrency, args.timeout)
+                )
                 time.sleep(args.settle)
                 rss_after = relay.rss_bytes()
                 cpu_after = relay.cpu_seconds()
@@ -154,11 +187,15 @@ def main() -> int:
 
     opened = len(outcome.sessions)
     transport = "plaintext TCP" if args.plaintext else "TLS"
-    print(f"{transport} v1 sessions, each registered + logged in on its own connection, "
-          f"{args.concurrency} in set-up at a time")
-    print(f"sessions logged in: {opened:,} of {args.sessions:,} in {elapsed:.1f} s "
-          f"({opened / elapsed:,.0f}/s; relay CPU {cpu_after - cpu_before:.1f} s, "
-          f"two scrypt n=1024 hashes per session)")
+    print(
+        f"{transport} v1 sessions, each registered + logged in on its own connection, "
+        f"{args.concurrency} in set-up at a time"
+    )
+    print(
+        f"sessions logged in: {opened:,} of {args.sessions:,} in {elapsed:.1f} s "
+        f"({opened / elapsed:,.0f}/s; relay CPU {cpu_after - cpu_before:.1f} s, "
+        f"two scrypt n=1024 hashes per session)"
+    )
     if outcome.errors:
         print("set-up failures:")
         for reason, count in sorted(outcome.errors.items(), key=lambda item: -item[1]):
@@ -170,8 +207,10 @@ def main() -> int:
     mib = 1024 * 1024
     print(f"relay RSS before: {rss_before / mib:.1f} MiB")
     print(f"relay RSS with {opened:,} idle sessions: {rss_after / mib:.1f} MiB")
-    print(f"relay RSS after closing them all: {rss_closed / mib:.1f} MiB "
-          f"(freed memory mostly stays with the allocators)")
+    print(
+        f"relay RSS after closing them all: {rss_closed / mib:.1f} MiB "
+        f"(freed memory mostly stays with the allocators)"
+    )
     if opened:
         print(f"RSS per idle session: {(rss_after - rss_before) / opened / 1024:.1f} KiB")
     return 0 if opened == args.sessions else 1

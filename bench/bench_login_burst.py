@@ -65,8 +65,14 @@ class Results:
     lost_pings: int = 0
 
 
-def measure(pinger: Endpoint, burst: list[Endpoint], interval: float,
-            baseline: float, tail: float, timeout: float) -> Results:
+def measure(
+    pinger: Endpoint,
+    burst: list[Endpoint],
+    interval: float,
+    baseline: float,
+    tail: float,
+    timeout: float,
+) -> Results:
     """The single-threaded measurement loop (see the module docstring)."""
     selector = selectors.DefaultSelector()
     selector.register(pinger.sock, selectors.EVENT_READ, pinger)
@@ -75,8 +81,10 @@ def measure(pinger: Endpoint, burst: list[Endpoint], interval: float,
     results = Results()
     outstanding: dict[int, float] = {}
     login_frames = {
-        endpoint: encode_frame(FrameType.LOGIN, pb.LoginRequest(
-            username=endpoint.name, password=PASSWORD, protocol_version=2))
+        endpoint: encode_frame(
+            FrameType.LOGIN,
+            pb.LoginRequest(username=endpoint.name, password=PASSWORD, protocol_version=2),
+        )
         for endpoint in burst
     }
     waiting = set(burst)
@@ -136,31 +144,48 @@ def measure(pinger: Endpoint, burst: list[Endpoint], interval: float,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--logins", type=int, default=200,
-                        help="connections that log in (with a password) at the same time")
-    parser.add_argument("--ping-interval", type=float, default=0.005,
-                        help="seconds between the pinger's pings")
-    parser.add_argument("--baseline", type=float, default=1.0,
-                        help="seconds of pinging before the burst")
-    parser.add_argument("--tail", type=float, default=0.5,
-                        help="seconds of pinging after the last LoginResponse")
-    parser.add_argument("--scrypt-n", default=PRODUCTION_SCRYPT_N,
-                        help="scrypt cost the relay is started with (production default)")
-    parser.add_argument("--register-concurrency", type=int, default=32,
-                        help="registrations in flight during set-up")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="give up on the burst after this many seconds")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="run the relay with --plaintext (no TLS)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--logins",
+        type=int,
+        default=200,
+        help="connections that log in (with a password) at the same time",
+    )
+    parser.add_argument(
+        "--ping-interval", type=float, default=0.005, help="seconds between the pinger's pings"
+    )
+    parser.add_argument(
+        "--baseline", type=float, default=1.0, help="seconds of pinging before the burst"
+    )
+    parser.add_argument(
+        "--tail", type=float, default=0.5, help="seconds of pinging after the last LoginResponse"
+    )
+    parser.add_argument(
+        "--scrypt-n",
+        default=PRODUCTION_SCRYPT_N,
+        help="scrypt cost the relay is started with (production default)",
+    )
+    parser.add_argument(
+        "--register-concurrency", type=int, default=32, help="registrations in flight during set-up"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="give up on the burst after this many seconds"
+    )
+    parser.add_argument(
+        "--plaintext", action="store_true", help="run the relay with --plaintext (no TLS)"
+    )
     args = parser.parse_args()
 
     print(machine_description())
     names = [f"burst{i}" for i in range(args.logins)]
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
-        relay = RelayProcess(Path(tmp) / "relay", plaintext=args.plaintext,
-                             extra_args=["--scrypt-n", str(args.scrypt_n)])
+        relay = RelayProcess(
+            Path(tmp) / "relay",
+            plaintext=args.plaintext,
+            extra_args=["--scrypt-n", str(args.scrypt_n)],
+        )
         relay.start()
         clients: list[WireClient] = []
         try:
@@ -168,21 +193,22 @@ def main() -> int:
             asyncio.run(register_all(relay, [*names, "pinger"], args.register_concurrency))
             registered_in = time.perf_counter() - started
             tls = not relay.plaintext
-            pinger_client = WireClient(relay.host, relay.port, tls=tls,
-                                       fingerprint=relay.fingerprint)
+            pinger_client = WireClient(
+                relay.host, relay.port, tls=tls, fingerprint=relay.fingerprint
+            )
             clients.append(pinger_client)
             login = pinger_client.login("pinger", PASSWORD, version=2)
             assert login.code == pb.LoginResponse.SUCCESS, login
             pinger = Endpoint.from_wire("pinger", pinger_client)
             burst = []
             for name in names:
-                client = WireClient(relay.host, relay.port, tls=tls,
-                                    fingerprint=relay.fingerprint)
+                client = WireClient(relay.host, relay.port, tls=tls, fingerprint=relay.fingerprint)
                 clients.append(client)
                 burst.append(Endpoint.from_wire(name, client))
             cpu0 = relay.cpu_seconds()
-            results = measure(pinger, burst, args.ping_interval, args.baseline,
-                              args.tail, args.timeout)
+            results = measure(
+                pinger, burst, args.ping_interval, args.baseline, args.tail, args.timeout
+            )
             cpu1 = relay.cpu_seconds()
         finally:
             for client in clients:
@@ -190,10 +216,12 @@ def main() -> int:
             relay.stop()
 
     transport = "plaintext TCP" if args.plaintext else "TLS"
-    print(f"relay: {transport}, scrypt n={args.scrypt_n}; set-up: {args.logins + 1} users "
-          f"registered over the wire in {registered_in:.1f} s "
-          f"({registered_in / (args.logins + 1) * 1000:.0f} ms each, "
-          f"{args.register_concurrency} at a time)")
+    print(
+        f"relay: {transport}, scrypt n={args.scrypt_n}; set-up: {args.logins + 1} users "
+        f"registered over the wire in {registered_in:.1f} s "
+        f"({registered_in / (args.logins + 1) * 1000:.0f} ms each, "
+        f"{args.register_concurrency} at a time)"
+    )
     if not results.login_done:
         print("no LoginResponse arrived")
         return 1
@@ -201,18 +229,24 @@ def main() -> int:
     burst_end = done[-1]
     duration = burst_end - results.login_sent
     codes = ", ".join(f"{name} {count}" for name, count in sorted(results.login_codes.items()))
-    print(f"burst: {len(done)} of {args.logins} password logins answered ({codes}) in "
-          f"{duration:.2f} s = {duration / len(done) * 1000:.1f} ms per login; "
-          f"relay CPU {cpu1 - cpu0:.1f} s over the measurement (hash threads included)")
+    print(
+        f"burst: {len(done)} of {args.logins} password logins answered ({codes}) in "
+        f"{duration:.2f} s = {duration / len(done) * 1000:.1f} ms per login; "
+        f"relay CPU {cpu1 - cpu0:.1f} s over the measurement (hash threads included)"
+    )
     latencies = [t - results.login_sent for t in done]
-    print(f"login latency: first {latencies[0] * 1000:.0f} ms, "
-          f"median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
-          f"last {latencies[-1] * 1000:.0f} ms")
+    print(
+        f"login latency: first {latencies[0] * 1000:.0f} ms, "
+        f"median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+        f"last {latencies[-1] * 1000:.0f} ms"
+    )
     before = [rtt for sent, rtt in results.pings if sent < results.login_sent]
     during = [rtt for sent, rtt in results.pings if results.login_sent <= sent <= burst_end]
     after = [rtt for sent, rtt in results.pings if sent > burst_end]
-    print(f"ping every {args.ping_interval * 1000:g} ms from one v2 session "
-          f"({results.lost_pings} unanswered at the end):")
+    print(
+        f"ping every {args.ping_interval * 1000:g} ms from one v2 session "
+        f"({results.lost_pings} unanswered at the end):"
+    )
     print(f"  before the burst: {summarize_ms(before)}")
     print(f"  during the burst: {summarize_ms(during)}")
     print(f"  after the burst:  {summarize_ms(after)}")

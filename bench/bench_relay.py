@@ -75,8 +75,9 @@ class MessageSource:
             self._refill(pregenerate)
 
     def _frame(self, message_id: int) -> bytes:
-        message = pb.Message(uid=self.recipient, type=pb.Message.MESSAGE,
-                             msg="x" * self.text_len, id=message_id)
+        message = pb.Message(
+            uid=self.recipient, type=pb.Message.MESSAGE, msg="x" * self.text_len, id=message_id
+        )
         frame = encode_frame(FrameType.MESSAGE, message)
         assert len(frame) == PAYLOAD_SIZE + 5, f"payload is {len(frame) - 5} bytes"
         return frame
@@ -85,7 +86,7 @@ class MessageSource:
         start = self.next_id
         self.next_id += count
         fresh = b"".join([self._frame(i) for i in range(start, start + count)])
-        self._pool = self._pool[self._pos:] + fresh
+        self._pool = self._pool[self._pos :] + fresh
         self._pos = 0
 
     def take(self, count: int) -> bytes:
@@ -95,7 +96,7 @@ class MessageSource:
         size = count * self.frame_size
         if len(self._pool) - self._pos < size:
             self._refill(max(count, POOL_BLOCK))
-        chunk = self._pool[self._pos:self._pos + size]
+        chunk = self._pool[self._pos : self._pos + size]
         self._pos += size
         return chunk
 
@@ -127,8 +128,11 @@ class ProfiledRelay(RelayProcess):
 
 def start_relay(args: argparse.Namespace, data_dir: Path) -> RelayProcess:
     """Start the relay the traffic options ask for (under cProfile with ``--profile``)."""
-    relay = (ProfiledRelay(data_dir, args.profile.resolve(), plaintext=args.plaintext)
-             if args.profile else RelayProcess(data_dir, plaintext=args.plaintext))
+    relay = (
+        ProfiledRelay(data_dir, args.profile.resolve(), plaintext=args.plaintext)
+        if args.profile
+        else RelayProcess(data_dir, plaintext=args.plaintext)
+    )
     relay.start()
     return relay
 
@@ -140,8 +144,9 @@ def set_up_pairs(relay: RelayProcess, pairs: int, v2: bool, pregenerate: int) ->
     for i in range(pairs):
         clients = []
         for name in (f"sender{i}", f"receiver{i}"):
-            client = WireClient(relay.host, relay.port, tls=not relay.plaintext,
-                                fingerprint=relay.fingerprint)
+            client = WireClient(
+                relay.host, relay.port, tls=not relay.plaintext, fingerprint=relay.fingerprint
+            )
             registered = client.register(name, "benchmark-pw")
             assert registered.code == pb.RegisterResponse.SUCCESS, registered
             login = client.login(name, "benchmark-pw", version=version)
@@ -150,8 +155,13 @@ def set_up_pairs(relay: RelayProcess, pairs: int, v2: bool, pregenerate: int) ->
         sender, receiver = clients
         make_buddies(sender, receiver)
         source = MessageSource(receiver.uid, v2, pregenerate)
-        result.append(Pair(Endpoint.from_wire(f"sender{i}", sender),
-                           Endpoint.from_wire(f"receiver{i}", receiver), source))
+        result.append(
+            Pair(
+                Endpoint.from_wire(f"sender{i}", sender),
+                Endpoint.from_wire(f"receiver{i}", receiver),
+                source,
+            )
+        )
     return result
 
 
@@ -294,24 +304,40 @@ def measure(relay: RelayProcess, bench: Bench, args: argparse.Namespace) -> Meas
     cpu0, client0, wall0 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
     bench.run(warm_delivered + args.messages, time.monotonic() + args.max_seconds)
     cpu1, client1, wall1 = relay.cpu_seconds(), time.process_time(), time.perf_counter()
-    return MeasuredRun(warm_delivered, bench.delivered - warm_delivered, wall1 - wall0,
-                       cpu1 - cpu0, client1 - client0, rss_before, relay.rss_bytes(),
-                       peak_rss_bytes(relay.pid))
+    return MeasuredRun(
+        warm_delivered,
+        bench.delivered - warm_delivered,
+        wall1 - wall0,
+        cpu1 - cpu0,
+        client1 - client0,
+        rss_before,
+        relay.rss_bytes(),
+        peak_rss_bytes(relay.pid),
+    )
 
 
 def print_costs(run: MeasuredRun, target_us: float | None = None) -> None:
     """Wall time, throughput, relay and client CPU per message, relay RSS."""
     per_message = run.relay_cpu / run.delivered * 1e6
-    verdict = ("" if target_us is None else
-               f"; target <= {target_us:g} us: {'met' if per_message <= target_us else 'NOT met'}")
+    verdict = (
+        ""
+        if target_us is None
+        else f"; target <= {target_us:g} us: {'met' if per_message <= target_us else 'NOT met'}"
+    )
     print(f"wall time: {run.wall:.2f} s")
     print(f"throughput: {run.delivered / run.wall:,.0f} msgs/s")
-    print(f"relay CPU: {run.relay_cpu:.2f} s = {per_message:.1f} us/message "
-          f"({run.relay_cpu / run.wall * 100:.0f} % of one core){verdict}")
-    print(f"client CPU: {run.client_cpu:.2f} s = {run.client_cpu / run.delivered * 1e6:.1f} "
-          f"us/message ({run.client_cpu / run.wall * 100:.0f} % of one core)")
-    print(f"relay RSS: {run.rss_before / 2**20:.1f} MiB after set-up, "
-          f"{run.rss_after / 2**20:.1f} MiB at the end, peak {run.rss_peak / 2**20:.1f} MiB")
+    print(
+        f"relay CPU: {run.relay_cpu:.2f} s = {per_message:.1f} us/message "
+        f"({run.relay_cpu / run.wall * 100:.0f} % of one core){verdict}"
+    )
+    print(
+        f"client CPU: {run.client_cpu:.2f} s = {run.client_cpu / run.delivered * 1e6:.1f} "
+        f"us/message ({run.client_cpu / run.wall * 100:.0f} % of one core)"
+    )
+    print(
+        f"relay RSS: {run.rss_before / 2**20:.1f} MiB after set-up, "
+        f"{run.rss_after / 2**20:.1f} MiB at the end, peak {run.rss_peak / 2**20:.1f} MiB"
+    )
 
 
 def print_profile(path: Path, limit: int) -> None:
@@ -319,33 +345,54 @@ def print_profile(path: Path, limit: int) -> None:
     stats.sort_stats("tottime").print_stats(limit)
 
 
-def add_traffic_options(parser: argparse.ArgumentParser, *, window_help: str,
-                        ack_help: str) -> None:
+def add_traffic_options(
+    parser: argparse.ArgumentParser, *, window_help: str, ack_help: str
+) -> None:
     """The options bench_relay.py and bench_durable.py share."""
-    parser.add_argument("--messages", type=int, default=200_000,
-                        help="messages to deliver in the measured phase (all pairs together)")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=200_000,
+        help="messages to deliver in the measured phase (all pairs together)",
+    )
     parser.add_argument("--pairs", type=int, default=10, help="sender/receiver pairs")
     parser.add_argument("--window", type=int, default=64, help=window_help)
     parser.add_argument("--ack-every", type=int, default=64, help=ack_help)
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic first")
-    parser.add_argument("--max-seconds", type=float, default=120.0,
-                        help="stop the measured phase after this long even if short of "
-                             "--messages (the figures are then over what was delivered)")
-    parser.add_argument("--plaintext", action="store_true",
-                        help="run the relay with --plaintext (no TLS)")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="run the relay under cProfile, write its stats to FILE and print "
-                             "the top functions (profiling slows the relay down)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=120.0,
+        help="stop the measured phase after this long even if short of "
+        "--messages (the figures are then over what was delivered)",
+    )
+    parser.add_argument(
+        "--plaintext", action="store_true", help="run the relay with --plaintext (no TLS)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="run the relay under cProfile, write its stats to FILE and print "
+        "the top functions (profiling slows the relay down)",
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mode", choices=["v1", "v2"], default="v1",
-                        help="session protocol version of every bench user")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["v1", "v2"],
+        default="v1",
+        help="session protocol version of every bench user",
+    )
     add_traffic_options(
-        parser, window_help="messages each sender keeps in flight (sent, not yet received)",
-        ack_help="v2: a receiver sends Ack{seq} after this many messages")
+        parser,
+        window_help="messages each sender keeps in flight (sent, not yet received)",
+        ack_help="v2: a receiver sends Ack{seq} after this many messages",
+    )
     args = parser.parse_args()
     v2 = args.mode == "v2"
 
@@ -368,15 +415,19 @@ def main() -> int:
     transport = "plaintext TCP" if args.plaintext else "TLS"
     sent = sum(p.sent for p in pairs)
     acks = sum(p.sender_acks for p in pairs)
-    print(f"mode {args.mode}, {transport}, {args.pairs} pairs x window {args.window}, "
-          f"{PAYLOAD_SIZE}-byte Message payloads"
-          + (f", receiver Ack every {args.ack_every}" if v2 else ""))
+    print(
+        f"mode {args.mode}, {transport}, {args.pairs} pairs x window {args.window}, "
+        f"{PAYLOAD_SIZE}-byte Message payloads"
+        + (f", receiver Ack every {args.ack_every}" if v2 else "")
+    )
     print(f"warm-up: {run.warm_delivered:,} messages in {args.warmup:g} s")
     print(f"messages delivered: {run.delivered:,}")
     print_costs(run)
     if v2:
-        print(f"sender-side Ack frames (accept Acks + delivery receipts), whole run: "
-              f"{acks / max(sent, 1):.2f} per message sent")
+        print(
+            f"sender-side Ack frames (accept Acks + delivery receipts), whole run: "
+            f"{acks / max(sent, 1):.2f} per message sent"
+        )
     if args.profile:
         print(f"\ncProfile of the relay (whole run, set-up included): {args.profile}")
         print_profile(args.profile, 30)

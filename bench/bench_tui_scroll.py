@@ -56,8 +56,14 @@ def build_history(path: Path, count: int, seed: int = 7) -> None:
             entry = store.add_outgoing(PEER, pb.Message.MESSAGE, text=f"{i} {text}", now=now)
             store.mark_sent(entry.msg_id, 0, int(now))
         else:
-            message = pb.Message(uid=PEER, type=pb.Message.MESSAGE, msg=f"{i} {text}",
-                                 id=i + 1, seq=i + 1, timestamp=int(now))
+            message = pb.Message(
+                uid=PEER,
+                type=pb.Message.MESSAGE,
+                msg=f"{i} {text}",
+                id=i + 1,
+                seq=i + 1,
+                timestamp=int(now),
+            )
             store.add_incoming(message)
     store.mark_read(PEER)
     store.commit()
@@ -71,8 +77,10 @@ def ms(seconds: float) -> str:
 def percentiles(values: list[float]) -> str:
     ordered = sorted(values)
     pick = lambda f: ordered[min(len(ordered) - 1, int(f * len(ordered)))]  # noqa: E731
-    return (f"n={len(ordered)}, p50 {ms(pick(0.5))}, p90 {ms(pick(0.9))}, "
-            f"p99 {ms(pick(0.99))}, max {ms(ordered[-1])}")
+    return (
+        f"n={len(ordered)}, p50 {ms(pick(0.5))}, p90 {ms(pick(0.9))}, "
+        f"p99 {ms(pick(0.99))}, max {ms(ordered[-1])}"
+    )
 
 
 def paint(app: ParleyApp) -> None:
@@ -88,10 +96,14 @@ async def run(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         build_history(history_path(data, endpoint.host, endpoint.port, "alice"), args.messages)
         print(f"history: {args.messages:,} messages written in {time.perf_counter() - t0:.1f} s")
-        session = ClientSession(endpoint, "alice", "x", trust=TrustPolicy.plaintext(),
-                                data_dir=data)
-        app = ParleyApp(AppConfig(data_dir=data, settings_path=Path(tmp) / "s.json",
-                                  known_relays=Path(tmp) / "k"))
+        session = ClientSession(
+            endpoint, "alice", "x", trust=TrustPolicy.plaintext(), data_dir=data
+        )
+        app = ParleyApp(
+            AppConfig(
+                data_dir=data, settings_path=Path(tmp) / "s.json", known_relays=Path(tmp) / "k"
+            )
+        )
         async with app.run_test(size=(width, height)) as pilot:
             app.animation_level = "none"
             screen = MainScreen(session)
@@ -108,8 +120,10 @@ async def run(args: argparse.Namespace) -> None:
             await pilot.pause()
             paint(app)
             t2 = time.perf_counter()
-            print(f"terminal {width}x{height}, conversation view {view.size.width}x"
-                  f"{view.size.height}, {len(view.timeline.entries)} messages loaded at open")
+            print(
+                f"terminal {width}x{height}, conversation view {view.size.width}x"
+                f"{view.size.height}, {len(view.timeline.entries)} messages loaded at open"
+            )
             print(f"open: open_conversation {ms(t1 - t0)}; open → painted screen {ms(t2 - t0)}")
 
             draws = []
@@ -118,8 +132,10 @@ async def run(args: argparse.Namespace) -> None:
                 for y in range(view.size.height):
                     view.render_line(y)
                 draws.append(time.perf_counter() - t0)
-            print(f"draw one screenful of the view (render_line x{view.size.height}): "
-                  f"{percentiles(draws)}")
+            print(
+                f"draw one screenful of the view (render_line x{view.size.height}): "
+                f"{percentiles(draws)}"
+            )
 
             view.focus()
             await pilot.pause()
@@ -129,16 +145,19 @@ async def run(args: argparse.Namespace) -> None:
                 await pilot.press("f12")  # bound to nothing: the pilot's own round trip
                 paint(app)
                 idle.append(time.perf_counter() - t0)
-            print(f"baseline, a key bound to nothing (key → processed → painted): "
-                  f"{percentiles(idle)}")
+            print(
+                f"baseline, a key bound to nothing (key → processed → painted): {percentiles(idle)}"
+            )
             pages = []
             for _ in range(args.pages):
                 t0 = time.perf_counter()
                 await pilot.press("pageup")
                 paint(app)
                 pages.append(time.perf_counter() - t0)
-            print(f"page up (key → processed → painted): {percentiles(pages)}; "
-                  f"{len(view.timeline.entries):,} messages loaded after {args.pages} pages")
+            print(
+                f"page up (key → processed → painted): {percentiles(pages)}; "
+                f"{len(view.timeline.entries):,} messages loaded after {args.pages} pages"
+            )
 
             outgoing = [e for e in view.timeline.entries[-40:] if e.outgoing]
             entry = session.store.mark_delivered(outgoing[-1].msg_id)
@@ -148,8 +167,10 @@ async def run(args: argparse.Namespace) -> None:
             view.add(entry)
             await pilot.pause()
             paint(app)
-            print(f"state change ✓ → ✓✓ on a visible message → painted: "
-                  f"{ms(time.perf_counter() - t0)}")
+            print(
+                f"state change ✓ → ✓✓ on a visible message → painted: "
+                f"{ms(time.perf_counter() - t0)}"
+            )
 
             t0 = time.perf_counter()
             loads = 0
@@ -159,9 +180,11 @@ async def run(args: argparse.Namespace) -> None:
                 loads += 1
             await pilot.press("home")
             paint(app)
-            print(f"scroll to the oldest message ({loads} page loads, "
-                  f"{len(view.timeline.entries):,} messages, {len(view.timeline):,} lines): "
-                  f"{ms(time.perf_counter() - t0)}")
+            print(
+                f"scroll to the oldest message ({loads} page loads, "
+                f"{len(view.timeline.entries):,} messages, {len(view.timeline):,} lines): "
+                f"{ms(time.perf_counter() - t0)}"
+            )
             await pilot.press("ctrl+q")
 
 

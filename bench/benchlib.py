@@ -69,9 +69,11 @@ def cpu_model() -> str:
 def machine_description() -> str:
     """One line: CPU model, usable cores, Python version and implementation, OpenSSL."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"machine: {cpu_model()} ({platform.machine()}), {cores} cores, "
-            f"{platform.python_implementation()} {platform.python_version()}, "
-            f"{ssl.OPENSSL_VERSION}, Linux {platform.release()}")
+    return (
+        f"machine: {cpu_model()} ({platform.machine()}), {cores} cores, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{ssl.OPENSSL_VERSION}, Linux {platform.release()}"
+    )
 
 
 def raise_nofile_limit() -> tuple[int, int]:
@@ -118,9 +120,11 @@ def summarize_ms(values_s: list[float]) -> str:
     if not values_s:
         return "n=0"
     ordered = sorted(values_s)
-    return (f"n={len(ordered)}, p50 {percentile(ordered, 0.50) * 1e3:.2f} ms, "
-            f"p99 {percentile(ordered, 0.99) * 1e3:.2f} ms, "
-            f"max {ordered[-1] * 1e3:.2f} ms, mean {statistics.fmean(ordered) * 1e3:.2f} ms")
+    return (
+        f"n={len(ordered)}, p50 {percentile(ordered, 0.50) * 1e3:.2f} ms, "
+        f"p99 {percentile(ordered, 0.99) * 1e3:.2f} ms, "
+        f"max {ordered[-1] * 1e3:.2f} ms, mean {statistics.fmean(ordered) * 1e3:.2f} ms"
+    )
 
 
 class BenchError(RuntimeError):
@@ -157,8 +161,7 @@ class Endpoint:
         while True:
             try:
                 data = sock.recv(READ_SIZE)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
-                    ssl.SSLWantWriteError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return frames
             if not data:
                 raise BenchError(f"{self.name}: relay closed the connection")
@@ -176,8 +179,7 @@ class Endpoint:
                 self.inflight = data
             try:
                 sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
-                    ssl.SSLWantReadError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 return False
             self.inflight = data[sent:] if sent < len(data) else None
 
@@ -194,28 +196,38 @@ async def read_until(reader: asyncio.StreamReader, wanted: int) -> bytes:
             raise ConnectionError(f"Reset {pb.Reset.Code.Name(reset.code)}: {reset.msg}")
 
 
-async def _register(host: str, port: int, tls: bool, name: str, password: str,
-                    semaphore: asyncio.Semaphore) -> None:
+async def _register(
+    host: str, port: int, tls: bool, name: str, password: str, semaphore: asyncio.Semaphore
+) -> None:
     async with semaphore:
         reader, writer = await asyncio.open_connection(
-            host, port, ssl=client_tls_context() if tls else None,
-            server_hostname=host if tls else None)
+            host,
+            port,
+            ssl=client_tls_context() if tls else None,
+            server_hostname=host if tls else None,
+        )
         try:
             await read_until(reader, FrameType.RAW)
-            writer.write(encode_frame(FrameType.REGISTER,
-                                      pb.RegisterRequest(username=name, password=password)))
-            response = pb.RegisterResponse.FromString(
-                await read_until(reader, FrameType.REGISTER))
+            writer.write(
+                encode_frame(
+                    FrameType.REGISTER, pb.RegisterRequest(username=name, password=password)
+                )
+            )
+            response = pb.RegisterResponse.FromString(await read_until(reader, FrameType.REGISTER))
             if response.code != pb.RegisterResponse.SUCCESS:
-                raise BenchError(f"register {name}: "
-                                 f"{pb.RegisterResponse.Code.Name(response.code)}")
+                raise BenchError(f"register {name}: {pb.RegisterResponse.Code.Name(response.code)}")
         finally:
             writer.close()
 
 
-async def register_all(relay: RelayProcess, names: list[str], concurrency: int,
-                       password: str = BENCH_PASSWORD) -> None:
+async def register_all(
+    relay: RelayProcess, names: list[str], concurrency: int, password: str = BENCH_PASSWORD
+) -> None:
     """Register ``names`` over the wire, ``concurrency`` at a time (set-up, not measured)."""
     semaphore = asyncio.Semaphore(concurrency)
-    await asyncio.gather(*(_register(relay.host, relay.port, not relay.plaintext, name,
-                                     password, semaphore) for name in names))
+    await asyncio.gather(
+        *(
+            _register(relay.host, relay.port, not relay.plaintext, name, password, semaphore)
+            for name in names
+        )
+    )

@@ -69,8 +69,9 @@ _LOOK_ALIKES: dict[str, str] = {
     "j": "\u03f3\u0458",
     "K": "\u039a\u041a\u13e6\u16d5\u2c94\ua4d7\U00010518",
     "L": "\u13de\u14aa\u2cd0\ua4e1\U0001041b\U00010526\U000118a3\U000118b2\U00016f16",
-    "l": ("\u0196\u01c0\u0399\u0406\u04c0\u06f1\u16c1\u2c92\u2d4f\ua4f2\U0001028a"
-          "\U00010309\U00016f28"),
+    "l": (
+        "\u0196\u01c0\u0399\u0406\u04c0\u06f1\u16c1\u2c92\u2d4f\ua4f2\U0001028a\U00010309\U00016f28"
+    ),
     "ll": "\u01c1",
     "lO": "\u042e",
     "ls": "\u02aa",
@@ -78,11 +79,15 @@ _LOOK_ALIKES: dict[str, str] = {
     "M": "\u039c\u03fa\u041c\u13b7\u15f0\u16d6\u2c98\ua4df\U000102b0\U00010311",
     "N": "\u039d\u2c9a\ua4e0\U00010513",
     "n": "\u0578\u057c",
-    "O": ("\u039f\u041e\u0555\u09e6\u0b20\u0b66\u12d0\u2c9e\u2d54\ua4f3\U00010292\U000102ab"
-          "\U00010404\U000104c2\U00010516\U000114d0\U000118b5\U000118e0"),
-    "o": ("\u03bf\u03c3\u043e\u0585\u06f5\u0966\u0a66\u0ae6\u0be6\u0c66\u0ce6\u0d20\u0d66\u0e50"
-          "\u0ed0\u101d\u1040\u10ff\u1d0f\u1d11\u2c9f\uab3d\U0001042c\U000104ea\U000118c8"
-          "\U000118d7"),
+    "O": (
+        "\u039f\u041e\u0555\u09e6\u0b20\u0b66\u12d0\u2c9e\u2d54\ua4f3\U00010292\U000102ab"
+        "\U00010404\U000104c2\U00010516\U000114d0\U000118b5\U000118e0"
+    ),
+    "o": (
+        "\u03bf\u03c3\u043e\u0585\u06f5\u0966\u0a66\u0ae6\u0be6\u0c66\u0ce6\u0d20\u0d66\u0e50"
+        "\u0ed0\u101d\u1040\u10ff\u1d0f\u1d11\u2c9f\uab3d\U0001042c\U000104ea\U000118c8"
+        "\U000118d7"
+    ),
     "OE": "\u0152",
     "oe": "\u0153",
     "OO": "\ua698\ua74e",
@@ -117,6 +122,8 @@ _LOOK_ALIKES: dict[str, str] = {
 }
 
 PROTOTYPES: dict[int, str] = str.maketrans(
-    {**_ASCII_SOURCES,
-     **{source: prototype for prototype, sources in _LOOK_ALIKES.items()
-        for source in sources}})
+    {
+        **_ASCII_SOURCES,
+        **{source: prototype for prototype, sources in _LOOK_ALIKES.items() for source in sources},
+    }
+)

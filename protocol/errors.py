@@ -13,8 +13,9 @@ from protocol import chat_pb2
 class ProtocolError(Exception):
     """The peer sent bytes that break PROTOCOL.md; answer with Reset(code, reason) and close."""
 
-    def __init__(self, reason: str,
-                 code: chat_pb2.Reset.Code.ValueType = chat_pb2.Reset.PROTOCOL_MISMATCH) -> None:
+    def __init__(
+        self, reason: str, code: chat_pb2.Reset.Code.ValueType = chat_pb2.Reset.PROTOCOL_MISMATCH
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code

@@ -171,8 +171,9 @@ class FrameDecoder:
         did not handle: the next ``feed`` returns them first, as if never taken."""
         if frames:
             pack = _HEADER.pack
-            self._buf[0:0] = b"".join(pack(len(payload), frame_type) + payload
-                                      for frame_type, payload in frames)
+            self._buf[0:0] = b"".join(
+                pack(len(payload), frame_type) + payload for frame_type, payload in frames
+            )
             self._need = 0  # the buffer starts with a frame whose header is not read yet
 
     def discard(self) -> None:

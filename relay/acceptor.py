@@ -65,8 +65,14 @@ class AcceptorLoop(Protocol):
 class Acceptor:
     """The listener and the way from accept to an open connection (module docstring)."""
 
-    def __init__(self, config: RelayConfig, ssl_context: ssl.SSLContext | None,
-                 admission: Admission, readiness: Readiness, loop: AcceptorLoop) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        ssl_context: ssl.SSLContext | None,
+        admission: Admission,
+        readiness: Readiness,
+        loop: AcceptorLoop,
+    ) -> None:
         self._config = config
         self._ssl_context = ssl_context
         self._admission = admission
@@ -123,15 +129,19 @@ class Acceptor:
             except ConnectionAbortedError:
                 continue  # reset by the peer while it waited in the backlog
             except OSError as exc:
-                if (exc.errno in (errno.EMFILE, errno.ENFILE)
-                        and self.evict_oldest_waiting("the open-file limit is reached")):
+                if exc.errno in (errno.EMFILE, errno.ENFILE) and self.evict_oldest_waiting(
+                    "the open-file limit is reached"
+                ):
                     continue  # a descriptor is free again
                 # Nothing to evict (or no memory): the listener stays readable, so stop
                 # watching it for a moment, or the loop would spin on accept.
                 if self._loop.now - self._error_logged_at >= _ACCEPT_ERROR_LOG_INTERVAL:
                     self._error_logged_at = self._loop.now
-                    log.error("accept failed: %s (raise the open-file limit); pausing "
-                              "accepts for %g s", exc, _ACCEPT_BACKOFF)
+                    log.error(
+                        "accept failed: %s (raise the open-file limit); pausing accepts for %g s",
+                        exc,
+                        _ACCEPT_BACKOFF,
+                    )
                 self._readiness.selector.unregister(self.listener)
                 self.paused_until = self._loop.now + _ACCEPT_BACKOFF
                 return
@@ -141,17 +151,26 @@ class Acceptor:
                 continue
             if not admission.allows(host):
                 sock.close()
-                admission.refused(host, f"{admission.per_address} connections from this "
-                                  "address are not logged in yet", self._loop.now)
+                admission.refused(
+                    host,
+                    f"{admission.per_address} connections from this address are not logged in yet",
+                    self._loop.now,
+                )
                 continue
-            if ((len(self._loop.connections) - len(self._loop.to_reap) >= config.max_connections
-                 or admission.full)
-                    and not self.evict_oldest_waiting(
-                        f"{len(admission.waiting)} connections are not logged in yet"
-                        if admission.full else "the connection limit is reached")):
+            if (
+                len(self._loop.connections) - len(self._loop.to_reap) >= config.max_connections
+                or admission.full
+            ) and not self.evict_oldest_waiting(
+                f"{len(admission.waiting)} connections are not logged in yet"
+                if admission.full
+                else "the connection limit is reached"
+            ):
                 sock.close()
-                admission.refused(host, f"all {config.max_connections} connections are "
-                                  "logged-in sessions", self._loop.now)
+                admission.refused(
+                    host,
+                    f"all {config.max_connections} connections are logged-in sessions",
+                    self._loop.now,
+                )
                 continue
             try:
                 sock.setblocking(False)
@@ -159,8 +178,14 @@ class Acceptor:
             except OSError:
                 sock.close()  # already reset by the peer
                 continue
-            conn = Connection(next(self._conn_ids), sock, f"{host}:{addr[1]}", host,
-                              config.max_frame_before_login, self._loop.now)
+            conn = Connection(
+                next(self._conn_ids),
+                sock,
+                f"{host}:{addr[1]}",
+                host,
+                config.max_frame_before_login,
+                self._loop.now,
+            )
             self._loop.connections[conn.id] = conn
             admission.add(conn)
             self.accepted_count += 1
@@ -193,8 +218,10 @@ class Acceptor:
             return
         if first[0] != _TLS_RECORD_HANDSHAKE:
             # Plain protocol bytes (or garbage) on the TLS port: say so in the clear, once.
-            reset = pb.Reset(code=pb.Reset.PROTOCOL_MISMATCH,
-                             msg="this relay requires TLS; connect with TLS enabled")
+            reset = pb.Reset(
+                code=pb.Reset.PROTOCOL_MISMATCH,
+                msg="this relay requires TLS; connect with TLS enabled",
+            )
             # Read what the peer sent and half-close first: closing with unread input makes
             # the kernel answer RST, which can destroy the Reset before the peer reads it.
             with contextlib.suppress(OSError):
@@ -206,8 +233,9 @@ class Acceptor:
             return
         assert self._ssl_context is not None
         self._readiness.set_interest(conn, 0)  # the TLS wrapper is a new socket object
-        conn.sock = self._ssl_context.wrap_socket(conn.sock, server_side=True,
-                                                 do_handshake_on_connect=False)
+        conn.sock = self._ssl_context.wrap_socket(
+            conn.sock, server_side=True, do_handshake_on_connect=False
+        )
         conn.tls = True
         conn.state = ConnState.HANDSHAKE
         self._readiness.set_interest(conn, selectors.EVENT_READ)

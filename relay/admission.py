@@ -99,5 +99,6 @@ class Admission:
 
 
 def _log_refusals(address: str, count: int, reason: str) -> None:
-    log.warning("refused %d connection%s from %s: %s", count, "" if count == 1 else "s",
-                address, reason)
+    log.warning(
+        "refused %d connection%s from %s: %s", count, "" if count == 1 else "s", address, reason
+    )

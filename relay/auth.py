@@ -48,9 +48,15 @@ def _maxmem(n: int, r: int, p: int) -> int:
 def hash_password(password: str, n: int) -> str:
     """Salted scrypt hash of ``password`` (slow on purpose: call from a worker thread)."""
     salt = secrets.token_bytes(SALT_BYTES)
-    digest = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n,
-                            r=SCRYPT_R, p=SCRYPT_P, dklen=HASH_BYTES,
-                            maxmem=_maxmem(n, SCRYPT_R, SCRYPT_P))
+    digest = hashlib.scrypt(
+        password.encode("utf-8", "surrogatepass"),
+        salt=salt,
+        n=n,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        dklen=HASH_BYTES,
+        maxmem=_maxmem(n, SCRYPT_R, SCRYPT_P),
+    )
     b64 = base64.b64encode
     return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
 
@@ -66,8 +72,15 @@ def verify_password(password: str, stored: str) -> bool:
         expected = base64.b64decode(hash_b64)
     except ValueError:
         return False
-    digest = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r,
-                            p=p, dklen=len(expected), maxmem=_maxmem(n, r, p))
+    digest = hashlib.scrypt(
+        password.encode("utf-8", "surrogatepass"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        dklen=len(expected),
+        maxmem=_maxmem(n, r, p),
+    )
     return hmac.compare_digest(digest, expected)
 
 
@@ -96,8 +109,9 @@ class HashWorker:
             # during a login burst doubled on 2 cores (bench_login_burst.py).
             workers = max(1, (os.cpu_count() or 2) - 1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
-        self._done: queue.SimpleQueue[tuple[Callable[[Any, BaseException | None], None], Any,
-                                            BaseException | None]] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[
+            tuple[Callable[[Any, BaseException | None], None], Any, BaseException | None]
+        ] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -112,8 +126,12 @@ class HashWorker:
         """The write end: also used as the signal wake-up fd."""
         return self._wake_w
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...],
-               callback: Callable[[Any, BaseException | None], None]) -> None:
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        callback: Callable[[Any, BaseException | None], None],
+    ) -> None:
         self.pending += 1
         self.computations += 1
 
@@ -231,12 +249,13 @@ class LoginThrottle:
     recently failed dropped first), so memory stays bounded whatever peers do.
     """
 
-    def __init__(self, free_failures: int = 5, max_delay: float = 300.0,
-                 max_entries: int = 100_000) -> None:
-        self._accounts: _Backoff[tuple[int, str]] = _Backoff(free_failures, max_delay,
-                                                             max_entries)
-        self._addresses: _Backoff[str] = _Backoff(free_failures * ADDRESS_FAILURES_FACTOR,
-                                                  max_delay, max_entries)
+    def __init__(
+        self, free_failures: int = 5, max_delay: float = 300.0, max_entries: int = 100_000
+    ) -> None:
+        self._accounts: _Backoff[tuple[int, str]] = _Backoff(free_failures, max_delay, max_entries)
+        self._addresses: _Backoff[str] = _Backoff(
+            free_failures * ADDRESS_FAILURES_FACTOR, max_delay, max_entries
+        )
 
     def retry_after(self, uid: int | None, address: str, now: float) -> float:
         """Seconds until a login to ``uid`` (None: no such user) from ``address`` may be

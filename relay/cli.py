@@ -6,6 +6,9 @@ An option a subcommand accepts works on either side of it (the subcommand's copy
 "not given", so it never overwrites the value given before it). Everything the process
 creates is private to its user (umask 077): the data dir is 0700 and an existing one that
 others can enter is refused; the store's files are 0600 (:class:`relay.store.Store`).
+
+(About 530 lines: most of it is the argparse description of every setting and limit, which
+is the operator's documentation; the code that acts on them is short.)
 """
 
 from __future__ import annotations
@@ -50,136 +53,270 @@ def _version() -> str:
 def _add_common(parser: argparse.ArgumentParser, default: Any = None) -> None:
     """Options every subcommand accepts. A subcommand's copy passes ``argparse.SUPPRESS``:
     given before the subcommand, the option must not be reset by the subcommand's default."""
-    parser.add_argument("--config", type=Path, metavar="FILE", default=default,
-                        help="TOML file with the same keys as the flags (under [relay] or at "
-                             "top level); flags override it")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR", default=default,
-                        help=f"where the SQLite store and the generated certificate live "
-                             f"(default: {default_data_dir()})")
-    parser.add_argument("--scrypt-n", type=int, metavar="N", default=default,
-                        help=f"scrypt cost for new password hashes, a power of two "
-                             f"(default: {_DEFAULTS.scrypt_n})")
-    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        default=default, help="log verbosity (default: INFO)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=default,
+        help="TOML file with the same keys as the flags (under [relay] or at "
+        "top level); flags override it",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        default=default,
+        help=f"where the SQLite store and the generated certificate live "
+        f"(default: {default_data_dir()})",
+    )
+    parser.add_argument(
+        "--scrypt-n",
+        type=int,
+        metavar="N",
+        default=default,
+        help=f"scrypt cost for new password hashes, a power of two (default: {_DEFAULTS.scrypt_n})",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=default,
+        help="log verbosity (default: INFO)",
+    )
 
 
 def _add_certificate_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
-    parser.add_argument("--cert", type=Path, metavar="PEM", default=default,
-                        help="certificate file (default: generate one in the data dir on "
-                             "first start)")
-    parser.add_argument("--key", type=Path, metavar="PEM", default=default,
-                        help="private key for --cert")
+    parser.add_argument(
+        "--cert",
+        type=Path,
+        metavar="PEM",
+        default=default,
+        help="certificate file (default: generate one in the data dir on first start)",
+    )
+    parser.add_argument(
+        "--key", type=Path, metavar="PEM", default=default, help="private key for --cert"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parley-relay",
         description="The Parley relay: accounts, buddies, presence and store-and-forward "
-                    "messaging over TLS. With no subcommand it runs the relay.",
+        "messaging over TLS. With no subcommand it runs the relay.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="subcommands:\n  parley-relay cert show|generate   the TLS certificate\n"
-               "  parley-relay user add|list|passwd|remove NAME   accounts\n"
-               "Run 'parley-relay SUBCOMMAND --help' for details.")
+        "  parley-relay user add|list|passwd|remove NAME   accounts\n"
+        "Run 'parley-relay SUBCOMMAND --help' for details.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _add_common(parser)
     parser.add_argument("--host", help=f"address to listen on (default: {_DEFAULTS.host})")
-    parser.add_argument("--port", type=int,
-                        help=f"TCP port; 0 picks a free one (default: {_DEFAULTS.port})")
+    parser.add_argument(
+        "--port", type=int, help=f"TCP port; 0 picks a free one (default: {_DEFAULTS.port})"
+    )
     _add_certificate_options(parser)
-    parser.add_argument("--plaintext", action="store_true", default=None,
-                        help="no TLS (for local tests and packet captures only: passwords "
-                             "and messages cross the network in clear)")
-    parser.add_argument("--max-frame", type=int, metavar="BYTES",
-                        help=f"largest frame accepted (default: {_DEFAULTS.max_frame})")
-    parser.add_argument("--rate-limit", type=float, metavar="MSGS_PER_S",
-                        help="messages per second per session; 0 = off (default: 0)")
-    parser.add_argument("--inbox-quota", type=int, metavar="N",
-                        help=f"stored messages per recipient (default: {_DEFAULTS.inbox_quota})")
-    parser.add_argument("--idle-timeout", type=float, metavar="SECONDS",
-                        help=f"close v2 sessions silent this long "
-                             f"(default: {_DEFAULTS.idle_timeout:g})")
-    parser.add_argument("--login-timeout", type=float, metavar="SECONDS",
-                        help=f"close connections that do not log in within this time "
-                             f"(default: {_DEFAULTS.login_timeout:g})")
-    parser.add_argument("--handshake-timeout", type=float, metavar="SECONDS",
-                        help=f"close connections whose TLS handshake takes longer "
-                             f"(default: {_DEFAULTS.handshake_timeout:g})")
-    parser.add_argument("--high-water", type=int, metavar="BYTES",
-                        help=f"bytes queued to one client before it counts as slow "
-                             f"(default: {_DEFAULTS.high_water})")
-    parser.add_argument("--max-file-size", type=int, metavar="BYTES",
-                        help=f"largest file a user may offer "
-                             f"(default: {_DEFAULTS.max_file_size})")
-    parser.add_argument("--max-transfers", type=int, metavar="N", dest="max_transfers_per_user",
-                        help=f"open file transfers per user "
-                             f"(default: {_DEFAULTS.max_transfers_per_user})")
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        default=None,
+        help="no TLS (for local tests and packet captures only: passwords "
+        "and messages cross the network in clear)",
+    )
+    parser.add_argument(
+        "--max-frame",
+        type=int,
+        metavar="BYTES",
+        help=f"largest frame accepted (default: {_DEFAULTS.max_frame})",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="MSGS_PER_S",
+        help="messages per second per session; 0 = off (default: 0)",
+    )
+    parser.add_argument(
+        "--inbox-quota",
+        type=int,
+        metavar="N",
+        help=f"stored messages per recipient (default: {_DEFAULTS.inbox_quota})",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"close v2 sessions silent this long (default: {_DEFAULTS.idle_timeout:g})",
+    )
+    parser.add_argument(
+        "--login-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"close connections that do not log in within this time "
+        f"(default: {_DEFAULTS.login_timeout:g})",
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"close connections whose TLS handshake takes longer "
+        f"(default: {_DEFAULTS.handshake_timeout:g})",
+    )
+    parser.add_argument(
+        "--high-water",
+        type=int,
+        metavar="BYTES",
+        help=f"bytes queued to one client before it counts as slow "
+        f"(default: {_DEFAULTS.high_water})",
+    )
+    parser.add_argument(
+        "--max-file-size",
+        type=int,
+        metavar="BYTES",
+        help=f"largest file a user may offer (default: {_DEFAULTS.max_file_size})",
+    )
+    parser.add_argument(
+        "--max-transfers",
+        type=int,
+        metavar="N",
+        dest="max_transfers_per_user",
+        help=f"open file transfers per user (default: {_DEFAULTS.max_transfers_per_user})",
+    )
     limits = parser.add_argument_group(
-        "limits", "bounds on what one peer (or all of them) can make the relay hold or do; "
-                  "docs/DECISIONS.md explains each")
-    limits.add_argument("--max-frame-before-login", type=int, metavar="BYTES",
-                        help=f"largest frame accepted before login "
-                             f"(default: {_DEFAULTS.max_frame_before_login})")
-    limits.add_argument("--read-budget", type=int, metavar="BYTES",
-                        help=f"bytes read from one connection per loop pass "
-                             f"(default: {_DEFAULTS.read_budget})")
-    limits.add_argument("--frames-per-pass", type=int, metavar="N",
-                        help=f"frames handled for one connection per loop pass "
-                             f"(default: {_DEFAULTS.frames_per_pass})")
-    limits.add_argument("--frame-timeout", type=float, metavar="SECONDS",
-                        help=f"reset a connection whose incomplete frame is older than this "
-                             f"(default: {_DEFAULTS.frame_timeout:g})")
-    limits.add_argument("--input-budget", type=int, metavar="BYTES",
-                        help=f"buffered input of all connections together before the relay "
-                             f"stops reading (default: {_DEFAULTS.input_budget})")
-    limits.add_argument("--max-unauthenticated-per-address", type=int, metavar="N",
-                        help=f"connections not yet logged in from one address "
-                             f"(default: {_DEFAULTS.max_unauthenticated_per_address})")
-    limits.add_argument("--max-unauthenticated", type=int, metavar="N",
-                        help=f"connections not yet logged in, in all; the oldest is closed "
-                             f"to make room (default: {_DEFAULTS.max_unauthenticated})")
-    limits.add_argument("--inbox-quota-bytes", type=int, metavar="BYTES",
-                        help=f"stored bytes per recipient "
-                             f"(default: {_DEFAULTS.inbox_quota_bytes})")
-    limits.add_argument("--registrations-per-minute", type=int, metavar="N",
-                        dest="registrations_per_address_per_minute",
-                        help=f"new accounts per peer address per minute "
-                             f"(default: {_DEFAULTS.registrations_per_address_per_minute})")
-    limits.add_argument("--max-pending-hashes", type=int, metavar="N",
-                        help=f"password checks queued at once, in all "
-                             f"(default: {_DEFAULTS.max_pending_hashes})")
+        "limits",
+        "bounds on what one peer (or all of them) can make the relay hold or do; "
+        "docs/DECISIONS.md explains each",
+    )
+    limits.add_argument(
+        "--max-frame-before-login",
+        type=int,
+        metavar="BYTES",
+        help=f"largest frame accepted before login (default: {_DEFAULTS.max_frame_before_login})",
+    )
+    limits.add_argument(
+        "--read-budget",
+        type=int,
+        metavar="BYTES",
+        help=f"bytes read from one connection per loop pass (default: {_DEFAULTS.read_budget})",
+    )
+    limits.add_argument(
+        "--frames-per-pass",
+        type=int,
+        metavar="N",
+        help=f"frames handled for one connection per loop pass "
+        f"(default: {_DEFAULTS.frames_per_pass})",
+    )
+    limits.add_argument(
+        "--frame-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"reset a connection whose incomplete frame is older than this "
+        f"(default: {_DEFAULTS.frame_timeout:g})",
+    )
+    limits.add_argument(
+        "--input-budget",
+        type=int,
+        metavar="BYTES",
+        help=f"buffered input of all connections together before the relay "
+        f"stops reading (default: {_DEFAULTS.input_budget})",
+    )
+    limits.add_argument(
+        "--max-unauthenticated-per-address",
+        type=int,
+        metavar="N",
+        help=f"connections not yet logged in from one address "
+        f"(default: {_DEFAULTS.max_unauthenticated_per_address})",
+    )
+    limits.add_argument(
+        "--max-unauthenticated",
+        type=int,
+        metavar="N",
+        help=f"connections not yet logged in, in all; the oldest is closed "
+        f"to make room (default: {_DEFAULTS.max_unauthenticated})",
+    )
+    limits.add_argument(
+        "--inbox-quota-bytes",
+        type=int,
+        metavar="BYTES",
+        help=f"stored bytes per recipient (default: {_DEFAULTS.inbox_quota_bytes})",
+    )
+    limits.add_argument(
+        "--registrations-per-minute",
+        type=int,
+        metavar="N",
+        dest="registrations_per_address_per_minute",
+        help=f"new accounts per peer address per minute "
+        f"(default: {_DEFAULTS.registrations_per_address_per_minute})",
+    )
+    limits.add_argument(
+        "--max-pending-hashes",
+        type=int,
+        metavar="N",
+        help=f"password checks queued at once, in all (default: {_DEFAULTS.max_pending_hashes})",
+    )
     sub = parser.add_subparsers(dest="command", metavar="")
 
-    cert = sub.add_parser("cert", help="show or generate the TLS certificate",
-                          description="Show the fingerprint of the relay's certificate, or "
-                                      "generate it now.")
+    cert = sub.add_parser(
+        "cert",
+        help="show or generate the TLS certificate",
+        description="Show the fingerprint of the relay's certificate, or generate it now.",
+    )
     _add_common(cert, argparse.SUPPRESS)
     _add_certificate_options(cert, argparse.SUPPRESS)
-    cert.add_argument("action", choices=["show", "generate"],
-                      help="show: print the fingerprint (of --cert if given, else of the "
-                           "data dir's certificate, generating it if missing); generate: "
-                           "create it in the data dir, refusing to overwrite")
+    cert.add_argument(
+        "action",
+        choices=["show", "generate"],
+        help="show: print the fingerprint (of --cert if given, else of the "
+        "data dir's certificate, generating it if missing); generate: "
+        "create it in the data dir, refusing to overwrite",
+    )
 
-    user = sub.add_parser("user", help="manage accounts in the relay's store",
-                          description="Manage accounts. Safe while the relay runs (SQLite "
-                                      "WAL); a running relay ends the live session of a user "
-                                      "whose password is changed or who is removed within "
-                                      "seconds.")
+    user = sub.add_parser(
+        "user",
+        help="manage accounts in the relay's store",
+        description="Manage accounts. Safe while the relay runs (SQLite "
+        "WAL); a running relay ends the live session of a user "
+        "whose password is changed or who is removed within "
+        "seconds.",
+    )
     _add_common(user, argparse.SUPPRESS)
     user.add_argument("action", choices=["add", "list", "passwd", "remove"])
     user.add_argument("name", nargs="?", help="username (not for list)")
-    user.add_argument("--password-stdin", action="store_true",
-                      help="read the password from the first line of standard input")
+    user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ["data_dir", "scrypt_n", "host", "port", "cert", "key", "plaintext", "max_frame",
-             "rate_limit", "inbox_quota", "idle_timeout", "login_timeout", "handshake_timeout",
-             "high_water", "log_level", "max_file_size", "max_transfers_per_user",
-             "max_frame_before_login", "read_budget", "frames_per_pass", "frame_timeout",
-             "input_budget", "max_unauthenticated_per_address", "max_unauthenticated",
-             "inbox_quota_bytes", "registrations_per_address_per_minute",
-             "max_pending_hashes"]
+    names = [
+        "data_dir",
+        "scrypt_n",
+        "host",
+        "port",
+        "cert",
+        "key",
+        "plaintext",
+        "max_frame",
+        "rate_limit",
+        "inbox_quota",
+        "idle_timeout",
+        "login_timeout",
+        "handshake_timeout",
+        "high_water",
+        "log_level",
+        "max_file_size",
+        "max_transfers_per_user",
+        "max_frame_before_login",
+        "read_budget",
+        "frames_per_pass",
+        "frame_timeout",
+        "input_budget",
+        "max_unauthenticated_per_address",
+        "max_unauthenticated",
+        "inbox_quota_bytes",
+        "registrations_per_address_per_minute",
+        "max_pending_hashes",
+    ]
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -194,8 +331,10 @@ def _private_data_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise ValueError(f"data dir {path} is open to other users (mode {mode:04o}); run "
-                         f"'chmod 700 {path}' and try again")
+        raise ValueError(
+            f"data dir {path} is open to other users (mode {mode:04o}); run "
+            f"'chmod 700 {path}' and try again"
+        )
 
 
 def _ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -220,8 +359,12 @@ def _fit_open_file_limit(config: RelayConfig) -> RelayConfig:
             soft = target
     usable = soft - 64  # the store, the listener, the wake-up pair, logs, certificates
     if config.max_connections > usable:
-        log.warning("open-file limit %d allows %d connections, not %d: raise 'ulimit -n' "
-                    "for more", soft, usable, config.max_connections)
+        log.warning(
+            "open-file limit %d allows %d connections, not %d: raise 'ulimit -n' for more",
+            soft,
+            usable,
+            config.max_connections,
+        )
         return dataclasses.replace(config, max_connections=max(1, usable))
     return config
 
@@ -234,8 +377,10 @@ def run_relay(config: RelayConfig) -> int:
     context = None
     fingerprint = None
     if config.plaintext:
-        log.warning("running WITHOUT TLS (--plaintext): passwords and messages are readable "
-                    "by anyone on the network path")
+        log.warning(
+            "running WITHOUT TLS (--plaintext): passwords and messages are readable "
+            "by anyone on the network path"
+        )
     else:
         if config.cert is not None and config.key is not None:
             cert_path, key_path = config.cert, config.key
@@ -259,8 +404,11 @@ def run_relay(config: RelayConfig) -> int:
     mode = f"TLS, fingerprint {fingerprint}" if fingerprint else "PLAINTEXT"
     log.info("parley-relay listening on %s:%d (%s), store %s", host, port, mode, config.db_path)
     if fingerprint:
-        print(f"Certificate fingerprint: {fingerprint}\n"
-              f"Give it to your users: their client shows it on first contact.", flush=True)
+        print(
+            f"Certificate fingerprint: {fingerprint}\n"
+            f"Give it to your users: their client shows it on first contact.",
+            flush=True,
+        )
     relay.serve_forever()
     log.info("parley-relay stopped")
     return 0
@@ -268,8 +416,11 @@ def run_relay(config: RelayConfig) -> int:
 
 def _open_store(config: RelayConfig) -> Store:
     """The store as the relay opens it (an admin command may run its migrations too)."""
-    return Store(config.db_path, synchronous=config.synchronous,
-                 dedup_bucket_seconds=config.dedup_window_hours * 3600 // 2)
+    return Store(
+        config.db_path,
+        synchronous=config.synchronous,
+        dedup_bucket_seconds=config.dedup_window_hours * 3600 // 2,
+    )
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -303,8 +454,9 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
                 return _fail(f"{name!r} looks like an existing user's name; choose another")
             password = _read_password(args)
             validate_password(password)
-            uid = store.add_user(name, username_key(name), hash_password(password,
-                                                                          config.scrypt_n), 0)
+            uid = store.add_user(
+                name, username_key(name), hash_password(password, config.scrypt_n), 0
+            )
             store.commit()
             print(f"added {name} (uid {uid})")
             return 0
@@ -315,11 +467,15 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
             validate_password(password)
             store.set_password_hash(record.uid, hash_password(password, config.scrypt_n))
             store.revoke_tokens(record.uid)
-            store.queue_kick(record.uid, "your password was changed by the relay's admin; "
-                                         "log in with the new one")
+            store.queue_kick(
+                record.uid,
+                "your password was changed by the relay's admin; log in with the new one",
+            )
             store.commit()
-            print(f"password changed for {name}; their resume tokens were revoked and a "
-                  f"running relay ends their session")
+            print(
+                f"password changed for {name}; their resume tokens were revoked and a "
+                f"running relay ends their session"
+            )
             return 0
         store.remove_user(record.uid)
         store.queue_kick(record.uid, "your account was removed by the relay's admin")
@@ -331,9 +487,11 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
 def run_cert_command(action: str, config: RelayConfig) -> int:
     if config.cert is not None:
         if action == "generate":
-            return _fail(f"the relay is configured to use {config.cert}; 'cert generate' "
-                         f"makes one in the data dir: drop --cert/--key (or their config "
-                         f"keys) first")
+            return _fail(
+                f"the relay is configured to use {config.cert}; 'cert generate' "
+                f"makes one in the data dir: drop --cert/--key (or their config "
+                f"keys) first"
+            )
         print(f"{fingerprint_of_pem_file(config.cert)}  {config.cert}")
         return 0
     _private_data_dir(config.data_dir)
@@ -351,8 +509,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, _overrides(args))
     except (OSError, ValueError) as exc:
         return _fail(f"{exc}")
-    logging.basicConfig(level=config.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
     try:
         if args.command == "cert":
             return run_cert_command(args.action, config)

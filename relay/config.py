@@ -86,14 +86,23 @@ class RelayConfig:
             raise ValueError("synchronous must be OFF, NORMAL, FULL or EXTRA")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
-        for name in ("max_frame_before_login", "read_budget", "frames_per_pass",
-                     "input_budget", "max_unauthenticated_per_address", "max_unauthenticated",
-                     "inbox_quota_bytes", "max_pending_hashes"):
+        for name in (
+            "max_frame_before_login",
+            "read_budget",
+            "frames_per_pass",
+            "input_budget",
+            "max_unauthenticated_per_address",
+            "max_unauthenticated",
+            "inbox_quota_bytes",
+            "max_pending_hashes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.registrations_per_address_per_minute < 0:
-            raise ValueError("registrations_per_address_per_minute must be >= 0 (0 = no "
-                             "registration from the network)")
+            raise ValueError(
+                "registrations_per_address_per_minute must be >= 0 (0 = no "
+                "registration from the network)"
+            )
         if self.max_frame_before_login > self.max_frame:
             raise ValueError("max_frame_before_login must not exceed max_frame")
         for name in ("handshake_timeout", "login_timeout", "idle_timeout", "frame_timeout"):

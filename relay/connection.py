@@ -104,8 +104,15 @@ class Connection:
         "want_write",
     )
 
-    def __init__(self, conn_id: int, sock: socket.socket, peer: str, peer_host: str,
-                 max_frame: int, now: float) -> None:
+    def __init__(
+        self,
+        conn_id: int,
+        sock: socket.socket,
+        peer: str,
+        peer_host: str,
+        max_frame: int,
+        now: float,
+    ) -> None:
         self.id = conn_id
         self.sock: socket.socket | ssl.SSLSocket = sock
         self.peer = peer
@@ -228,8 +235,7 @@ class Connection:
                 self._inflight = data
             try:
                 sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
-                    ssl.SSLWantReadError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 return False
             self.pending_bytes -= sent
             self.bytes_sent += sent
@@ -264,8 +270,11 @@ class Connection:
             cut = len(whole) - len(rest)
             end = next(end for end in frame_ends(whole) if end > cut)
             kept = rest[: end - cut]
-        dropped = (sum(len(chunk) for chunk in chunks) + sum(map(len, self._staged))
-                   - (len(kept) if kept is not None else 0))
+        dropped = (
+            sum(len(chunk) for chunk in chunks)
+            + sum(map(len, self._staged))
+            - (len(kept) if kept is not None else 0)
+        )
         chunks.clear()
         self._staged.clear()
         if kept:
@@ -288,16 +297,16 @@ class Connection:
         while the peer reads (under TLS the kernel also counts record overhead, so this is
         approximate). Where the kernel cannot tell, ``bytes_sent``."""
         try:
-            waiting = _OUTQ.unpack(fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ,
-                                               bytes(_OUTQ.size)))[0]
+            waiting = _OUTQ.unpack(
+                fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, bytes(_OUTQ.size))
+            )[0]
         except (OSError, AttributeError):
             waiting = 0
         return self.bytes_sent - int(waiting)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read_frames(self, byte_budget: int,
-                    max_frames: int) -> tuple[ReadResult, list[Frame]]:
+    def read_frames(self, byte_budget: int, max_frames: int) -> tuple[ReadResult, list[Frame]]:
         """The frames to handle in this loop pass, at most ``max_frames``.
 
         Complete frames the decoder already holds come first; then the socket is read until

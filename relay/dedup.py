@@ -51,8 +51,9 @@ _TWO_BITS = [(1 << (index & 63)) | (1 << (index >> 6)) for index in range(4096)]
 
 def _word_and_pattern(h: int, mask: int) -> tuple[int, int]:
     """The word a pair's hash selects and the six bits it sets there."""
-    return h & mask, (_TWO_BITS[(h >> 28) & 4095] | _TWO_BITS[(h >> 40) & 4095]
-                      | _TWO_BITS[(h >> 52) & 4095])
+    return h & mask, (
+        _TWO_BITS[(h >> 28) & 4095] | _TWO_BITS[(h >> 40) & 4095] | _TWO_BITS[(h >> 52) & 4095]
+    )
 
 
 _KEYED_PAIR = struct.Struct("<16sQQ")  # secret, then the two values (each below 2**64)
@@ -68,8 +69,13 @@ class PairBloom:
 
     __slots__ = ("_current", "_mask", "_previous", "_secret", "period", "rotated_at")
 
-    def __init__(self, bits_log2: int = 26, period: float = 86400.0, now: float = 0.0,
-                 secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        bits_log2: int = 26,
+        period: float = 86400.0,
+        now: float = 0.0,
+        secret: bytes | None = None,
+    ) -> None:
         """``secret`` keys the hash (tests pin it); by default a fresh random one."""
         if not 10 <= bits_log2 <= 34:
             raise ValueError("bits_log2 must be between 10 and 34")
@@ -88,8 +94,7 @@ class PairBloom:
 
     def test_and_add(self, a: int, b: int) -> bool:
         """Add the pair; return whether it may have been present before."""
-        index, pattern = _word_and_pattern(hash(_KEYED_PAIR.pack(self._secret, a, b)),
-                                           self._mask)
+        index, pattern = _word_and_pattern(hash(_KEYED_PAIR.pack(self._secret, a, b)), self._mask)
         current = self._current
         word = current[index]
         current[index] = word | pattern
@@ -97,10 +102,10 @@ class PairBloom:
 
     def __contains__(self, pair: tuple[int, int]) -> bool:
         """Whether the pair may have been added, without adding it."""
-        index, pattern = _word_and_pattern(hash(_KEYED_PAIR.pack(self._secret, *pair)),
-                                           self._mask)
-        return (self._current[index] & pattern == pattern
-                or self._previous[index] & pattern == pattern)
+        index, pattern = _word_and_pattern(hash(_KEYED_PAIR.pack(self._secret, *pair)), self._mask)
+        return (
+            self._current[index] & pattern == pattern or self._previous[index] & pattern == pattern
+        )
 
     def maybe_rotate(self, now: float) -> bool:
         """Start a new generation once ``period`` has passed since the last one."""
@@ -115,15 +120,21 @@ class PairBloom:
 class DedupWindow:
     """The filter, the bucket clock and the lookup of one relay's dedup records."""
 
-    def __init__(self, store: Store, window_seconds: int, filter_bits_log2: int,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        window_seconds: int,
+        filter_bits_log2: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.window_seconds = window_seconds
         self.bucket_seconds = store.dedup_bucket_seconds
         self._clock = clock
         newest = store.newest_dedup_bucket()
-        self._latest = clock() if newest is None else max(clock(),
-                                                           float(newest * self.bucket_seconds))
+        self._latest = (
+            clock() if newest is None else max(clock(), float(newest * self.bucket_seconds))
+        )
         # In front of the store: ``bloom.test_and_add(sender, id)`` False means "certainly
         # not accepted before" (the hot path calls it directly, once per durable message).
         self.bloom = PairBloom(filter_bits_log2, window_seconds, self._latest)

@@ -49,8 +49,14 @@ def sender_prefix(relay: Context, conn: Connection) -> bytes:
     return conn.prefix
 
 
-def store_durable(relay: Context, conn: Connection, recipient: int, client_id: int,
-                  payload: bytes, stored_bytes: int) -> tuple[int, int]:
+def store_durable(
+    relay: Context,
+    conn: Connection,
+    recipient: int,
+    client_id: int,
+    payload: bytes,
+    stored_bytes: int,
+) -> tuple[int, int]:
     """Buffer a durable message for the iteration's group commit and push it if possible.
 
     ``stored_bytes`` is the recipient's stored bytes before this message
@@ -59,8 +65,9 @@ def store_durable(relay: Context, conn: Connection, recipient: int, client_id: i
     """
     timestamp = relay.wall
     prefix = conn.prefix if conn.prefix_wall == timestamp else sender_prefix(relay, conn)
-    seq, frame = relay.inboxes.accept(recipient, conn.uid, client_id, timestamp,
-                                      payload + prefix, stored_bytes)
+    seq, frame = relay.inboxes.accept(
+        recipient, conn.uid, client_id, timestamp, payload + prefix, stored_bytes
+    )
     relay.durable_count += 1
     target = relay.sessions.online.get(recipient)
     if target is not None:
@@ -88,8 +95,11 @@ def push(relay: Context, conn: Connection, seq: int, frame: bytes, has_id: bool)
             conn.paused = True  # resumed from the store when the buffer drains
             relay.paused_count += 1
         else:
-            relay.reset(conn, pb.Reset.SLOW_CONSUMER,
-                        "you are not reading fast enough; messages wait for your next login")
+            relay.reset(
+                conn,
+                pb.Reset.SLOW_CONSUMER,
+                "you are not reading fast enough; messages wait for your next login",
+            )
         return
     conn.queue(frame)
     relay.dirty.add(conn)
@@ -137,8 +147,9 @@ def resume(relay: Context, conn: Connection) -> None:
             conn.catching_up = False
             if conn.sync_requested:
                 conn.sync_requested = False
-                relay.send_message(conn, FrameType.SYNC,
-                                   pb.Sync(head_seq=relay.inboxes.current_head(conn.uid)))
+                relay.send_message(
+                    conn, FrameType.SYNC, pb.Sync(head_seq=relay.inboxes.current_head(conn.uid))
+                )
             return
 
 

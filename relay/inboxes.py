@@ -39,8 +39,9 @@ _MESSAGE_FRAME_TYPE = int(FrameType.MESSAGE)
 
 def _note_delivery(table: DeliveryTable, uid: int, seq: int, receipts: bool) -> None:
     previous = table.get(uid)
-    table[uid] = (seq, receipts) if previous is None else (max(previous[0], seq),
-                                                           previous[1] or receipts)
+    table[uid] = (
+        (seq, receipts) if previous is None else (max(previous[0], seq), previous[1] or receipts)
+    )
 
 
 class Inboxes:
@@ -85,8 +86,15 @@ class Inboxes:
             size = self.stored_bytes[uid] = self.store.inbox_bytes(uid)
         return size
 
-    def accept(self, recipient: int, sender: int, client_id: int, timestamp: int,
-               body: bytes, stored_bytes: int) -> tuple[int, bytes]:
+    def accept(
+        self,
+        recipient: int,
+        sender: int,
+        client_id: int,
+        timestamp: int,
+        body: bytes,
+        stored_bytes: int,
+    ) -> tuple[int, bytes]:
         """Assign ``recipient``'s next seq to a durable message and buffer it for the pass's
         commit; return the seq and the MESSAGE frame (``body``, the client's payload with the
         sender's override fields, then the seq field): built once, stored and pushed as is.
@@ -102,8 +110,9 @@ class Inboxes:
         heads[recipient] = seq
         forwarded = body + seq_field(seq)
         frame = pack_header(len(forwarded), _MESSAGE_FRAME_TYPE) + forwarded
-        self.pending_rows.append(new_tuple(
-            InboxRow, (recipient, seq, sender, client_id, timestamp, frame)))
+        self.pending_rows.append(
+            new_tuple(InboxRow, (recipient, seq, sender, client_id, timestamp, frame))
+        )
         self.stored_bytes[recipient] = stored_bytes + len(frame)
         return seq, frame
 

@@ -94,8 +94,13 @@ class Relay:
     """The loop: connections and the iteration; the state owners it composes (module
     docstring)."""
 
-    def __init__(self, config: RelayConfig, store: Store,
-                 ssl_context: ssl.SSLContext | None, handlers: dict[int, Handler]) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        store: Store,
+        ssl_context: ssl.SSLContext | None,
+        handlers: dict[int, Handler],
+    ) -> None:
         self.config = config
         self.store = store
         self.handlers = handlers
@@ -104,15 +109,17 @@ class Relay:
         self.registrations = RegistrationLimit(config.registrations_per_address_per_minute)
         self.connections: dict[int, Connection] = {}
         self.sessions = Sessions(store)
-        self.dedup = DedupWindow(store, config.dedup_window_hours * 3600,
-                                 config.dedup_filter_bits_log2)
+        self.dedup = DedupWindow(
+            store, config.dedup_window_hours * 3600, config.dedup_filter_bits_log2
+        )
         self.inboxes = Inboxes(store, self.dedup)
         self.outage = StoreOutage(store)
         self.dirty: set[Connection] = set()
         self.to_reap: list[Connection] = []
         self.timers = ConnectionTimers()
-        self.admission = Admission(config.max_unauthenticated_per_address,
-                                   config.max_unauthenticated)
+        self.admission = Admission(
+            config.max_unauthenticated_per_address, config.max_unauthenticated
+        )
         # Read side (see the module invariants).
         self.passes = 0
         self.trimmer = MemoryTrimmer()
@@ -132,8 +139,7 @@ class Relay:
 
     def listen(self) -> tuple[str, int]:
         """Listen on the configured address (and watch the hash worker); returns it."""
-        self.readiness.selector.register(self.hasher.fileno(), selectors.EVENT_READ,
-                                         self.hasher)
+        self.readiness.selector.register(self.hasher.fileno(), selectors.EVENT_READ, self.hasher)
         return self.acceptor.listen()
 
     def install_signal_handlers(self) -> None:
@@ -149,22 +155,36 @@ class Relay:
         signal.set_wakeup_fd(self.hasher.wake_socket.fileno(), warn_on_full_buffer=False)
 
     def log_stats(self) -> None:
-        log.info("stats: connections=%d online=%d accepted=%d messages=%d durable=%d "
-                 "paused=%d scrypt=%d passes=%d", len(self.connections), len(self.sessions),
-                 self.acceptor.accepted_count, self.message_count, self.durable_count,
-                 self.paused_count, self.hasher.computations, self.passes)
+        log.info(
+            "stats: connections=%d online=%d accepted=%d messages=%d durable=%d "
+            "paused=%d scrypt=%d passes=%d",
+            len(self.connections),
+            len(self.sessions),
+            self.acceptor.accepted_count,
+            self.message_count,
+            self.durable_count,
+            self.paused_count,
+            self.hasher.computations,
+            self.passes,
+        )
 
     # -- the loop --------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        sweep_interval = min(_SWEEP_INTERVAL, self.config.idle_timeout / 3,
-                             self.config.frame_timeout / 3)
+        sweep_interval = min(
+            _SWEEP_INTERVAL, self.config.idle_timeout / 3, self.config.frame_timeout / 3
+        )
         next_sweep = time.monotonic() + sweep_interval
         select = self.readiness.selector.select
         while not self.stopping:
             timeout = min(sweep_interval, max(0.0, next_sweep - time.monotonic()))
-            if (self.dirty or self.inboxes.pending_rows or self.readiness.ready
-                    or self.store.pending or self.inboxes.deliveries_due()):
+            if (
+                self.dirty
+                or self.inboxes.pending_rows
+                or self.readiness.ready
+                or self.store.pending
+                or self.inboxes.deliveries_due()
+            ):
                 # The write pass queued more work (a resumed backlog, deliveries to record,
                 # staged frames), or input left over by a read budget waits where select
                 # may not see it.
@@ -272,13 +292,17 @@ class Relay:
     def _internal_error(self, conn: Connection, doing: str) -> None:
         """A bug met while ``doing`` something for ``conn`` (called from an ``except``):
         log the traceback once, Reset UNKNOWN_ERROR that connection, keep the loop going."""
-        log.exception("conn=%d peer=%s uid=%d internal error while %s", conn.id, conn.peer,
-                      conn.uid, doing)
+        log.exception(
+            "conn=%d peer=%s uid=%d internal error while %s", conn.id, conn.peer, conn.uid, doing
+        )
         try:
             self.reset(conn, pb.Reset.UNKNOWN_ERROR, "internal error in the relay")
         except Exception:
-            log.exception("conn=%d peer=%s could not be reset after an internal error; "
-                          "closing it", conn.id, conn.peer)
+            log.exception(
+                "conn=%d peer=%s could not be reset after an internal error; closing it",
+                conn.id,
+                conn.peer,
+            )
             self.close(conn, "internal error in the relay")
 
     def _read(self, conn: Connection) -> None:
@@ -342,11 +366,13 @@ class Relay:
                 try:
                     if handler is None:
                         type_info(frame_type)  # raises "unknown frame type N"
-                        raise ProtocolError(
-                            f"frame type {frame_type} is not accepted by the relay")
+                        raise ProtocolError(f"frame type {frame_type} is not accepted by the relay")
                     if not conn.uid and not type_info(frame_type).allowed_before_login:
-                        self.reset(conn, pb.Reset.NOT_LOGGED_IN,
-                                   f"log in first ({FrameType(frame_type).name} before LOGIN)")
+                        self.reset(
+                            conn,
+                            pb.Reset.NOT_LOGGED_IN,
+                            f"log in first ({FrameType(frame_type).name} before LOGIN)",
+                        )
                         return
                     handler(self, conn, payload)
                 except ProtocolError as exc:
@@ -366,8 +392,7 @@ class Relay:
     def _drain_closing(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(65536)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
-                ssl.SSLWantWriteError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             data = b""
@@ -457,9 +482,15 @@ class Relay:
         if conn.pending_bytes > self.config.high_water:
             dropped = conn.drop_unsent()
             self.trimmer.freed(dropped)
-            log.info("conn=%d peer=%s uid=%d reset %s: %d bytes of output not yet written "
-                     "dropped so the Reset goes next", conn.id, conn.peer, conn.uid, name,
-                     dropped)
+            log.info(
+                "conn=%d peer=%s uid=%d reset %s: %d bytes of output not yet written "
+                "dropped so the Reset goes next",
+                conn.id,
+                conn.peer,
+                conn.uid,
+                name,
+                dropped,
+            )
         self.send_message(conn, FrameType.RESET, pb.Reset(code=code, msg=reason[:200]))
         conn.state = ConnState.CLOSING
         conn.close_reason = f"reset {name}: {reason}"
@@ -474,8 +505,9 @@ class Relay:
         if conn.state is ConnState.CLOSED:
             return
         conn.state = ConnState.CLOSED
-        log.info("conn=%d peer=%s uid=%d closed: %s", conn.id, conn.peer, conn.uid,
-                 reason or "closed")
+        log.info(
+            "conn=%d peer=%s uid=%d closed: %s", conn.id, conn.peer, conn.uid, reason or "closed"
+        )
         self.to_reap.append(conn)
         with contextlib.suppress(KeyError, ValueError):
             self.readiness.selector.unregister(conn.sock)
@@ -515,8 +547,7 @@ class Relay:
         if kind == TIMER_HANDSHAKE and conn.state in (ConnState.PEEKING, ConnState.HANDSHAKE):
             self.close(conn, "handshake timeout")
         elif kind == TIMER_LOGIN and conn.state is ConnState.OPEN and not conn.uid:
-            self.reset(conn, pb.Reset.TIMEOUT, "no login within "
-                       f"{self.config.login_timeout:g} s")
+            self.reset(conn, pb.Reset.TIMEOUT, f"no login within {self.config.login_timeout:g} s")
         elif kind == TIMER_CLOSE and conn.state is ConnState.CLOSING:
             # A peer still reading gets the rest (and the Reset), within limits.
             taken = conn.bytes_taken_by_peer()
@@ -526,8 +557,7 @@ class Relay:
             else:
                 self.close(conn, conn.close_reason + " (peer did not read the Reset)")
 
-    def reset_apart(self, conn: Connection, code: pb.Reset.Code.ValueType,
-                     reason: str) -> None:
+    def reset_apart(self, conn: Connection, code: pb.Reset.Code.ValueType, reason: str) -> None:
         """Reset ``conn`` from outside its own event (a sweep, the input budget); whatever
         that raises stays with it."""
         try:
@@ -548,8 +578,10 @@ class Relay:
                 self.close(conn, "relay is shutting down")
         self.end_iteration()
         deadline = time.monotonic() + _CLOSE_GRACE
-        while any(c.has_pending() and c.state is ConnState.CLOSING
-                  for c in self.connections.values()) and time.monotonic() < deadline:
+        while (
+            any(c.has_pending() and c.state is ConnState.CLOSING for c in self.connections.values())
+            and time.monotonic() < deadline
+        ):
             for key, mask in self.readiness.selector.select(0.05):
                 if isinstance(key.data, Connection):
                     self._service(key.data, mask)

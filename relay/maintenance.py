@@ -44,8 +44,7 @@ class MaintenanceLoop(Context, Protocol):
     trimmer: MemoryTrimmer
     readiness: Readiness
 
-    def reset_apart(self, conn: Connection, code: pb.Reset.Code.ValueType,
-                    reason: str) -> None: ...
+    def reset_apart(self, conn: Connection, code: pb.Reset.Code.ValueType, reason: str) -> None: ...
 
 
 class Maintenance:
@@ -93,15 +92,23 @@ class Maintenance:
         limit = loop.now - config.idle_timeout
         for conn in list(loop.sessions.online.values()):
             if conn.version >= 2 and conn.last_rx < limit and conn.state is ConnState.OPEN:
-                loop.reset_apart(conn, pb.Reset.TIMEOUT,
-                                 f"silent for more than {config.idle_timeout:g} s")
+                loop.reset_apart(
+                    conn, pb.Reset.TIMEOUT, f"silent for more than {config.idle_timeout:g} s"
+                )
         limit = loop.now - config.frame_timeout
         for conn in list(loop.intake.holders):
-            if (max(conn.last_rx, conn.input_since) < limit and not conn.output_blocked
-                    and not conn.input_paused and conn.state is ConnState.OPEN):
-                loop.reset_apart(conn, pb.Reset.TIMEOUT,
-                                 f"a frame incomplete for more than {config.frame_timeout:g} "
-                                 f"s ({conn.input_held} bytes of it arrived)")
+            if (
+                max(conn.last_rx, conn.input_since) < limit
+                and not conn.output_blocked
+                and not conn.input_paused
+                and conn.state is ConnState.OPEN
+            ):
+                loop.reset_apart(
+                    conn,
+                    pb.Reset.TIMEOUT,
+                    f"a frame incomplete for more than {config.frame_timeout:g} "
+                    f"s ({conn.input_held} bytes of it arrived)",
+                )
         loop.admission.flush_refusal_log(loop.now)
         loop.trimmer.maybe_trim(loop.now)
 
@@ -113,9 +120,16 @@ class Maintenance:
             loop.readiness.resume_reading(conn, loop.now)
         evict = loop.intake.to_evict(loop.now)
         if evict:
-            log.warning("input budget of %d bytes spent for %g s: resetting the %d largest "
-                        "holders", loop.intake.budget, loop.intake.grace, len(evict))
+            log.warning(
+                "input budget of %d bytes spent for %g s: resetting the %d largest holders",
+                loop.intake.budget,
+                loop.intake.grace,
+                len(evict),
+            )
         for conn in evict:
-            loop.reset_apart(conn, pb.Reset.RATE_LIMITED,
-                             f"the relay's input buffers are full and this connection held "
-                             f"the most ({conn.input_held} bytes)")
+            loop.reset_apart(
+                conn,
+                pb.Reset.RATE_LIMITED,
+                f"the relay's input buffers are full and this connection held "
+                f"the most ({conn.input_held} bytes)",
+            )

@@ -47,8 +47,7 @@ class MemoryTrimmer:
         if self._freed < LARGE_FREE or now < self._next_trim or self._malloc_trim is None:
             return False
         self._malloc_trim(0)
-        log.debug("returned freed heap memory to the system (%d bytes were freed)",
-                  self._freed)
+        log.debug("returned freed heap memory to the system (%d bytes were freed)", self._freed)
         self._freed = 0
         self._next_trim = now + TRIM_INTERVAL
         return True

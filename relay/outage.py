@@ -48,8 +48,9 @@ REQUEST_NOT_COMPLETED = "relay storage is full; request not completed"
 
 # Staged frames that stand when the pass's writes are lost: they depend on no write (a
 # LIST_BUDDY may show a relation that was rolled back; the next push corrects it).
-_STANDING = frozenset({FrameType.RAW, FrameType.PING, FrameType.RESET, FrameType.LIST_USER,
-                       FrameType.LIST_BUDDY})
+_STANDING = frozenset(
+    {FrameType.RAW, FrameType.PING, FrameType.RESET, FrameType.LIST_USER, FrameType.LIST_BUDDY}
+)
 
 
 class OutageContext(Protocol):
@@ -86,9 +87,11 @@ class StoreOutage:
         if self.began is None:
             self.began = relay.now
             self.refused = 0
-            log.error("store cannot write (%s): refusing durable messages until it can "
-                      "(probed every few seconds); logins, reads and ephemeral messages go on",
-                      self.store.unavailable_reason)
+            log.error(
+                "store cannot write (%s): refusing durable messages until it can "
+                "(probed every few seconds); logins, reads and ephemeral messages go on",
+                self.store.unavailable_reason,
+            )
         senders = relay.inboxes.writes_lost()
         for conn in list(relay.dirty):
             self._answer_for_staged(relay, conn)
@@ -102,8 +105,7 @@ class StoreOutage:
         """A durable message arrived while the store cannot write."""
         self.refused += 1
         if conn.version >= 2:
-            relay.send_message(conn, FrameType.ACK,
-                               pb.Ack(id=client_id, code=pb.Ack.STORE_FULL))
+            relay.send_message(conn, FrameType.ACK, pb.Ack(id=client_id, code=pb.Ack.STORE_FULL))
         else:
             relay.reset(conn, pb.Reset.UNKNOWN_ERROR, MESSAGE_NOT_STORED)
 
@@ -117,8 +119,12 @@ class StoreOutage:
         if not self.store.probe():
             return
         began = relay.now if self.began is None else self.began
-        log.warning("store can write again after %.0f s (%d durable messages refused "
-                    "meanwhile): accepting durable messages", relay.now - began, self.refused)
+        log.warning(
+            "store can write again after %.0f s (%d durable messages refused "
+            "meanwhile): accepting durable messages",
+            relay.now - began,
+            self.refused,
+        )
         self.began = None
 
     def _answer_for_staged(self, relay: OutageContext, conn: Connection) -> None:
@@ -139,8 +145,9 @@ class StoreOutage:
                 if ack.delivered:
                     continue  # a receipt for a deletion that was rolled back
                 if ack.code == pb.Ack.OK:
-                    answers.append(encode_frame(FrameType.ACK,
-                                                pb.Ack(id=ack.id, code=pb.Ack.STORE_FULL)))
+                    answers.append(
+                        encode_frame(FrameType.ACK, pb.Ack(id=ack.id, code=pb.Ack.STORE_FULL))
+                    )
                     self.refused += 1
                 else:
                     answers.append(frame)  # a refusal stands

@@ -29,10 +29,13 @@ if TYPE_CHECKING:
 def buddy_list(relay: Context, uid: int, version: int) -> pb.ListBuddyResponse:
     online = relay.sessions.online
     users = [
-        pb.User(uid=r.peer, username=r.peer_username,
-                online=r.relation == Relation.BUDDY and r.peer in online,
-                relation=pb.User.Relation.ValueType(r.relation),
-                protocol_version=r.peer_protocol_version)
+        pb.User(
+            uid=r.peer,
+            username=r.peer_username,
+            online=r.relation == Relation.BUDDY and r.peer in online,
+            relation=pb.User.Relation.ValueType(r.relation),
+            protocol_version=r.peer_protocol_version,
+        )
         for r in relay.store.relations_of(uid)
         if version >= 2 or r.relation == Relation.BUDDY
     ]

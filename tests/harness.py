@@ -25,15 +25,25 @@ FAST_SCRYPT_N = "1024"  # tests do not need a slow hash; production default is 2
 # Every test client connects from 127.0.0.1, and many register and log in at once (1,000 in
 # the token storm): the per-address defaults would refuse them. Tests of those limits pass
 # their own values in ``extra_args``, which come later on the command line and win.
-LOOPBACK_CROWD_LIMITS = ("--max-unauthenticated-per-address", "100000",
-                         "--registrations-per-minute", "100000")
+LOOPBACK_CROWD_LIMITS = (
+    "--max-unauthenticated-per-address",
+    "100000",
+    "--registrations-per-minute",
+    "100000",
+)
 
 
 class RelayProcess:
     """A relay subprocess. Its stderr is collected in ``log_lines`` for assertions."""
 
-    def __init__(self, data_dir: Path, *, plaintext: bool = False,
-                 extra_args: Sequence[str] = (), open_files: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        plaintext: bool = False,
+        extra_args: Sequence[str] = (),
+        open_files: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.plaintext = plaintext
         self.extra_args = list(extra_args)
@@ -47,9 +57,20 @@ class RelayProcess:
         self._lock = threading.Lock()
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "relay", "--host", self.host, "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--scrypt-n", FAST_SCRYPT_N,
-               *LOOPBACK_CROWD_LIMITS]
+        cmd = [
+            sys.executable,
+            "-m",
+            "relay",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--scrypt-n",
+            FAST_SCRYPT_N,
+            *LOOPBACK_CROWD_LIMITS,
+        ]
         if self.plaintext:
             cmd.append("--plaintext")
         return cmd + self.extra_args
@@ -62,8 +83,13 @@ class RelayProcess:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
         self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=set_limit)
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=set_limit,
+        )
         ready = threading.Event()
         process = self.process
 

@@ -42,9 +42,13 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 elif module in modules:
                     found.add(module)
     # A package importing its own submodule, or a module its parent package, is no cycle.
-    return {target for target in found
-            if target != name and not target.startswith(name + ".")
-            and not name.startswith(target + ".")}
+    return {
+        target
+        for target in found
+        if target != name
+        and not target.startswith(name + ".")
+        and not name.startswith(target + ".")
+    }
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:

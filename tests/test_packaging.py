@@ -24,15 +24,33 @@ from protocol import chat_pb2 as pb
 from tests.wire import WireClient
 
 ROOT = Path(__file__).resolve().parents[1]
-_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
-                                     "__pycache__", ".*_cache", ".hypothesis", "tests", "bench")
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+    "tests",
+    "bench",
+)
 
 
 def _run(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"PYTHONPATH", "VIRTUAL_ENV"}}
-    return subprocess.run([str(arg) for arg in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env, check=False)
+    env = {
+        key: value for key, value in os.environ.items() if key not in {"PYTHONPATH", "VIRTUAL_ENV"}
+    }
+    return subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,37 +61,59 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # deleted since, and the wheel would ship them.
     source = base / "source"
     shutil.copytree(ROOT, source, ignore=_NOT_SOURCE)
-    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                 "-q", "-w", base / "wheels", source, cwd=base)
+    built = _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        base / "wheels",
+        source,
+        cwd=base,
+    )
     assert built.returncode == 0, built.stderr
     wheels = list((base / "wheels").glob("parley_chat-*.whl"))
     assert len(wheels) == 1
     venv = base / "venv"
     created = _run(sys.executable, "-m", "venv", venv, cwd=base)
     assert created.returncode == 0, created.stderr
-    installed = _run(venv / "bin" / "python", "-m", "pip", "install", "-q", wheels[0],
-                     cwd=base)
+    installed = _run(venv / "bin" / "python", "-m", "pip", "install", "-q", wheels[0], cwd=base)
     assert installed.returncode == 0, installed.stderr
     yield venv / "bin"
 
 
-def test_the_commands_of_the_wheel_answer_help_and_version(installed: Path,
-                                                           tmp_path: Path) -> None:
+def test_the_commands_of_the_wheel_answer_help_and_version(installed: Path, tmp_path: Path) -> None:
     for command in ("parley-relay", "parley"):
         shown = _run(installed / command, "--help", cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert f"usage: {command}" in shown.stdout
     version = _run(installed / "parley-relay", "--version", cwd=tmp_path)
-    assert version.returncode == 0 and re.fullmatch(r"parley-relay \d+\.\d+\.\d+\s*",
-                                                    version.stdout), version
+    assert version.returncode == 0 and re.fullmatch(
+        r"parley-relay \d+\.\d+\.\d+\s*", version.stdout
+    ), version
 
 
-def test_the_relay_of_the_wheel_starts_and_serves_a_login(installed: Path,
-                                                          tmp_path: Path) -> None:
+def test_the_relay_of_the_wheel_starts_and_serves_a_login(installed: Path, tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [str(installed / "parley-relay"), "--host", "127.0.0.1", "--port", "0", "--data-dir",
-         str(tmp_path / "data"), "--scrypt-n", "1024"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            str(installed / "parley-relay"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--scrypt-n",
+            "1024",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stderr is not None
         port = 0

@@ -23,9 +23,17 @@ M = TypeVar("M", bound=ProtoMessage)
 
 
 class WireClient:
-    def __init__(self, host: str, port: int, *, tls: bool = True, timeout: float = 10.0,
-                 fingerprint: str | None = None, read_greeting: bool = True,
-                 source_address: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: bool = True,
+        timeout: float = 10.0,
+        fingerprint: str | None = None,
+        read_greeting: bool = True,
+        source_address: str | None = None,
+    ) -> None:
         """``source_address``: the local address to connect from (e.g. 127.0.0.2: the relay
         sees another peer address; all of 127.0.0.0/8 is loopback on Linux)."""
         source = None if source_address is None else (source_address, 0)
@@ -78,16 +86,23 @@ class WireClient:
         frame_type, payload = self.recv_frame(timeout)
         return frame_type, decode_payload(frame_type, payload, Direction.TO_CLIENT)
 
-    def expect(self, frame_type: int, cls: type[M], timeout: float | None = None,
-               skip: tuple[int, ...] = (FrameType.LIST_BUDDY, FrameType.SYNC)) -> M:
+    def expect(
+        self,
+        frame_type: int,
+        cls: type[M],
+        timeout: float | None = None,
+        skip: tuple[int, ...] = (FrameType.LIST_BUDDY, FrameType.SYNC),
+    ) -> M:
         """Next frame of ``frame_type``, skipping pushes of the types in ``skip``."""
         while True:
             got_type, message = self.recv(timeout)
             if got_type == frame_type and isinstance(message, cls):
                 return message
             if got_type not in skip:
-                raise AssertionError(f"expected {FrameType(frame_type).name}, got "
-                                     f"{FrameType(got_type).name}: {message}")
+                raise AssertionError(
+                    f"expected {FrameType(frame_type).name}, got "
+                    f"{FrameType(got_type).name}: {message}"
+                )
 
     def expect_closed(self, timeout: float = 10.0) -> pb.Reset | None:
         """Read until the relay closes; return the Reset it sent (if any)."""
@@ -107,18 +122,30 @@ class WireClient:
         self.send(FrameType.REGISTER, pb.RegisterRequest(username=username, password=password))
         return self.expect(FrameType.REGISTER, pb.RegisterResponse)
 
-    def login(self, username: str, password: str = "pw", version: int = 1,
-              token: str = "", since_seq: int = 0) -> pb.LoginResponse:
-        self.send(FrameType.LOGIN, pb.LoginRequest(
-            username=username, password=password, protocol_version=version, token=token,
-            since_seq=since_seq))
+    def login(
+        self,
+        username: str,
+        password: str = "pw",
+        version: int = 1,
+        token: str = "",
+        since_seq: int = 0,
+    ) -> pb.LoginResponse:
+        self.send(
+            FrameType.LOGIN,
+            pb.LoginRequest(
+                username=username,
+                password=password,
+                protocol_version=version,
+                token=token,
+                since_seq=since_seq,
+            ),
+        )
         response = self.expect(FrameType.LOGIN, pb.LoginResponse)
         if response.code == pb.LoginResponse.SUCCESS:
             self.uid = response.uid
             self.token = response.token
             # The relay pushes the user's own buddy list right after a successful login.
-            self.login_buddies = self.expect(FrameType.LIST_BUDDY, pb.ListBuddyResponse,
-                                             skip=())
+            self.login_buddies = self.expect(FrameType.LIST_BUDDY, pb.ListBuddyResponse, skip=())
         return response
 
     def add_buddy(self, uid: int) -> int:
@@ -133,17 +160,24 @@ class WireClient:
         """A request only ever answered, never pushed: everything sent before it is processed
         (and committed) once its response arrives."""
         self.send(FrameType.LIST_USER, pb.ListUserRequest(limit=1))
-        self.expect(FrameType.LIST_USER, pb.ListUserResponse,
-                    skip=(FrameType.LIST_BUDDY, FrameType.SYNC, FrameType.ACK,
-                          FrameType.MESSAGE))
+        self.expect(
+            FrameType.LIST_USER,
+            pb.ListUserResponse,
+            skip=(FrameType.LIST_BUDDY, FrameType.SYNC, FrameType.ACK, FrameType.MESSAGE),
+        )
 
     def send_text(self, to: int, text: str, msg_id: int = 0) -> None:
-        self.send(FrameType.MESSAGE, pb.Message(uid=to, type=pb.Message.MESSAGE, msg=text,
-                                                id=msg_id))
+        self.send(
+            FrameType.MESSAGE, pb.Message(uid=to, type=pb.Message.MESSAGE, msg=text, id=msg_id)
+        )
 
     def next_message(self, timeout: float | None = None) -> pb.Message:
-        return self.expect(FrameType.MESSAGE, pb.Message, timeout,
-                           skip=(FrameType.LIST_BUDDY, FrameType.SYNC, FrameType.ACK))
+        return self.expect(
+            FrameType.MESSAGE,
+            pb.Message,
+            timeout,
+            skip=(FrameType.LIST_BUDDY, FrameType.SYNC, FrameType.ACK),
+        )
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -42,15 +42,23 @@ log = logging.getLogger("parley.relay")
 BUSY_RETRY_AFTER_S = 1.0  # when the relay's password work is at its bound
 
 
-def _register_reply(relay: Context, conn: Connection, code: pb.RegisterResponse.Code.ValueType,
-                    uid: int = 0) -> None:
+def _register_reply(
+    relay: Context, conn: Connection, code: pb.RegisterResponse.Code.ValueType, uid: int = 0
+) -> None:
     relay.send_message(conn, FrameType.REGISTER, pb.RegisterResponse(code=code, uid=uid))
 
 
-def _login_reply(relay: Context, conn: Connection, code: pb.LoginResponse.Code.ValueType,
-                 retry_after: float = 0.0) -> None:
-    relay.send_message(conn, FrameType.LOGIN, pb.LoginResponse(
-        code=code, retry_after_ms=math.ceil(retry_after * 1000)))
+def _login_reply(
+    relay: Context,
+    conn: Connection,
+    code: pb.LoginResponse.Code.ValueType,
+    retry_after: float = 0.0,
+) -> None:
+    relay.send_message(
+        conn,
+        FrameType.LOGIN,
+        pb.LoginResponse(code=code, retry_after_ms=math.ceil(retry_after * 1000)),
+    )
 
 
 def _hash_budget_spent(relay: Context) -> bool:
@@ -62,8 +70,9 @@ def _refuse_login(relay: Context, conn: Connection, version: int, retry_after: f
     """Refuse a login for now: v2 gets RATE_LIMITED, v1 (whose protocol has no such code)
     PASSWORD_ERROR; both with retry_after_ms, a field v1 clients skip."""
     codes = pb.LoginResponse
-    _login_reply(relay, conn, codes.RATE_LIMITED if version >= 2 else codes.PASSWORD_ERROR,
-                 retry_after)
+    _login_reply(
+        relay, conn, codes.RATE_LIMITED if version >= 2 else codes.PASSWORD_ERROR, retry_after
+    )
 
 
 def handle_register(relay: Context, conn: Connection, payload: bytes) -> None:
@@ -91,8 +100,12 @@ def handle_register(relay: Context, conn: Connection, payload: bytes) -> None:
         _register_reply(relay, conn, codes.USER_EXISTS)
         return
     if not relay.registrations.allow(address_key(conn.peer_host), relay.now):
-        log.debug("conn=%d peer=%s registration refused: %d per minute from this address",
-                  conn.id, conn.peer, config.registrations_per_address_per_minute)
+        log.debug(
+            "conn=%d peer=%s registration refused: %d per minute from this address",
+            conn.id,
+            conn.peer,
+            config.registrations_per_address_per_minute,
+        )
         _register_reply(relay, conn, codes.RATE_LIMITED)
         return
 
@@ -184,8 +197,14 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
     relay.hasher.submit(verify_password, (request.password, user.password_hash), verified)
 
 
-def complete_login(relay: Context, conn: Connection, user: UserRecord, version: int,
-                   since_seq: int, token: str | None) -> None:
+def complete_login(
+    relay: Context,
+    conn: Connection,
+    user: UserRecord,
+    version: int,
+    since_seq: int,
+    token: str | None,
+) -> None:
     """Make ``conn`` the user's one live session, answer, announce, start the backlog."""
     uid = user.uid
     old = relay.sessions.take_over(uid)
@@ -212,8 +231,14 @@ def complete_login(relay: Context, conn: Connection, user: UserRecord, version: 
         response.token = token
         response.head_seq = head
     relay.send_message(conn, FrameType.LOGIN, response)
-    log.info("conn=%d peer=%s login uid=%d v%d%s", conn.id, conn.peer, uid, version,
-             " (token)" if conn.token_login else "")
+    log.info(
+        "conn=%d peer=%s login uid=%d v%d%s",
+        conn.id,
+        conn.peer,
+        uid,
+        version,
+        " (token)" if conn.token_login else "",
+    )
     presence.push_list(relay, conn)
     presence.user_changed(relay, uid)
     since = min(since_seq, head) if version >= 2 else 0

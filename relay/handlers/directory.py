@@ -32,10 +32,21 @@ def handle_list_user(relay: Context, conn: Connection, payload: bytes) -> None:
     if request.limit:
         limit = min(limit, request.limit)
     users, truncated = relay.store.list_users(request.query[:64], limit)
-    relay.send_message(conn, FrameType.LIST_USER, pb.ListUserResponse(
-        users=[pb.User(uid=u.uid, username=u.username,
-                       online=relay.sessions.shows_online(conn.uid, u.uid)) for u in users],
-        truncated=truncated))
+    relay.send_message(
+        conn,
+        FrameType.LIST_USER,
+        pb.ListUserResponse(
+            users=[
+                pb.User(
+                    uid=u.uid,
+                    username=u.username,
+                    online=relay.sessions.shows_online(conn.uid, u.uid),
+                )
+                for u in users
+            ],
+            truncated=truncated,
+        ),
+    )
 
 
 def handle_list_buddy(relay: Context, conn: Connection, payload: bytes) -> None:

@@ -41,27 +41,35 @@ _MESSAGE_TEXT = pb.Message.MESSAGE
 _SURELY_SHORT = MAX_TEXT_BYTES // 4  # at most 4 UTF-8 bytes per character
 
 
-def _ack(relay: Context, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
-         seq: int = 0, timestamp: int = 0) -> None:
+def _ack(
+    relay: Context,
+    conn: Connection,
+    client_id: int,
+    code: pb.Ack.Code.ValueType,
+    seq: int = 0,
+    timestamp: int = 0,
+) -> None:
     if code == pb.Ack.OK:
         # Collected while one read is dispatched and queued as one chunk at its end.
         conn.pending_acks.append(ack_ok_frame(client_id, seq, timestamp))
         return
-    relay.send_message(conn, FrameType.ACK,
-                       pb.Ack(id=client_id, seq=seq, code=code, timestamp=timestamp))
+    relay.send_message(
+        conn, FrameType.ACK, pb.Ack(id=client_id, seq=seq, code=code, timestamp=timestamp)
+    )
 
 
-def _refuse(relay: Context, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType,
-            durable: bool) -> None:
+def _refuse(
+    relay: Context, conn: Connection, client_id: int, code: pb.Ack.Code.ValueType, durable: bool
+) -> None:
     if conn.version >= 2 and durable:
         _ack(relay, conn, client_id, code)
     else:
-        log.debug("conn=%d uid=%d message refused: %s", conn.id, conn.uid,
-                  pb.Ack.Code.Name(code))
+        log.debug("conn=%d uid=%d message refused: %s", conn.id, conn.uid, pb.Ack.Code.Name(code))
 
 
-def _find_duplicate(relay: Context, sender: int, client_id: int,
-                    recipient: int) -> tuple[int, int] | None:
+def _find_duplicate(
+    relay: Context, sender: int, client_id: int, recipient: int
+) -> tuple[int, int] | None:
     """(seq, timestamp) of the Ack already given for this id, if any, within the window.
 
     The Bloom filter answers "certainly new" for almost every fresh id without touching the
@@ -78,8 +86,15 @@ def _find_duplicate(relay: Context, sender: int, client_id: int,
     return record.seq, record.timestamp
 
 
-_FILE_TYPES = frozenset({pb.Message.FILE_OFFER, pb.Message.FILE_ACCEPT, pb.Message.FILE_DECLINE,
-                         pb.Message.FILE_CANCEL, pb.Message.FILE_PROGRESS})
+_FILE_TYPES = frozenset(
+    {
+        pb.Message.FILE_OFFER,
+        pb.Message.FILE_ACCEPT,
+        pb.Message.FILE_DECLINE,
+        pb.Message.FILE_CANCEL,
+        pb.Message.FILE_PROGRESS,
+    }
+)
 
 
 def _account_transfer(relay: Context, conn: Connection, message: pb.Message) -> bool:
@@ -137,8 +152,11 @@ def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
     if not durable:
         delivery.forward_ephemeral(relay, sender, recipient, payload)
         return
-    if (message_type == _MESSAGE_TEXT and len(message.msg) > _SURELY_SHORT
-            and not text_within_limit(message.msg)):
+    if (
+        message_type == _MESSAGE_TEXT
+        and len(message.msg) > _SURELY_SHORT
+        and not text_within_limit(message.msg)
+    ):
         _refuse(relay, conn, client_id, pb.Ack.TOO_LARGE, durable)
         return
     v2 = conn.version >= 2
@@ -157,8 +175,7 @@ def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
     inboxes = relay.inboxes
     floor = inboxes.floor.get(recipient)
     head = inboxes.head_seq.get(recipient)
-    stored = (head - floor if floor is not None and head is not None
-              else inboxes.count(recipient))
+    stored = head - floor if floor is not None and head is not None else inboxes.count(recipient)
     size = inboxes.stored_bytes.get(recipient)
     if size is None:
         size = inboxes.bytes_of(recipient)

@@ -80,8 +80,7 @@ class Writer:
         with self._failures():
             return self._database._con.execute(sql, parameters)
 
-    def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]]
-                    ) -> sqlite3.Cursor:
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
         with self._failures():
             return self._database._con.executemany(sql, seq_of_parameters)
 
@@ -108,8 +107,12 @@ def _make_private(path: Path) -> None:
             continue
         if mode & 0o077:
             file.chmod(PRIVATE_FILE_MODE)
-            log.warning("%s was open to other users (mode %04o); made it %04o", file, mode,
-                        PRIVATE_FILE_MODE)
+            log.warning(
+                "%s was open to other users (mode %04o); made it %04o",
+                file,
+                mode,
+                PRIVATE_FILE_MODE,
+            )
 
 
 class Database:
@@ -191,8 +194,7 @@ class Database:
             return True
         con = self._con
         try:
-            for statement, parameters in ((SQL_PROBE_WRITE, (PROBE_BYTES,)),
-                                          (SQL_PROBE_CLEAR, ())):
+            for statement, parameters in ((SQL_PROBE_WRITE, (PROBE_BYTES,)), (SQL_PROBE_CLEAR, ())):
                 con.execute("BEGIN IMMEDIATE")
                 con.execute(statement, parameters)
                 con.execute("COMMIT")

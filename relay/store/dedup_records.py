@@ -23,8 +23,7 @@ from relay.store.database import Database
 from relay.store.packing import RECORD_TEXT, decode_records, record_key
 
 SQL_INSERT_ACCEPTED = (
-    "INSERT INTO accepted (bucket, recipient, first_seq, timestamp, records)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO accepted (bucket, recipient, first_seq, timestamp, records) VALUES (?, ?, ?, ?, ?)"
 )
 SQL_REMOVE_USER_ACCEPTED = "DELETE FROM accepted WHERE recipient = ?"
 
@@ -76,8 +75,9 @@ class DedupRecords:
         """Delete the records of messages stored for ``uid`` (its account is removed)."""
         self._db.write().execute(SQL_REMOVE_USER_ACCEPTED, (uid,))
 
-    def find_dedup(self, sender: int, client_id: int, buckets: Iterable[int],
-                   recipient: int) -> DedupRecord | None:
+    def find_dedup(
+        self, sender: int, client_id: int, buckets: Iterable[int], recipient: int
+    ) -> DedupRecord | None:
         """The Ack already given for (sender, client_id) of a message to ``recipient``: the
         record in the newest of ``buckets`` that has one (delivered or not).
 
@@ -90,8 +90,9 @@ class DedupRecords:
             row = execute(SQL_ACCEPTED_FOR, (bucket, recipient, key)).fetchone()
             if row is not None:
                 first, timestamp, position = row
-                return DedupRecord(bucket, sender, client_id,
-                                   first + (position - 1) // RECORD_TEXT, timestamp)
+                return DedupRecord(
+                    bucket, sender, client_id, first + (position - 1) // RECORD_TEXT, timestamp
+                )
         return None
 
     def newest_dedup_bucket(self) -> int | None:
@@ -110,4 +111,3 @@ class DedupRecords:
             for sender, client_id in decode_records(records):
                 if client_id:
                     yield sender, client_id
-

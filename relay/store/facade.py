@@ -41,8 +41,12 @@ class Store(Database):
         busy_timeout: float = BUSY_TIMEOUT_S,
         dedup_bucket_seconds: int = 86400,
     ) -> None:
-        super().__init__(path, synchronous=synchronous, busy_timeout=busy_timeout,
-                         dedup_bucket_seconds=dedup_bucket_seconds)
+        super().__init__(
+            path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            dedup_bucket_seconds=dedup_bucket_seconds,
+        )
         self.users = users = Users(self)
         self.relations = relations = Relations(self)
         self.dedup_records = dedup_records = DedupRecords(self)

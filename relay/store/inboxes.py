@@ -131,10 +131,14 @@ class Inboxes:
         open_runs: dict[int, list[Any]] = {}
         for recipient, seq, sender, client_id, timestamp, frame in rows:
             run = open_runs.get(recipient)
-            if (run is None or seq != run[2] + 1 or timestamp != run[3]
-                    or len(run[5]) >= MAX_RUN_MESSAGES or run[7] >= MAX_RUN_BYTES):
-                run = [recipient, seq, seq, timestamp, [frame], [sender], [client_id],
-                       len(frame)]
+            if (
+                run is None
+                or seq != run[2] + 1
+                or timestamp != run[3]
+                or len(run[5]) >= MAX_RUN_MESSAGES
+                or run[7] >= MAX_RUN_BYTES
+            ):
+                run = [recipient, seq, seq, timestamp, [frame], [sender], [client_id], len(frame)]
                 open_runs[recipient] = run
                 runs.append(run)
             else:
@@ -153,11 +157,17 @@ class Inboxes:
         for recipient, first, last, timestamp, frames, senders, ids, _ in runs:
             packed_senders = pack(U32, senders)
             packed_ids = pack(U64, ids)
-            inserts.append((recipient, first, last, packed_senders, packed_ids,
-                            b"".join(frames)))
+            inserts.append((recipient, first, last, packed_senders, packed_ids, b"".join(frames)))
             if any(ids):
-                accepted.append((timestamp // bucket_seconds if bucket is None else bucket,
-                                 recipient, first, timestamp, encode_records(senders, ids)))
+                accepted.append(
+                    (
+                        timestamp // bucket_seconds if bucket is None else bucket,
+                        recipient,
+                        first,
+                        timestamp,
+                        encode_records(senders, ids),
+                    )
+                )
             heads[recipient] = max(last, heads.get(recipient, 0))
         con.executemany(SQL_INSERT_RUN, inserts)
         if accepted:
@@ -212,8 +222,7 @@ class Inboxes:
             for first, senders, ids in con.execute(SQL_RUNS_BETWEEN, (uid, floor, seq)):
                 sender_list = unpack(U32, senders)
                 id_list = unpack(U64, ids)
-                for index in range(max(0, floor + 1 - first),
-                                   min(len(id_list), seq - first + 1)):
+                for index in range(max(0, floor + 1 - first), min(len(id_list), seq - first + 1)):
                     client_id = id_list[index]
                     if client_id:
                         append((sender_list[index], client_id))

@@ -54,8 +54,9 @@ def _records_struct(count: int) -> struct.Struct:
 
 def encode_records(senders: Sequence[int], client_ids: Sequence[int]) -> bytes:
     """The ``accepted.records`` text of these (sender, client id) pairs (module docstring)."""
-    packed = _records_struct(len(client_ids)).pack(*chain.from_iterable(zip(senders, client_ids,
-                                                                             strict=True)))
+    packed = _records_struct(len(client_ids)).pack(
+        *chain.from_iterable(zip(senders, client_ids, strict=True))
+    )
     return b"," + binascii.hexlify(packed, b",", RECORD.size) + b","
 
 

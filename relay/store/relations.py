@@ -109,4 +109,3 @@ class Relations:
 
     def are_buddies(self, a: int, b: int) -> bool:
         return self._db._con.execute(SQL_ARE_BUDDIES, (a, b)).fetchone() is not None
-

@@ -132,40 +132,76 @@ def _runs_from_schema_1(con: sqlite3.Connection, bucket_seconds: int) -> None:
     schema-1 dedup records become recipient-0 records, and ``delivered_seq`` is set below
     each user's oldest stored message (or at head_seq when none is stored)."""
     for recipient, seq, sender, client_id, timestamp, payload in con.execute(
-            "SELECT recipient, seq, sender, client_id, timestamp, payload FROM inbox").fetchall():
-        con.execute(_SQL_INSERT_RUN_SCHEMA_2, (
-            recipient, seq, seq, pack(U32, [sender]), pack(U64, [client_id]),
-            pack_header(len(payload), FrameType.MESSAGE) + bytes(payload)))
+        "SELECT recipient, seq, sender, client_id, timestamp, payload FROM inbox"
+    ).fetchall():
+        con.execute(
+            _SQL_INSERT_RUN_SCHEMA_2,
+            (
+                recipient,
+                seq,
+                seq,
+                pack(U32, [sender]),
+                pack(U64, [client_id]),
+                pack_header(len(payload), FrameType.MESSAGE) + bytes(payload),
+            ),
+        )
         if client_id:
-            con.execute(_SQL_INSERT_ACCEPTED_SCHEMA_2, (
-                timestamp // bucket_seconds, recipient, seq, timestamp, pack(U32, [sender]),
-                pack(U64, [client_id])))
+            con.execute(
+                _SQL_INSERT_ACCEPTED_SCHEMA_2,
+                (
+                    timestamp // bucket_seconds,
+                    recipient,
+                    seq,
+                    timestamp,
+                    pack(U32, [sender]),
+                    pack(U64, [client_id]),
+                ),
+            )
     for bucket, sender, client_id, seq, timestamp in con.execute(
-            "SELECT bucket, sender, client_id, seq, timestamp FROM dedup").fetchall():
-        con.execute(_SQL_INSERT_ACCEPTED_SCHEMA_2, (
-            bucket, 0, seq, timestamp, pack(U32, [sender]), pack(U64, [client_id])))
-    con.execute("UPDATE users SET delivered_seq = coalesce("
-                "(SELECT min(seq) - 1 FROM inbox WHERE recipient = uid), head_seq)")
+        "SELECT bucket, sender, client_id, seq, timestamp FROM dedup"
+    ).fetchall():
+        con.execute(
+            _SQL_INSERT_ACCEPTED_SCHEMA_2,
+            (bucket, 0, seq, timestamp, pack(U32, [sender]), pack(U64, [client_id])),
+        )
+    con.execute(
+        "UPDATE users SET delivered_seq = coalesce("
+        "(SELECT min(seq) - 1 FROM inbox WHERE recipient = uid), head_seq)"
+    )
 
 
 def _records_from_packed_arrays(con: sqlite3.Connection) -> None:
     """Migration step: every schema-2 dedup row, its packed arrays as records."""
-    rows = con.execute("SELECT id, bucket, recipient, first_seq, timestamp, senders, client_ids"
-                       " FROM accepted")
+    rows = con.execute(
+        "SELECT id, bucket, recipient, first_seq, timestamp, senders, client_ids FROM accepted"
+    )
     con.executemany(
         "INSERT INTO accepted_records (id, bucket, recipient, first_seq, timestamp, records)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        ((row_id, bucket, recipient, first_seq, timestamp,
-          encode_records(unpack(U32, senders), unpack(U64, ids)))
-         for row_id, bucket, recipient, first_seq, timestamp, senders, ids in rows))
+        (
+            (
+                row_id,
+                bucket,
+                recipient,
+                first_seq,
+                timestamp,
+                encode_records(unpack(U32, senders), unpack(U64, ids)),
+            )
+            for row_id, bucket, recipient, first_seq, timestamp, senders, ids in rows
+        ),
+    )
 
 
 def _fill_username_skeletons(con: sqlite3.Connection) -> None:
     """Migration step: every existing user gets the skeleton of its name (no user is dropped,
     even where two existing names share one)."""
-    con.executemany(_SQL_SET_USERNAME_SKELETON, [
-        (username_skeleton(username), uid)
-        for uid, username in con.execute("SELECT uid, username FROM users").fetchall()])
+    con.executemany(
+        _SQL_SET_USERNAME_SKELETON,
+        [
+            (username_skeleton(username), uid)
+            for uid, username in con.execute("SELECT uid, username FROM users").fetchall()
+        ],
+    )
 
 
 def migrate(con: sqlite3.Connection, path: Path, bucket_seconds: int) -> None:

@@ -66,15 +66,17 @@ class Users:
     ) -> int | None:
         """Create a user and return its uid (from 1, never reused); None if the name is taken
         (see :meth:`username_taken`)."""
-        cur = self._db.write().execute(SQL_ADD_USER, (
-            username, username_key, username_skeleton(username), password_hash, now))
+        cur = self._db.write().execute(
+            SQL_ADD_USER, (username, username_key, username_skeleton(username), password_hash, now)
+        )
         return cur.lastrowid if cur.rowcount == 1 else None
 
     def username_taken(self, username: str, username_key: str) -> bool:
         """True if a user has this key (the same name, whatever its case) or a name that looks
         like ``username`` (the same confusable skeleton)."""
-        row = self._db._con.execute(SQL_USERNAME_TAKEN,
-                                (username_key, username_skeleton(username))).fetchone()
+        row = self._db._con.execute(
+            SQL_USERNAME_TAKEN, (username_key, username_skeleton(username))
+        ).fetchone()
         return row is not None
 
     def user_by_uid(self, uid: int) -> UserRecord | None:

@@ -506,19 +506,30 @@ async def test_a_cancel_racing_the_final_verification_leaves_consistent_state(
     empty_digest = hashlib.sha256(b"").digest()
     events = alice.events()
     for transfer_id in range(1, 7):
-        alice.send(bob.uid, pb.Message.FILE_OFFER, text=f"empty-{transfer_id}.txt",
-                   file=pb.FileInfo(transfer_id=transfer_id, size=0, sha256=empty_digest))
+        alice.send(
+            bob.uid,
+            pb.Message.FILE_OFFER,
+            text=f"empty-{transfer_id}.txt",
+            file=pb.FileInfo(transfer_id=transfer_id, size=0, sha256=empty_digest),
+        )
     offers = [await bob.next(TransferOffered) for _ in range(6)]
     for offer in offers:
         await bob.manager.accept(offer.transfer.id)
     accepts = 0
     while accepts < 6:  # cancel each transfer the moment its accept arrives
         event = await events.next(WAIT)
-        if (isinstance(event, MessageReceived)
-                and event.entry.type == pb.Message.FILE_ACCEPT and event.entry.file):
+        if (
+            isinstance(event, MessageReceived)
+            and event.entry.type == pb.Message.FILE_ACCEPT
+            and event.entry.file
+        ):
             accepts += 1
-            alice.send(bob.uid, pb.Message.FILE_CANCEL, text="too late",
-                       file=pb.FileInfo(transfer_id=event.entry.file.transfer_id))
+            alice.send(
+                bob.uid,
+                pb.Message.FILE_CANCEL,
+                text="too late",
+                file=pb.FileInfo(transfer_id=event.entry.file.transfer_id),
+            )
     finals = [await bob.next(FINAL_EVENTS_ANY) for _ in range(6)]
     assert len({f.transfer.id for f in finals}) == 6
     for offer in offers:

@@ -43,8 +43,21 @@ def logged_in(relay: RelayProcess, name: str, version: int = 2) -> WireClient:
 def admin(relay: RelayProcess, *args: str, stdin: str = "") -> None:
     """``parley-relay --data-dir <the relay's> ARGS`` in its own process; must succeed."""
     result = subprocess.run(
-        [sys.executable, "-m", "relay", "--data-dir", str(relay.data_dir), "--scrypt-n",
-         FAST_SCRYPT_N, *args], input=stdin, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "relay",
+            "--data-dir",
+            str(relay.data_dir),
+            "--scrypt-n",
+            FAST_SCRYPT_N,
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -108,16 +121,19 @@ def test_list_user_shows_online_only_for_buddies_and_the_caller(relay: RelayProc
     carol, dave = logged_in(relay, "carol"), logged_in(relay, "dave")
     make_buddies(alice, bob)
     assert alice.add_buddy(dave.uid) == pb.AddBuddyResponse.PENDING
-    assert online_in_list_user(alice) == {"alice": True, "bob": True, "carol": False,
-                                          "dave": False}
-    assert online_in_list_user(dave) == {"alice": False, "bob": False, "carol": False,
-                                         "dave": True}
-    assert online_in_list_user(carol) == {"alice": False, "bob": False, "carol": True,
-                                          "dave": False}
+    assert online_in_list_user(alice) == {"alice": True, "bob": True, "carol": False, "dave": False}
+    assert online_in_list_user(dave) == {"alice": False, "bob": False, "carol": False, "dave": True}
+    assert online_in_list_user(carol) == {
+        "alice": False,
+        "bob": False,
+        "carol": True,
+        "dave": False,
+    }
 
 
 def test_neither_side_of_a_pending_buddy_request_sees_the_others_presence(
-        relay: RelayProcess) -> None:
+    relay: RelayProcess,
+) -> None:
     alice, bob = logged_in(relay, "alice"), logged_in(relay, "bob")
     assert alice.add_buddy(bob.uid) == pb.AddBuddyResponse.PENDING
     pushes_before_answer(alice)
@@ -161,7 +177,8 @@ def test_user_passwd_ends_the_users_live_session(relay: RelayProcess) -> None:
 
 
 def test_user_remove_ends_the_users_live_session_and_updates_its_buddies(
-        relay: RelayProcess) -> None:
+    relay: RelayProcess,
+) -> None:
     alice = logged_in(relay, "alice")
     bob = logged_in(relay, "bob", version=1)
     make_buddies(alice, bob)
@@ -199,14 +216,18 @@ def greeted(relay: RelayProcess, context: ssl.SSLContext) -> ssl.SSLSocket:
 
 
 # Python's default server list already drops the SHA-1 ones; the SHA-2 CBC suites remained.
-@pytest.mark.parametrize("suite", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA256",
-                                   "ECDHE-ECDSA-AES256-SHA384"])
-def test_a_tls12_client_offering_only_a_cbc_suite_is_refused(relay: RelayProcess,
-                                                             suite: str) -> None:
+@pytest.mark.parametrize(
+    "suite", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"]
+)
+def test_a_tls12_client_offering_only_a_cbc_suite_is_refused(
+    relay: RelayProcess, suite: str
+) -> None:
     context = tls_client_context(ssl.TLSVersion.TLSv1_2)
     context.set_ciphers(suite)
-    with (socket.create_connection((relay.host, relay.port), timeout=10) as raw,
-          pytest.raises(ssl.SSLError)):
+    with (
+        socket.create_connection((relay.host, relay.port), timeout=10) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
         context.wrap_socket(raw, server_hostname=relay.host)
     assert client(relay).greeting.startswith("This is a chat server")  # others are served
 

@@ -25,8 +25,13 @@ _SCRYPT_STAT = re.compile(r"stats: .*\bscrypt=(\d+)")
 
 
 def _client(relay: RelayProcess, source_address: str | None = None) -> WireClient:
-    return WireClient(relay.host, relay.port, fingerprint=relay.fingerprint, timeout=60.0,
-                      source_address=source_address)
+    return WireClient(
+        relay.host,
+        relay.port,
+        fingerprint=relay.fingerprint,
+        timeout=60.0,
+        source_address=source_address,
+    )
 
 
 def _scrypt_computations(relay: RelayProcess) -> int:
@@ -55,8 +60,9 @@ def _owner_token(relay: RelayProcess, name: str, password: str) -> str:
 
 
 def _guess(c: WireClient, name: str, version: int = 2) -> pb.LoginResponse:
-    c.send(FrameType.LOGIN, pb.LoginRequest(username=name, password="wrong",
-                                            protocol_version=version))
+    c.send(
+        FrameType.LOGIN, pb.LoginRequest(username=name, password="wrong", protocol_version=version)
+    )
     return c.expect(FrameType.LOGIN, pb.LoginResponse)
 
 
@@ -76,8 +82,10 @@ def test_concurrent_wrong_passwords_get_no_more_checks_than_the_limit(tmp_path: 
         finally:
             relay.process.send_signal(signal.SIGCONT)
         codes = Counter(c.expect(FrameType.LOGIN, pb.LoginResponse).code for c in clients)
-        assert codes == {pb.LoginResponse.PASSWORD_ERROR: FREE_FAILURES,
-                         pb.LoginResponse.RATE_LIMITED: 300 - FREE_FAILURES}
+        assert codes == {
+            pb.LoginResponse.PASSWORD_ERROR: FREE_FAILURES,
+            pb.LoginResponse.RATE_LIMITED: 300 - FREE_FAILURES,
+        }
         assert _scrypt_computations(relay) - before == FREE_FAILURES
         for c in clients:
             c.close()
@@ -124,8 +132,7 @@ def test_a_valid_token_is_never_throttled(relay: RelayProcess) -> None:
 
 
 def test_registrations_are_limited_per_address_per_minute(tmp_path: Path) -> None:
-    with RelayProcess(tmp_path / "relay",
-                      extra_args=["--registrations-per-minute", "3"]) as relay:
+    with RelayProcess(tmp_path / "relay", extra_args=["--registrations-per-minute", "3"]) as relay:
         c = _client(relay)
         for name in ("ann", "ben", "cat"):
             assert c.register(name).code == pb.RegisterResponse.SUCCESS

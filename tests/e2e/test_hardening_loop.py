@@ -33,8 +33,7 @@ RSS_GROWTH_LIMIT = 128 * MIB
 
 
 def connect(relay: RelayProcess, **kwargs: object) -> WireClient:
-    return WireClient(relay.host, relay.port, fingerprint=relay.fingerprint,
-                      **kwargs)  # type: ignore[arg-type]
+    return WireClient(relay.host, relay.port, fingerprint=relay.fingerprint, **kwargs)  # type: ignore[arg-type]
 
 
 def logged_in(relay: RelayProcess, name: str, version: int = 1) -> WireClient:
@@ -82,8 +81,10 @@ def closed_at_once(sock: socket.socket, timeout: float = 30.0) -> bool:
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    process = RelayProcess(tmp_path_factory.mktemp("relay"),
-                           extra_args=["--frame-timeout", "2", "--login-timeout", "60"])
+    process = RelayProcess(
+        tmp_path_factory.mktemp("relay"),
+        extra_args=["--frame-timeout", "2", "--login-timeout", "60"],
+    )
     process.start()
     yield process
     process.stop()
@@ -99,10 +100,12 @@ def bystanders(relay: RelayProcess) -> Bystanders:
 
 # -- item 1: no frame ends the process ------------------------------------------------------
 
+
 def test_sync_with_the_largest_seq_leaves_the_relay_serving_everyone_else(
-        relay: RelayProcess, bystanders: Bystanders) -> None:
+    relay: RelayProcess, bystanders: Bystanders
+) -> None:
     client = logged_in(relay, "maxsync")
-    client.send_raw(bytes.fromhex("0000000b08" "08ffffffffffffffffff01"))  # since_seq 2**64-1
+    client.send_raw(bytes.fromhex("0000000b0808ffffffffffffffffff01"))  # since_seq 2**64-1
     # Fixed at its cause it is answered; at worst only this connection is reset.
     frame_type, message = client.recv()
     if frame_type == FrameType.RESET:
@@ -115,8 +118,10 @@ def test_sync_with_the_largest_seq_leaves_the_relay_serving_everyone_else(
 
 # -- item 2: bounded input, even before login ------------------------------------------------
 
+
 def test_a_frame_above_the_pre_login_limit_is_refused_at_its_header(
-        relay: RelayProcess, bystanders: Bystanders) -> None:
+    relay: RelayProcess, bystanders: Bystanders
+) -> None:
     stranger = connect(relay)
     stranger.send_raw(struct.pack(">IB", 4097, FrameType.LOGIN))  # no payload follows
     reset = stranger.expect_closed()
@@ -129,7 +134,8 @@ def test_a_frame_above_the_pre_login_limit_is_refused_at_its_header(
 
 
 def test_an_incomplete_frame_that_stops_arriving_is_reset_with_timeout(
-        relay: RelayProcess, bystanders: Bystanders) -> None:
+    relay: RelayProcess, bystanders: Bystanders
+) -> None:
     staller = logged_in(relay, f"staller{next(_tags)}")  # v1: no idle timeout of its own
     staller.send_raw(struct.pack(">IB", 1000, FrameType.MESSAGE) + b"\x08" * 10)
     reset = staller.expect_closed(timeout=30)
@@ -138,8 +144,7 @@ def test_an_incomplete_frame_that_stops_arriving_is_reset_with_timeout(
     bystanders.still_chatting()
 
 
-def test_the_input_budget_resets_the_largest_holder_and_others_keep_talking(
-        tmp_path: Path) -> None:
+def test_the_input_budget_resets_the_largest_holder_and_others_keep_talking(tmp_path: Path) -> None:
     with RelayProcess(tmp_path / "relay", extra_args=["--input-budget", str(MIB)]) as relay:
         pair = Bystanders(relay, "budget")
         big, small = logged_in(relay, "bigholder"), logged_in(relay, "smallholder")
@@ -148,8 +153,11 @@ def test_the_input_budget_resets_the_largest_holder_and_others_keep_talking(
         big_head, _ = _padded_ping_head(8, 2_000_000)
         big.send_raw(big_head + b"\0" * 1_200_000)  # more than the budget, incomplete
         pair.still_chatting()  # small frames still flow while the budget is spent
-        relay.wait_for_log(r"uid=\d+ closed: reset RATE_LIMITED: the relay's input buffers "
-                           r"are full and this connection held the most", timeout=30)
+        relay.wait_for_log(
+            r"uid=\d+ closed: reset RATE_LIMITED: the relay's input buffers "
+            r"are full and this connection held the most",
+            timeout=30,
+        )
         # Its unread input makes the close a TCP reset, which may overtake the Reset frame.
         reset = big.expect_closed(timeout=30)
         assert reset is None or reset.code == pb.Reset.RATE_LIMITED
@@ -172,6 +180,7 @@ def _padded_ping_head(nonce: int, padding: int) -> tuple[bytes, int]:
 
 # -- item 3: backpressure on reads -----------------------------------------------------------
 
+
 def _add_members(data_dir: Path, count: int) -> None:
     """Users straight into the relay's store (before it starts), so LIST_USER answers big."""
     data_dir.mkdir(mode=0o700)
@@ -183,8 +192,7 @@ def _add_members(data_dir: Path, count: int) -> None:
     store.close()
 
 
-def test_unread_list_user_requests_stop_being_read_and_memory_stays_bounded(
-        tmp_path: Path) -> None:
+def test_unread_list_user_requests_stop_being_read_and_memory_stays_bounded(tmp_path: Path) -> None:
     _add_members(tmp_path / "relay", 500)
     with RelayProcess(tmp_path / "relay") as relay:
         pair = Bystanders(relay, "lister")
@@ -268,14 +276,13 @@ class PingFlooder(threading.Thread):
                         assert frame == (FrameType.PING, ping[5:])
                         self.answers += 1
                     continue
-            select.select([sock] if self.drain.is_set() else [], [sock] if writes else [], [],
-                          0.05)
+            select.select([sock] if self.drain.is_set() else [], [sock] if writes else [], [], 0.05)
 
 
 # -- item 10: a v1 slow consumer gets its Reset, and everything later ------------------------
 
-def test_a_slow_v1_reader_gets_slow_consumer_promptly_and_loses_nothing(
-        tmp_path: Path) -> None:
+
+def test_a_slow_v1_reader_gets_slow_consumer_promptly_and_loses_nothing(tmp_path: Path) -> None:
     with RelayProcess(tmp_path / "relay") as relay:  # high water: the default 4 MiB
         sender = logged_in(relay, "talker")
         reader = logged_in(relay, "slowpoke")
@@ -320,25 +327,34 @@ def test_a_slow_v1_reader_gets_slow_consumer_promptly_and_loses_nothing(
         assert received == list(range(len(received))) and len(received) < total
         again = connect(relay)
         assert again.login("slowpoke").code == pb.LoginResponse.SUCCESS
-        rest = [int(again.next_message(timeout=60).msg[:6])
-                for _ in range(total - len(received))]
+        rest = [int(again.next_message(timeout=60).msg[:6]) for _ in range(total - len(received))]
         assert received + rest == list(range(total))  # in order, none lost, none twice
 
 
 # -- item 7: connection floods --------------------------------------------------------------
 
-def test_pre_login_connections_per_address_are_capped_and_refusals_logged(
-        tmp_path: Path) -> None:
-    extra = ["--max-unauthenticated-per-address", "8", "--handshake-timeout", "120",
-             "--login-timeout", "120"]
+
+def test_pre_login_connections_per_address_are_capped_and_refusals_logged(tmp_path: Path) -> None:
+    extra = [
+        "--max-unauthenticated-per-address",
+        "8",
+        "--handshake-timeout",
+        "120",
+        "--login-timeout",
+        "120",
+    ]
     with RelayProcess(tmp_path / "relay", extra_args=extra) as relay:
         waiting = [connect(relay) for _ in range(8)]  # each finished TLS: greeted
-        refused = [socket.create_connection((relay.host, relay.port), timeout=30)
-                   for _ in range(12)]
+        refused = [
+            socket.create_connection((relay.host, relay.port), timeout=30) for _ in range(12)
+        ]
         assert all(closed_at_once(sock) for sock in refused)
         relay.wait_for_log(r"refused \d+ connections? from 127\.0\.0\.1: 8 connections")
-        lines = [line for line in relay.logs().splitlines()
-                 if "refused" in line and "from 127.0.0.1" in line]
+        lines = [
+            line
+            for line in relay.logs().splitlines()
+            if "refused" in line and "from 127.0.0.1" in line
+        ]
         assert 1 <= len(lines) < len(refused)  # logged, rate-limited
         # Another address is not affected; a login frees a place for this one.
         other = connect(relay, source_address="127.0.0.2")
@@ -350,13 +366,13 @@ def test_pre_login_connections_per_address_are_capped_and_refusals_logged(
 
 @pytest.mark.parametrize("limit", [["--max-unauthenticated", "16"], "open files"])
 def test_a_flood_of_idle_connections_cannot_lock_new_users_out(
-        tmp_path: Path, limit: list[str] | str) -> None:
+    tmp_path: Path, limit: list[str] | str
+) -> None:
     """The oldest connection not logged in is closed to make room for a new one."""
     open_files = 128 if limit == "open files" else None  # 64 connections
     extra = ["--handshake-timeout", "120"] + (limit if isinstance(limit, list) else [])
     with RelayProcess(tmp_path / "relay", extra_args=extra, open_files=open_files) as relay:
-        idle = [socket.create_connection((relay.host, relay.port), timeout=30)
-                for _ in range(100)]
+        idle = [socket.create_connection((relay.host, relay.port), timeout=30) for _ in range(100)]
         fresh = connect(relay)
         assert fresh.register("latecomer").code == pb.RegisterResponse.SUCCESS
         assert fresh.login("latecomer").code == pb.LoginResponse.SUCCESS

@@ -20,7 +20,7 @@ from tui.client import cli as scripting
 U64_MAX = 2**64 - 1
 U32_MAX = 2**32 - 1
 # The issue's frame: Sync{since_seq = 2**64 - 1}, which used to end the relay.
-SYNC_SINCE_U64_MAX = bytes.fromhex("0000000b08" "08ffffffffffffffffff01")
+SYNC_SINCE_U64_MAX = bytes.fromhex("0000000b0808ffffffffffffffffff01")
 
 
 def client(relay: RelayProcess) -> WireClient:
@@ -34,8 +34,9 @@ def logged_in(relay: RelayProcess, name: str, version: int = 2) -> WireClient:
     return c
 
 
-def buddies(relay: RelayProcess, first: str, second: str, version: int = 2
-            ) -> tuple[WireClient, WireClient]:
+def buddies(
+    relay: RelayProcess, first: str, second: str, version: int = 2
+) -> tuple[WireClient, WireClient]:
     a, b = logged_in(relay, first, version), logged_in(relay, second, version)
     make_buddies(a, b)
     return a, b
@@ -89,33 +90,53 @@ def test_extreme_ids_seqs_sizes_and_offsets_are_answered(relay: RelayProcess) ->
     alice.send_text(bob.uid, "largest id", msg_id=U64_MAX)  # a retry: found, not stored again
     again = expect_ack(alice)
     assert (again.id, again.code, again.seq, again.timestamp) == (
-        U64_MAX, pb.Ack.OK, 1, first.timestamp)
+        U64_MAX,
+        pb.Ack.OK,
+        1,
+        first.timestamp,
+    )
     assert bob.next_message().id == U64_MAX
     bob.send(FrameType.ACK, pb.Ack(seq=U64_MAX))  # "I have everything": through what it has
     receipt = expect_ack(alice)
     assert (receipt.id, receipt.delivered, receipt.peer) == (U64_MAX, True, bob.uid)
 
     huge = pb.FileInfo(transfer_id=U64_MAX, size=U64_MAX, offset=U64_MAX, sha256=bytes(32))
-    alice.send(FrameType.MESSAGE, pb.Message(uid=bob.uid, type=pb.Message.FILE_OFFER,
-                                             msg="huge", id=7, file=huge))
+    alice.send(
+        FrameType.MESSAGE,
+        pb.Message(uid=bob.uid, type=pb.Message.FILE_OFFER, msg="huge", id=7, file=huge),
+    )
     assert expect_ack(alice).code == pb.Ack.TOO_LARGE
     offer = pb.FileInfo(transfer_id=U64_MAX, size=10, sha256=bytes(32))
-    alice.send(FrameType.MESSAGE, pb.Message(uid=bob.uid, type=pb.Message.FILE_OFFER,
-                                             msg="small", id=8, file=offer))
+    alice.send(
+        FrameType.MESSAGE,
+        pb.Message(uid=bob.uid, type=pb.Message.FILE_OFFER, msg="small", id=8, file=offer),
+    )
     assert expect_ack(alice).code == pb.Ack.OK
     assert bob.next_message().file.transfer_id == U64_MAX
-    bob.send(FrameType.MESSAGE, pb.Message(uid=alice.uid, type=pb.Message.FILE_ACCEPT, id=U64_MAX,
-                                           file=pb.FileInfo(transfer_id=U64_MAX,
-                                                            offset=U64_MAX)))
+    bob.send(
+        FrameType.MESSAGE,
+        pb.Message(
+            uid=alice.uid,
+            type=pb.Message.FILE_ACCEPT,
+            id=U64_MAX,
+            file=pb.FileInfo(transfer_id=U64_MAX, offset=U64_MAX),
+        ),
+    )
     assert expect_ack(bob).code == pb.Ack.OK
-    bob.send(FrameType.MESSAGE, pb.Message(uid=alice.uid, type=pb.Message.FILE_PROGRESS,
-                                           file=pb.FileInfo(transfer_id=U64_MAX,
-                                                            offset=U64_MAX)))
+    bob.send(
+        FrameType.MESSAGE,
+        pb.Message(
+            uid=alice.uid,
+            type=pb.Message.FILE_PROGRESS,
+            file=pb.FileInfo(transfer_id=U64_MAX, offset=U64_MAX),
+        ),
+    )
     assert [alice.next_message().file.offset for _ in range(2)] == [U64_MAX, U64_MAX]
 
     alice.send(FrameType.ADD_BUDDY, pb.AddBuddyRequest(uid=U32_MAX))
     assert alice.expect(FrameType.ADD_BUDDY, pb.AddBuddyResponse).code == (
-        pb.AddBuddyResponse.FAILED)
+        pb.AddBuddyResponse.FAILED
+    )
     alice.send(FrameType.LIST_USER, pb.ListUserRequest(limit=U32_MAX))
     assert len(alice.expect(FrameType.LIST_USER, pb.ListUserResponse).users) == 5
     alice.send(FrameType.PING, pb.Ping(nonce=U64_MAX))
@@ -128,15 +149,18 @@ def test_extreme_ids_seqs_sizes_and_offsets_are_answered(relay: RelayProcess) ->
 
 def test_offline_inbox_byte_quota_refuses_what_would_cross_it(tmp_path: Path) -> None:
     quota = 1_000_000
-    with RelayProcess(tmp_path / "relay",
-                      extra_args=["--inbox-quota-bytes", str(quota)]) as relay:
+    with RelayProcess(tmp_path / "relay", extra_args=["--inbox-quota-bytes", str(quota)]) as relay:
         alice, bob = buddies(relay, "alice", "bob")
         bob.close()  # offline: everything waits in the store
         data = os.urandom(200_000)
 
         def send_file(msg_id: int) -> int:
-            alice.send(FrameType.MESSAGE, pb.Message(uid=bob.uid, type=pb.Message.FILE,
-                                                     msg=f"f{msg_id}", data=data, id=msg_id))
+            alice.send(
+                FrameType.MESSAGE,
+                pb.Message(
+                    uid=bob.uid, type=pb.Message.FILE, msg=f"f{msg_id}", data=data, id=msg_id
+                ),
+            )
             return expect_ack(alice).code
 
         codes = [send_file(msg_id) for msg_id in range(1, 9)]
@@ -159,8 +183,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
     try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs",
-                                  str(mount_point)], capture_output=True, text=True)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+        )
     except FileNotFoundError:
         pytest.skip("no mount command here: a full disk cannot be made")
     if mounted.returncode != 0:
@@ -193,14 +220,32 @@ def parley_send(relay: RelayProcess, home: Path, user: str, to: str, text: str) 
     """``parley send`` as a script runs it (the password "pw" from a file)."""
     (home / f"{user}.pw").write_text("pw\n")
     assert relay.fingerprint is not None
-    return scripting.main([
-        "send", "--host", relay.host, "--port", str(relay.port), "--user", user,
-        "--password-file", str(home / f"{user}.pw"), "--fingerprint", relay.fingerprint,
-        "--data-dir", str(home / "cli" / user), "--timeout", "3", to, text])
+    return scripting.main(
+        [
+            "send",
+            "--host",
+            relay.host,
+            "--port",
+            str(relay.port),
+            "--user",
+            user,
+            "--password-file",
+            str(home / f"{user}.pw"),
+            "--fingerprint",
+            relay.fingerprint,
+            "--data-dir",
+            str(home / "cli" / user),
+            "--timeout",
+            "3",
+            to,
+            text,
+        ]
+    )
 
 
 def test_full_disk_refuses_durable_messages_serves_the_rest_and_recovers(
-        small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with RelayProcess(small_disk / "relay") as relay:
         alice, bob = buddies(relay, "alice", "bob")
         carol = logged_in(relay, "carol", version=1)
@@ -242,7 +287,8 @@ def test_full_disk_refuses_durable_messages_serves_the_rest_and_recovers(
         assert (hint.type, hint.uid) == (pb.Message.INPUTING, eve.uid)
         # parley send: a password login, a user lookup, then "full; will retry" (exit 5).
         assert parley_send(relay, small_disk.parent, "dave", "bob", "during script") == (
-            scripting.EXIT_UNREACHABLE)
+            scripting.EXIT_UNREACHABLE
+        )
         err = capsys.readouterr().err
         assert "parley: the relay's storage is full; will retry\n" in err
         assert "will be re-sent by the next parley session" in err
@@ -266,5 +312,10 @@ def test_full_disk_refuses_durable_messages_serves_the_rest_and_recovers(
         bob = client(relay)
         bob.login("bob", version=2)
         assert [bob.next_message().msg for _ in range(5)] == [
-            "before 1", "before 2", "before v1", "after", "after v1"]
+            "before 1",
+            "before 2",
+            "before v1",
+            "after",
+            "after v1",
+        ]
         assert expect_sync(bob).head_seq == 5  # nothing refused took a seq

@@ -18,8 +18,16 @@ from protocol.types import FrameType
 from tests.harness import RelayProcess
 from tests.wire import WireClient, make_buddies
 
-EXTRA = ["--handshake-timeout", "1", "--login-timeout", "1", "--high-water", "65536",
-         "--max-frame", "1048576"]
+EXTRA = [
+    "--handshake-timeout",
+    "1",
+    "--login-timeout",
+    "1",
+    "--high-water",
+    "65536",
+    "--max-frame",
+    "1048576",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +81,7 @@ def connect(relay: RelayProcess) -> WireClient:
     return WireClient(relay.host, relay.port, fingerprint=relay.fingerprint)
 
 
-def test_oversized_length_rejected_after_five_bytes(busy_relay: RelayProcess,
-                                                    pair: Pair) -> None:
+def test_oversized_length_rejected_after_five_bytes(busy_relay: RelayProcess, pair: Pair) -> None:
     c = connect(busy_relay)
     c.send_raw(struct.pack(">IB", 1048577, FrameType.MESSAGE))  # header only, no payload
     reset = c.expect_closed()
@@ -100,8 +107,9 @@ def test_relay_only_types_from_a_client(busy_relay: RelayProcess, pair: Pair) ->
 
 
 @pytest.mark.parametrize("frame_type", [FrameType.LOGIN, FrameType.REGISTER, FrameType.PING])
-def test_garbage_protobuf_before_login(busy_relay: RelayProcess, pair: Pair,
-                                       frame_type: int) -> None:
+def test_garbage_protobuf_before_login(
+    busy_relay: RelayProcess, pair: Pair, frame_type: int
+) -> None:
     c = connect(busy_relay)
     c.send(frame_type, b"\xff\xff\xff\xff")
     reset = c.expect_closed()
@@ -117,9 +125,18 @@ def test_garbage_message_after_login(busy_relay: RelayProcess, pair: Pair) -> No
     other.still_chatting()
 
 
-@pytest.mark.parametrize("frame_type", [FrameType.LIST_USER, FrameType.LIST_BUDDY,
-                                        FrameType.ADD_BUDDY, FrameType.REMOVE_BUDDY,
-                                        FrameType.MESSAGE, FrameType.ACK, FrameType.SYNC])
+@pytest.mark.parametrize(
+    "frame_type",
+    [
+        FrameType.LIST_USER,
+        FrameType.LIST_BUDDY,
+        FrameType.ADD_BUDDY,
+        FrameType.REMOVE_BUDDY,
+        FrameType.MESSAGE,
+        FrameType.ACK,
+        FrameType.SYNC,
+    ],
+)
 def test_requests_before_login(busy_relay: RelayProcess, pair: Pair, frame_type: int) -> None:
     c = connect(busy_relay)
     c.send(frame_type, b"")
@@ -175,7 +192,8 @@ def test_login_timeout(busy_relay: RelayProcess, pair: Pair) -> None:
 
 
 def test_client_that_never_reads_is_cut_off_and_loses_nothing(
-        busy_relay: RelayProcess, pair: Pair) -> None:
+    busy_relay: RelayProcess, pair: Pair
+) -> None:
     sender = Pair(busy_relay, "flood")
     victim = sender.b  # reads nothing until the relay reports the Reset, then at full speed
     text = "x" * 1000
@@ -242,8 +260,7 @@ def test_more_connections_than_file_descriptors(tmp_path: Path) -> None:
     with RelayProcess(tmp_path, open_files=128) as relay:
         relay.wait_for_log(r"open-file limit 128 allows 64 connections")
         pair = Pair(relay, "fd")
-        flood = [socket.create_connection((relay.host, relay.port), timeout=10)
-                 for _ in range(150)]
+        flood = [socket.create_connection((relay.host, relay.port), timeout=10) for _ in range(150)]
         pair.still_chatting()
         closed = 0
         for sock in flood:

@@ -64,16 +64,30 @@ PRELOGIN_SOURCES = tuple(f"127.0.0.{i}" for i in range(2, 255))
 KINDS = ("before-login", "v1", "v2")
 EXAMPLES = {"before-login": 500, "v1": 400, "v2": 500}
 PING_NONCE_BASE = 0x5EED_0000_0000  # far from anything the strategies draw
-NAMES = {"peer": "fz-peer", "v1": "fz-session1", "v2": "fz-session2", "decoy": "fz-decoy",
-         "a": "bystander-a", "b": "bystander-b"}
-_VARINT_TYPES = frozenset({FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_UINT64,
-                           FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64,
-                           FieldDescriptor.TYPE_BOOL, FieldDescriptor.TYPE_ENUM})
+NAMES = {
+    "peer": "fz-peer",
+    "v1": "fz-session1",
+    "v2": "fz-session2",
+    "decoy": "fz-decoy",
+    "a": "bystander-a",
+    "b": "bystander-b",
+}
+_VARINT_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_BOOL,
+        FieldDescriptor.TYPE_ENUM,
+    }
+)
 _HEADER = struct.Struct(">IB")
 _ANSWERED_REQUESTS = frozenset({FrameType.LOGIN, FrameType.REGISTER})
 
 
 # -- wire bytes, by hand (any value in any field, whatever its declared width) --------------
+
 
 def key(number: int, wire_type: int) -> bytes:
     return encode_varint(number << 3 | wire_type)
@@ -96,7 +110,7 @@ def split_complete(stream: bytes) -> tuple[list[tuple[int, bytes]], int]:
         end = pos + _HEADER.size + length
         if end > len(stream):
             break
-        frames.append((frame_type, stream[pos + _HEADER.size:end]))
+        frames.append((frame_type, stream[pos + _HEADER.size : end]))
         pos = end
     return frames, pos
 
@@ -107,8 +121,11 @@ def describe(stream: bytes) -> str:
     names = [f"{_type_name(t)}[{len(p)}]" for t, p in frames]
     if end < len(stream):
         names.append(f"incomplete[{len(stream) - end} bytes]")
-    shown = stream.hex() if len(stream) <= 4096 else (
-        stream[:2048].hex() + f"... ({len(stream)} bytes in all)")
+    shown = (
+        stream.hex()
+        if len(stream) <= 4096
+        else (stream[:2048].hex() + f"... ({len(stream)} bytes in all)")
+    )
     return f"{' '.join(names)}: {shown}"
 
 
@@ -140,6 +157,7 @@ def integer_fields(descriptor: MessageDescriptor) -> Iterator[IntegerEncoder]:
 
 
 # -- the accounts and the valid frames the mutations start from ---------------------------
+
 
 @dataclass(frozen=True)
 class Cast:
@@ -178,28 +196,38 @@ def templates(kind: str, cast: Cast) -> list[Template]:
     """The valid requests a ``kind`` session can send (uids of the module's accounts)."""
 
     def message(message_type: pb.Message.Type.ValueType, **fields: Any) -> Template:
-        return Template(FrameType.MESSAGE, lambda: pb.Message(
-            uid=cast.peer, type=message_type, id=next(_message_ids), **fields))
+        return Template(
+            FrameType.MESSAGE,
+            lambda: pb.Message(uid=cast.peer, type=message_type, id=next(_message_ids), **fields),
+        )
 
     common = [
-        Template(FrameType.REGISTER, lambda: pb.RegisterRequest(username="fz-new",
-                                                                password=PASSWORD)),
+        Template(
+            FrameType.REGISTER, lambda: pb.RegisterRequest(username="fz-new", password=PASSWORD)
+        ),
         Template(FrameType.PING, lambda: pb.Ping(nonce=1)),
         Template(FrameType.RESET, lambda: pb.Reset(code=pb.Reset.UNKNOWN_ERROR, msg="bye")),
     ]
     if kind == "before-login":
         return [
-            Template(FrameType.LOGIN, lambda: pb.LoginRequest(
-                username=NAMES["decoy"], password=PASSWORD, protocol_version=2)),
-            Template(FrameType.LOGIN, lambda: pb.LoginRequest(username=NAMES["decoy"],
-                                                              password=PASSWORD)),
+            Template(
+                FrameType.LOGIN,
+                lambda: pb.LoginRequest(
+                    username=NAMES["decoy"], password=PASSWORD, protocol_version=2
+                ),
+            ),
+            Template(
+                FrameType.LOGIN, lambda: pb.LoginRequest(username=NAMES["decoy"], password=PASSWORD)
+            ),
             *common,
             message(pb.Message.MESSAGE, msg="hi"),
         ]
     transfer = 7
     return [
-        Template(FrameType.LOGIN, lambda: pb.LoginRequest(
-            username=NAMES[kind], password=PASSWORD, protocol_version=2)),
+        Template(
+            FrameType.LOGIN,
+            lambda: pb.LoginRequest(username=NAMES[kind], password=PASSWORD, protocol_version=2),
+        ),
         *common,
         Template(FrameType.LIST_USER, lambda: pb.ListUserRequest(query="fz", limit=5)),
         Template(FrameType.LIST_BUDDY, pb.ListBuddyRequest),
@@ -211,8 +239,11 @@ def templates(kind: str, cast: Cast) -> list[Template]:
         message(pb.Message.FILE, msg="f.txt", data=b"abc"),
         message(pb.Message.INPUTING),
         message(pb.Message.GRAPHICS, msg="1,1,5,5"),
-        message(pb.Message.FILE_OFFER, msg="f.bin",
-                file=pb.FileInfo(transfer_id=transfer, size=1000, sha256=bytes(32))),
+        message(
+            pb.Message.FILE_OFFER,
+            msg="f.bin",
+            file=pb.FileInfo(transfer_id=transfer, size=1000, sha256=bytes(32)),
+        ),
         message(pb.Message.FILE_ACCEPT, file=pb.FileInfo(transfer_id=transfer, offset=10)),
         message(pb.Message.FILE_CHUNK, data=b"x" * 64, file=pb.FileInfo(transfer_id=transfer)),
         message(pb.Message.FILE_PROGRESS, file=pb.FileInfo(transfer_id=transfer, offset=64)),
@@ -230,8 +261,9 @@ def extreme_batches(kind: str, cast: Cast) -> Iterator[list[bytes]]:
             continue
         descriptor = template.build().DESCRIPTOR
         for encode in integer_fields(descriptor):
-            frames = [frame(template.frame_type, template.payload() + encode(value))
-                      for value in EXTREMES]
+            frames = [
+                frame(template.frame_type, template.payload() + encode(value)) for value in EXTREMES
+            ]
             if template.closes_connection():
                 yield from ([f] for f in frames)
             else:
@@ -240,20 +272,29 @@ def extreme_batches(kind: str, cast: Cast) -> Iterator[list[bytes]]:
 
 # -- hypothesis strategies ----------------------------------------------------------------
 
+
 def _integers(cast: Cast) -> st.SearchStrategy[int]:
     # Half extremes: hypothesis's own integers rarely go past 2^63.
     extreme = st.sampled_from(DRAWN_EXTREMES)
-    return st.one_of(extreme, extreme, extreme, st.sampled_from(cast.uids()),
-                     st.integers(0, 300), st.integers(0, 2**64 - 1))
+    return st.one_of(
+        extreme,
+        extreme,
+        extreme,
+        st.sampled_from(cast.uids()),
+        st.integers(0, 300),
+        st.integers(0, 2**64 - 1),
+    )
 
 
 def _strings() -> st.SearchStrategy[bytes]:
     # Not the names the module logs in with: wrong passwords for them would throttle those
     # accounts (the decoy's logins may fail, nothing depends on them).
     known = [NAMES["decoy"], "fz-new", PASSWORD, "fz", "1,1,5,5", "clear"]
-    return st.one_of(st.sampled_from(known).map(str.encode),
-                     st.text(max_size=24).map(lambda s: s.encode("utf-8")),
-                     st.binary(max_size=16))  # mostly invalid UTF-8: a string field refuses it
+    return st.one_of(
+        st.sampled_from(known).map(str.encode),
+        st.text(max_size=24).map(lambda s: s.encode("utf-8")),
+        st.binary(max_size=16),
+    )  # mostly invalid UTF-8: a string field refuses it
 
 
 @st.composite
@@ -276,8 +317,9 @@ def _odd_field(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def encoded_message(draw: st.DrawFn, descriptor: MessageDescriptor, cast: Cast,
-                    depth: int = 0) -> bytes:
+def encoded_message(
+    draw: st.DrawFn, descriptor: MessageDescriptor, cast: Cast, depth: int = 0
+) -> bytes:
     """A message of ``descriptor`` encoded by hand: any subset of its fields, repeated ones
     up to three times, integers anywhere in [0, 2^64), sometimes an odd extra field."""
     out = bytearray()
@@ -293,8 +335,7 @@ def encoded_message(draw: st.DrawFn, descriptor: MessageDescriptor, cast: Cast,
                 out += delimited(fd.number, draw(st.binary(max_size=64)))
             elif fd.type == FieldDescriptor.TYPE_MESSAGE and depth < 2:
                 assert fd.message_type is not None
-                out += delimited(fd.number, draw(encoded_message(fd.message_type, cast,
-                                                                 depth + 1)))
+                out += delimited(fd.number, draw(encoded_message(fd.message_type, cast, depth + 1)))
     if draw(st.integers(0, 4)) == 0:
         out += draw(_odd_field())
     return bytes(out)
@@ -342,8 +383,7 @@ def oversized_frame(draw: st.DrawFn, kind: str, cast: Cast) -> bytes:
 @st.composite
 def header_lie(draw: st.DrawFn) -> bytes:
     """A header declaring a length the bytes after it do not have (up to 2^32-1)."""
-    declared = draw(st.sampled_from([4097, 65_536, 4 * 2**20, 4 * 2**20 + 1, 2**31,
-                                     2**32 - 1]))
+    declared = draw(st.sampled_from([4097, 65_536, 4 * 2**20, 4 * 2**20 + 1, 2**31, 2**32 - 1]))
     return _HEADER.pack(declared, draw(st.integers(0, 255))) + draw(st.binary(max_size=32))
 
 
@@ -360,14 +400,16 @@ def mutated(draw: st.DrawFn, stream: bytes) -> bytes:
         if edit == "flip":
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif edit == "length" and len(data) >= 4:
-            data[0:4] = struct.pack(">I", draw(st.one_of(
-                st.integers(0, len(data) + 8), st.sampled_from([2**31, 2**32 - 1]))))
+            data[0:4] = struct.pack(
+                ">I",
+                draw(st.one_of(st.integers(0, len(data) + 8), st.sampled_from([2**31, 2**32 - 1]))),
+            )
         elif edit == "truncate":
             del data[at:]
         elif edit == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=8))
         else:
-            del data[at:at + draw(st.integers(1, 8))]
+            del data[at : at + draw(st.integers(1, 8))]
     return bytes(data)
 
 
@@ -380,9 +422,14 @@ def fuzz_stream(draw: st.DrawFn, kind: str, cast: Cast) -> bytes:
     if draw(st.booleans()):
         return b"".join(draw(st.lists(valid, min_size=1, max_size=4)))
     generated = generated_frame(cast)
-    piece = st.one_of(generated, generated, valid,
-                      st.builds(frame, st.integers(0, 255), st.binary(max_size=64)),
-                      oversized_frame(kind, cast), header_lie())
+    piece = st.one_of(
+        generated,
+        generated,
+        valid,
+        st.builds(frame, st.integers(0, 255), st.binary(max_size=64)),
+        oversized_frame(kind, cast),
+        header_lie(),
+    )
     stream = b"".join(draw(st.lists(piece, min_size=1, max_size=3)))
     if draw(st.booleans()):
         stream = draw(mutated(stream))
@@ -390,6 +437,7 @@ def fuzz_stream(draw: st.DrawFn, kind: str, cast: Cast) -> bytes:
 
 
 # -- clients ------------------------------------------------------------------------------
+
 
 class RelayHung(AssertionError):
     """The relay neither answered nor closed within IO_TIMEOUT."""
@@ -409,8 +457,9 @@ class FuzzClient:
     _nonces = itertools.count(PING_NONCE_BASE)
 
     def __init__(self, relay: RelayProcess, source: str = "127.0.0.1") -> None:
-        raw = socket.create_connection((relay.host, relay.port), timeout=IO_TIMEOUT,
-                                       source_address=(source, 0))
+        raw = socket.create_connection(
+            (relay.host, relay.port), timeout=IO_TIMEOUT, source_address=(source, 0)
+        )
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -450,8 +499,12 @@ class FuzzClient:
         return frame_type, payload
 
     def login(self, name: str, version: int) -> pb.ListBuddyResponse:
-        self.sock.sendall(encode_frame(FrameType.LOGIN, pb.LoginRequest(
-            username=name, password=PASSWORD, protocol_version=version)))
+        self.sock.sendall(
+            encode_frame(
+                FrameType.LOGIN,
+                pb.LoginRequest(username=name, password=PASSWORD, protocol_version=version),
+            )
+        )
         deadline = time.monotonic() + IO_TIMEOUT
         while (got := self.next_frame(deadline)) is not None:
             if got[0] == FrameType.LOGIN:
@@ -559,6 +612,7 @@ class Bystanders:
 
 # -- the relay under test ---------------------------------------------------------------
 
+
 class FuzzTarget:
     """The module's relay, its accounts, the online peer and the bystanders."""
 
@@ -574,8 +628,9 @@ class FuzzTarget:
     def _register_accounts(self) -> Cast:
         uids: dict[str, int] = {}
         for role, name in NAMES.items():
-            client = WireClient(self.relay.host, self.relay.port,
-                                fingerprint=self.relay.fingerprint)
+            client = WireClient(
+                self.relay.host, self.relay.port, fingerprint=self.relay.fingerprint
+            )
             registered = client.register(name, PASSWORD)
             assert registered.code == pb.RegisterResponse.SUCCESS, registered
             uids[role] = registered.uid
@@ -583,8 +638,9 @@ class FuzzTarget:
         cast = Cast(**uids)
         clients = {}
         for role in ("peer", "v1", "v2", "a", "b"):
-            clients[role] = WireClient(self.relay.host, self.relay.port,
-                                       fingerprint=self.relay.fingerprint)
+            clients[role] = WireClient(
+                self.relay.host, self.relay.port, fingerprint=self.relay.fingerprint
+            )
             clients[role].login(NAMES[role], PASSWORD)
         make_buddies(clients["v1"], clients["peer"])
         make_buddies(clients["v2"], clients["peer"])
@@ -605,13 +661,12 @@ class FuzzTarget:
             return FuzzClient(self.relay, next(self.sources))
         client = FuzzClient(self.relay)
         buddies = client.login(NAMES[kind], version=1 if kind == "v1" else 2)
-        if not any(u.uid == self.cast.peer and u.relation == pb.User.BUDDY
-                   for u in buddies.users):
+        if not any(u.uid == self.cast.peer and u.relation == pb.User.BUDDY for u in buddies.users):
             # A fuzzed REMOVE_BUDDY hit the peer's uid: make them buddies again.
-            client.deliver(encode_frame(FrameType.ADD_BUDDY,
-                                        pb.AddBuddyRequest(uid=self.cast.peer)))
-            self.peer.deliver(encode_frame(FrameType.ADD_BUDDY,
-                                           pb.AddBuddyRequest(uid=client.uid)))
+            client.deliver(
+                encode_frame(FrameType.ADD_BUDDY, pb.AddBuddyRequest(uid=self.cast.peer))
+            )
+            self.peer.deliver(encode_frame(FrameType.ADD_BUDDY, pb.AddBuddyRequest(uid=client.uid)))
         return client
 
     def failure_of(self, kind: str, stream: bytes) -> str | None:
@@ -686,9 +741,8 @@ class FuzzTarget:
     def _tracebacks(self, expect_one: bool) -> str | None:
         if expect_one:  # the Reset may overtake the log line on its way to the harness
             with contextlib.suppress(AssertionError):
-                self.relay.wait_for_log(r"Traceback[\s\S]*\n\w[\w.]*(Error|Exception)\b",
-                                        timeout=5)
-        lines = self.relay.log_lines[self.seen_lines:]
+                self.relay.wait_for_log(r"Traceback[\s\S]*\n\w[\w.]*(Error|Exception)\b", timeout=5)
+        lines = self.relay.log_lines[self.seen_lines :]
         if any("Traceback" in line for line in lines):
             return f"the relay logged an internal error:\n{self._new_log_excerpt()}"
         self.seen_lines += len(lines)
@@ -697,19 +751,21 @@ class FuzzTarget:
         return None
 
     def _new_log_excerpt(self) -> str:
-        lines = self.relay.log_lines[self.seen_lines:]
+        lines = self.relay.log_lines[self.seen_lines :]
         self.seen_lines += len(lines)
-        start = next((i for i, line in enumerate(lines) if "Traceback" in line),
-                     max(0, len(lines) - 30))
-        return "\n".join("    " + line for line in lines[start:start + 40])
+        start = next(
+            (i for i, line in enumerate(lines) if "Traceback" in line), max(0, len(lines) - 30)
+        )
+        return "\n".join("    " + line for line in lines[start : start + 40])
 
     def assert_healthy(self) -> None:
         """Alive, no traceback since the last example, and well-formed v1 and v2 logins work."""
         process = self.relay.process
         assert process is not None and process.poll() is None, "the relay is not running"
         for version in (1, 2):
-            client = WireClient(self.relay.host, self.relay.port,
-                                fingerprint=self.relay.fingerprint)
+            client = WireClient(
+                self.relay.host, self.relay.port, fingerprint=self.relay.fingerprint
+            )
             login = client.login(NAMES[f"v{version}"], PASSWORD, version=version)
             client.close()
             assert login.code == pb.LoginResponse.SUCCESS, login
@@ -731,9 +787,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
 
 # -- the tests ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_integer_field_at_every_extreme_leaves_the_relay_serving(
-        target: FuzzTarget, kind: str) -> None:
+    target: FuzzTarget, kind: str
+) -> None:
     failures = []
     for batch in extreme_batches(kind, target.cast):
         problem = target.failure_of(kind, b"".join(batch))
@@ -748,10 +806,18 @@ def test_every_integer_field_at_every_extreme_leaves_the_relay_serving(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_fuzzed_frames_leave_the_relay_serving(target: FuzzTarget, kind: str) -> None:
-    @settings(max_examples=EXAMPLES[kind], deadline=None, derandomize=True, database=None,
-              phases=(Phase.explicit, Phase.generate),
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                     HealthCheck.large_base_example])
+    @settings(
+        max_examples=EXAMPLES[kind],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=(Phase.explicit, Phase.generate),
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
+    )
     @given(stream=fuzz_stream(kind, target.cast))
     def one_stream(stream: bytes) -> None:
         problem = target.failure_of(kind, stream)

@@ -12,10 +12,10 @@ from tests.harness import RelayProcess
 from tests.wire import WireClient, make_buddies
 
 # Client -> server bytes of ../shared/seeds/003_78ac6cf6ae74daef.txt (section 未加密).
-SEED_LOGIN = bytes.fromhex("0000000e00" "0a04747764321206313233343536")
+SEED_LOGIN = bytes.fromhex("0000000e000a04747764321206313233343536")
 SEED_LIST_BUDDY = bytes.fromhex("0000000003")
-SEED_HELLO = bytes.fromhex("0000000906" "08021a0568656c6c6f")
-SEED_SECRET = bytes.fromhex("0000001d06" "08021a19") + b"This is a secret message."
+SEED_HELLO = bytes.fromhex("000000090608021a0568656c6c6f")
+SEED_SECRET = bytes.fromhex("0000001d0608021a19") + b"This is a secret message."
 
 
 class RawClient:
@@ -56,7 +56,7 @@ def test_seed_capture_replayed_byte_for_byte(tmp_path: Path) -> None:
         # Then the buddy list is pushed, as in the capture (one more response than requests).
         # The capture listed twd2 itself as well; buddies here are mutual consent, so the
         # list holds twd3 (uid 2, offline) with the same field layout.
-        twd3_offline = bytes.fromhex("0a08" "0802" "120474776433")
+        twd3_offline = bytes.fromhex("0a080802120474776433")
         assert original.next_frame() == (FrameType.LIST_BUDDY, twd3_offline)
         original.sock.sendall(SEED_LIST_BUDDY)
         assert original.next_frame() == (FrameType.LIST_BUDDY, twd3_offline)
@@ -106,13 +106,15 @@ def test_sigkill_loses_no_account_relation_or_queued_message(tmp_path: Path) -> 
         bob2 = WireClient(relay.host, relay.port, fingerprint=relay.fingerprint)
         assert bob2.login("bob").code == pb.LoginResponse.SUCCESS
         assert [(u.username, u.relation) for u in bob2.login_buddies.users] == [
-            ("alice", pb.User.BUDDY)]
-        assert [bob2.next_message().msg for _ in range(200)] == [
-            f"queued {i}" for i in range(200)]
+            ("alice", pb.User.BUDDY)
+        ]
+        assert [bob2.next_message().msg for _ in range(200)] == [f"queued {i}" for i in range(200)]
         alice2 = WireClient(relay.host, relay.port, fingerprint=relay.fingerprint)
         assert alice2.login("alice", version=2).code == pb.LoginResponse.SUCCESS
         assert sorted((u.username, u.relation) for u in alice2.login_buddies.users) == [
-            ("bob", pb.User.BUDDY), ("carol", pb.User.REQUEST_RECEIVED)]
+            ("bob", pb.User.BUDDY),
+            ("carol", pb.User.REQUEST_RECEIVED),
+        ]
     finally:
         relay.stop()
 

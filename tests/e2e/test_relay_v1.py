@@ -13,8 +13,9 @@ from tests.wire import WireClient, make_buddies
 
 
 def client(relay: RelayProcess) -> WireClient:
-    return WireClient(relay.host, relay.port, tls=not relay.plaintext,
-                      fingerprint=relay.fingerprint)
+    return WireClient(
+        relay.host, relay.port, tls=not relay.plaintext, fingerprint=relay.fingerprint
+    )
 
 
 def logged_in(relay: RelayProcess, name: str, version: int = 1) -> WireClient:
@@ -37,10 +38,15 @@ def test_register_codes(relay: RelayProcess) -> None:
     assert c.register("x" * 33).code == pb.RegisterResponse.INVALID_USERNAME
     assert c.register("bob", password="").code == pb.RegisterResponse.INVALID_PASSWORD
     # Two registrations in one segment: the second arrives while the first is hashing.
-    c.send_raw(b"".join(
-        bytes(f) for f in (
-            _frame(FrameType.REGISTER, pb.RegisterRequest(username="carol", password="p")),
-            _frame(FrameType.REGISTER, pb.RegisterRequest(username="dave", password="p")))))
+    c.send_raw(
+        b"".join(
+            bytes(f)
+            for f in (
+                _frame(FrameType.REGISTER, pb.RegisterRequest(username="carol", password="p")),
+                _frame(FrameType.REGISTER, pb.RegisterRequest(username="dave", password="p")),
+            )
+        )
+    )
     codes = {c.expect(FrameType.REGISTER, pb.RegisterResponse).code for _ in range(2)}
     assert codes == {pb.RegisterResponse.SUCCESS, pb.RegisterResponse.RATE_LIMITED}
 
@@ -80,8 +86,10 @@ def test_token_login_and_invalid_token(relay: RelayProcess) -> None:
     response = again.login("alice", password="", version=2, token=c.token)
     assert response.code == pb.LoginResponse.SUCCESS and response.token == c.token
     bad = client(relay)
-    assert bad.login("alice", password="", version=2,
-                     token="forged").code == pb.LoginResponse.TOKEN_INVALID
+    assert (
+        bad.login("alice", password="", version=2, token="forged").code
+        == pb.LoginResponse.TOKEN_INVALID
+    )
     v1 = client(relay)  # tokens are a v2 feature
     assert v1.login("alice", password="", token=c.token).code == pb.LoginResponse.TOKEN_INVALID
 
@@ -105,8 +113,7 @@ def test_buddy_consent_presence_and_removal(relay: RelayProcess) -> None:
     bob = logged_in(relay, "bob", version=2)
     assert alice.add_buddy(bob.uid) == pb.AddBuddyResponse.PENDING
     pushed = bob.expect(FrameType.LIST_BUDDY, pb.ListBuddyResponse, skip=(FrameType.SYNC,))
-    assert [(u.username, u.relation) for u in pushed.users] == [
-        ("alice", pb.User.REQUEST_RECEIVED)]
+    assert [(u.username, u.relation) for u in pushed.users] == [("alice", pb.User.REQUEST_RECEIVED)]
     assert alice.add_buddy(alice.uid) == pb.AddBuddyResponse.FAILED
     assert alice.add_buddy(999) == pb.AddBuddyResponse.FAILED
     assert bob.add_buddy(alice.uid) == pb.AddBuddyResponse.SUCCESS
@@ -114,18 +121,23 @@ def test_buddy_consent_presence_and_removal(relay: RelayProcess) -> None:
     while listed.users[0].relation != pb.User.BUDDY:  # skip pushes that predate the accept
         listed = alice.buddies()
     assert [(u.username, u.online, u.relation) for u in listed.users] == [
-        ("bob", True, pb.User.BUDDY)]
+        ("bob", True, pb.User.BUDDY)
+    ]
     bob.close()
     offline = alice.expect(FrameType.LIST_BUDDY, pb.ListBuddyResponse, skip=(FrameType.SYNC,))
     while offline.users[0].online:
         offline = alice.expect(FrameType.LIST_BUDDY, pb.ListBuddyResponse, skip=())
     assert [(u.username, u.online) for u in offline.users] == [("bob", False)]
     alice.send(FrameType.REMOVE_BUDDY, pb.RemoveBuddyRequest(uid=bob.uid))
-    assert alice.expect(FrameType.REMOVE_BUDDY,
-                        pb.RemoveBuddyResponse).code == pb.RemoveBuddyResponse.SUCCESS
+    assert (
+        alice.expect(FrameType.REMOVE_BUDDY, pb.RemoveBuddyResponse).code
+        == pb.RemoveBuddyResponse.SUCCESS
+    )
     alice.send(FrameType.REMOVE_BUDDY, pb.RemoveBuddyRequest(uid=bob.uid))
-    assert alice.expect(FrameType.REMOVE_BUDDY,
-                        pb.RemoveBuddyResponse).code == pb.RemoveBuddyResponse.FAILED
+    assert (
+        alice.expect(FrameType.REMOVE_BUDDY, pb.RemoveBuddyResponse).code
+        == pb.RemoveBuddyResponse.FAILED
+    )
     final = alice.buddies()
     while final.users:
         final = alice.buddies()
@@ -177,8 +189,7 @@ def test_offline_backlog_arrives_at_login_in_order(relay: RelayProcess) -> None:
     assert [again.next_message().msg for _ in range(50)] == [f"m{i}" for i in range(50)]
 
 
-def test_v1_backlog_cut_mid_run_is_neither_repeated_nor_reordered(
-        relay: RelayProcess) -> None:
+def test_v1_backlog_cut_mid_run_is_neither_repeated_nor_reordered(relay: RelayProcess) -> None:
     """A v1 row counts as delivered once its own frame is written, even inside a stored run:
     a client that drops the connection in the middle of a large backlog gets, at its next
     login, exactly the messages after the last frame written (in seq order, none twice)."""

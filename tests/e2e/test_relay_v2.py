@@ -19,8 +19,9 @@ def client(relay: RelayProcess) -> WireClient:
     return WireClient(relay.host, relay.port, fingerprint=relay.fingerprint)
 
 
-def pair(relay: RelayProcess, a_version: int = 2, b_version: int = 2
-         ) -> tuple[WireClient, WireClient]:
+def pair(
+    relay: RelayProcess, a_version: int = 2, b_version: int = 2
+) -> tuple[WireClient, WireClient]:
     a, b = client(relay), client(relay)
     a.register("alice")
     b.register("bob")
@@ -43,8 +44,7 @@ def test_ack_then_delivery_then_receipt(relay: RelayProcess) -> None:
     assert (receipt.id, receipt.delivered, receipt.peer) == (77, True, bob.uid)
 
 
-def test_resend_of_the_same_id_stores_nothing_and_returns_the_same_ack(
-        relay: RelayProcess) -> None:
+def test_resend_of_the_same_id_stores_nothing_and_returns_the_same_ack(relay: RelayProcess) -> None:
     alice, bob = pair(relay)
     alice.send_text(bob.uid, "once", msg_id=5)
     first = alice.expect(FrameType.ACK, pb.Ack)
@@ -177,8 +177,7 @@ def test_token_reconnects_cost_no_scrypt(relay: RelayProcess) -> None:
     assert relay.process is not None
     for name, token in tokens.items():
         c = client(relay)
-        assert c.login(name, password="", version=2, token=token).code == (
-            pb.LoginResponse.SUCCESS)
+        assert c.login(name, password="", version=2, token=token).code == (pb.LoginResponse.SUCCESS)
     relay.process.send_signal(signal.SIGUSR1)
     stats = relay.wait_for_log(r"stats: .*scrypt=(\d+)")
     assert int(stats.group(1)) == 0
@@ -197,12 +196,20 @@ def test_v1_and_v2_interoperate(relay: RelayProcess) -> None:
 
 
 def _offer(client: WireClient, to: int, msg_id: int, transfer_id: int, size: int) -> pb.Ack:
-    client.send(FrameType.MESSAGE, pb.Message(
-        uid=to, type=pb.Message.FILE_OFFER, msg="f.bin", id=msg_id,
-        file=pb.FileInfo(transfer_id=transfer_id, size=size, sha256=b"\0" * 32)))
+    client.send(
+        FrameType.MESSAGE,
+        pb.Message(
+            uid=to,
+            type=pb.Message.FILE_OFFER,
+            msg="f.bin",
+            id=msg_id,
+            file=pb.FileInfo(transfer_id=transfer_id, size=size, sha256=b"\0" * 32),
+        ),
+    )
     while True:  # receipts and forwarded messages may come first
-        ack = client.expect(FrameType.ACK, pb.Ack, skip=(FrameType.LIST_BUDDY, FrameType.SYNC,
-                                                         FrameType.MESSAGE))
+        ack = client.expect(
+            FrameType.ACK, pb.Ack, skip=(FrameType.LIST_BUDDY, FrameType.SYNC, FrameType.MESSAGE)
+        )
         if ack.id == msg_id:
             return ack
 
@@ -216,10 +223,20 @@ def test_file_limits_size_and_concurrent_transfers(tmp_path: Path) -> None:
         assert _offer(alice, bob.uid, 3, 12, 10).code == pb.Ack.OK
         assert _offer(alice, bob.uid, 4, 13, 10).code == pb.Ack.RATE_LIMITED
         # Bob declines one and finishes the other: alice may offer again.
-        bob.send(FrameType.MESSAGE, pb.Message(uid=alice.uid, type=pb.Message.FILE_DECLINE,
-                                               id=50, file=pb.FileInfo(transfer_id=11)))
-        bob.send(FrameType.MESSAGE, pb.Message(uid=alice.uid, type=pb.Message.FILE_PROGRESS,
-                                               file=pb.FileInfo(transfer_id=12, offset=10)))
+        bob.send(
+            FrameType.MESSAGE,
+            pb.Message(
+                uid=alice.uid, type=pb.Message.FILE_DECLINE, id=50, file=pb.FileInfo(transfer_id=11)
+            ),
+        )
+        bob.send(
+            FrameType.MESSAGE,
+            pb.Message(
+                uid=alice.uid,
+                type=pb.Message.FILE_PROGRESS,
+                file=pb.FileInfo(transfer_id=12, offset=10),
+            ),
+        )
         bob.round_trip()
         assert _offer(alice, bob.uid, 5, 14, 10).code == pb.Ack.OK
         assert _offer(alice, bob.uid, 6, 15, 10).code == pb.Ack.OK

@@ -84,8 +84,10 @@ class Stream:
         return len(self.acked) == self.total and len({r[0] for r in self.received}) == self.total
 
     def describe(self) -> str:
-        return (f"{self.label}: {len(self.ids)} sent, {len(self.acked)} acked, "
-                f"{len(self.received)} received, {len(self.failed)} failed")
+        return (
+            f"{self.label}: {len(self.ids)} sent, {len(self.acked)} acked, "
+            f"{len(self.received)} received, {len(self.failed)} failed"
+        )
 
     def on_sender_event(self, event: Event) -> None:
         if isinstance(event, OutgoingStateChanged) and event.entry.msg_id in self.index_of:
@@ -117,8 +119,7 @@ class Stream:
             if self.next_index % 16 == 0:
                 await asyncio.sleep(0)  # let acks and incoming messages in
 
-    def check(self, recipient_store: LocalStore, sender_store: LocalStore,
-              sender_uid: int) -> None:
+    def check(self, recipient_store: LocalStore, sender_store: LocalStore, sender_uid: int) -> None:
         """The acceptance criteria for this direction, on the events and on both stores."""
         expected = [self.text(i) for i in range(self.total)]
         assert self.failed == [], f"{self.label}: messages FAILED at the sender"
@@ -137,8 +138,7 @@ class Stream:
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
         # Stored exactly once, in order, in the recipient's history on disk.
-        history = [e for e in recipient_store.page(sender_uid, limit=10**9)
-                   if not e.outgoing]
+        history = [e for e in recipient_store.page(sender_uid, limit=10**9) if not e.outgoing]
         stored = [e.text for e in history]
         duplicates = [t for t, n in Counter(stored).items() if n > 1]
         assert not duplicates, f"{self.label}: stored more than once: {duplicates[:10]}"
@@ -157,8 +157,7 @@ class Stream:
 class Exchange:
     """Named sessions, their streams, and a trail of connection events for failure reports."""
 
-    def __init__(self, relay: RelayProcess, endpoints: dict[str, Endpoint],
-                 data_dir: Path) -> None:
+    def __init__(self, relay: RelayProcess, endpoints: dict[str, Endpoint], data_dir: Path) -> None:
         self.relay = relay
         self.endpoints = endpoints
         self.data_dir = data_dir
@@ -170,9 +169,15 @@ class Exchange:
     def session(self, name: str) -> ClientSession:
         """A new session for ``name`` (same data dir every time: same history and outbox)."""
         self.seed += 1
-        session = ClientSession(self.endpoints[name], name, f"pw-{name}",
-                                trust=policy_for(self.relay), data_dir=self.data_dir / name,
-                                options=OPTIONS, rng=random.Random(self.seed).random)
+        session = ClientSession(
+            self.endpoints[name],
+            name,
+            f"pw-{name}",
+            trust=policy_for(self.relay),
+            data_dir=self.data_dir / name,
+            options=OPTIONS,
+            rng=random.Random(self.seed).random,
+        )
         session.add_listener(self._tracker(name))
         self.sessions[name] = session
         return session
@@ -184,6 +189,7 @@ class Exchange:
         def listener(event: Event) -> None:
             if isinstance(event, ConnectionStateChanged):
                 self.note(f"{name} {event.state.value} {event.reason!r}")
+
         return listener
 
     def stream(self, label: str, total: int, sender: str, recipient: str) -> Stream:
@@ -198,29 +204,39 @@ class Exchange:
     def describe(self) -> str:
         lines = [s.describe() for s in self.streams]
         for name, session in self.sessions.items():
-            lines.append(f"{name}: {session.state.value}, connected={session.connected}, "
-                         f"outbox in flight {session.outbox.in_flight}, inbox cursor "
-                         f"{session.inbox.cursor}, supervisor "
-                         f"{getattr(session, '_supervisor', None)!r}")
-        return ("\n".join(lines) + "\nconnection events:\n" + "\n".join(self.trail[-30:])
-                + "\nrelay log:\n" + "\n".join(self.relay.logs().splitlines()[-30:]))
+            lines.append(
+                f"{name}: {session.state.value}, connected={session.connected}, "
+                f"outbox in flight {session.outbox.in_flight}, inbox cursor "
+                f"{session.inbox.cursor}, supervisor "
+                f"{getattr(session, '_supervisor', None)!r}"
+            )
+        return (
+            "\n".join(lines)
+            + "\nconnection events:\n"
+            + "\n".join(self.trail[-30:])
+            + "\nrelay log:\n"
+            + "\n".join(self.relay.logs().splitlines()[-30:])
+        )
 
-    async def wait_until(self, condition: Callable[[], bool], what: str,
-                         timeout: float = HANG) -> None:
+    async def wait_until(
+        self, condition: Callable[[], bool], what: str, timeout: float = HANG
+    ) -> None:
         await wait_until(condition, what, timeout=timeout, poll=0.01, describe=self.describe)
 
     async def finish(self, pumps: list[asyncio.Task[None]]) -> None:
         """Every text sent, acknowledged and received; then a pause for late duplicates."""
         await self.wait_until(lambda: all(p.done() for p in pumps), "every message was sent")
         await asyncio.gather(*pumps)
-        await self.wait_until(lambda: all(s.done for s in self.streams),
-                              "every message was acked and received")
+        await self.wait_until(
+            lambda: all(s.done for s in self.streams), "every message was acked and received"
+        )
         await asyncio.sleep(0.3)  # a duplicate would show up now, if the relay sent one
 
     def open_store(self, name: str) -> LocalStore:
         endpoint = self.endpoints[name]
-        return LocalStore.open(history_path(self.data_dir / name, endpoint.host, endpoint.port,
-                                            name))
+        return LocalStore.open(
+            history_path(self.data_dir / name, endpoint.host, endpoint.port, name)
+        )
 
 
 async def start_pair(exchange: Exchange) -> tuple[ClientSession, ClientSession]:
@@ -233,8 +249,9 @@ async def start_pair(exchange: Exchange) -> tuple[ClientSession, ClientSession]:
     return alice, bob
 
 
-def check_all(exchange: Exchange, a2b: Stream, b2a: Stream | None, alice_uid: int,
-              bob_uid: int) -> None:
+def check_all(
+    exchange: Exchange, a2b: Stream, b2a: Stream | None, alice_uid: int, bob_uid: int
+) -> None:
     a_store, b_store = exchange.open_store("alice"), exchange.open_store("bob")
     try:
         a2b.check(b_store, a_store, alice_uid)
@@ -251,7 +268,8 @@ PER_DIRECTION = 10_000
 
 
 async def test_relay_sigkilled_at_random_moments_while_two_clients_exchange(
-        relay: RelayProcess, tmp_path: Path) -> None:
+    relay: RelayProcess, tmp_path: Path
+) -> None:
     rng = random.Random(20240404)
     endpoint = Endpoint(relay.host, relay.port)
     exchange = Exchange(relay, {"alice": endpoint, "bob": endpoint}, tmp_path)
@@ -260,8 +278,10 @@ async def test_relay_sigkilled_at_random_moments_while_two_clients_exchange(
     a2b = exchange.stream("a>b", PER_DIRECTION, "alice", "bob")
     b2a = exchange.stream("b>a", PER_DIRECTION, "bob", "alice")
     sessions = exchange.sessions
-    pumps = [asyncio.create_task(a2b.pump(lambda: sessions["alice"], bob.uid)),
-             asyncio.create_task(b2a.pump(lambda: sessions["bob"], alice.uid))]
+    pumps = [
+        asyncio.create_task(a2b.pump(lambda: sessions["alice"], bob.uid)),
+        asyncio.create_task(b2a.pump(lambda: sessions["bob"], alice.uid)),
+    ]
     kills = 0
     backlog: list[int] = []  # seqs bob's second session got as backlog
 
@@ -276,10 +296,10 @@ async def test_relay_sigkilled_at_random_moments_while_two_clients_exchange(
 
     async def after_acks(count: int, streams: tuple[Stream, ...]) -> None:
         """Wait until ``count`` more messages of ``streams`` are acked (or all of them)."""
-        target = min(sum(len(s.acked) for s in streams) + count,
-                     sum(s.total for s in streams))
-        await exchange.wait_until(lambda: sum(len(s.acked) for s in streams) >= target,
-                                  f"{target} messages acked")
+        target = min(sum(len(s.acked) for s in streams) + count, sum(s.total for s in streams))
+        await exchange.wait_until(
+            lambda: sum(len(s.acked) for s in streams) >= target, f"{target} messages acked"
+        )
 
     both = (a2b, b2a)
     try:
@@ -300,8 +320,13 @@ async def test_relay_sigkilled_at_random_moments_while_two_clients_exchange(
         bob2 = exchange.session("bob")
         bob2.add_listener(b2a.on_sender_event)
         bob2.add_listener(a2b.on_recipient_event)
-        bob2.add_listener(lambda e: backlog.append(e.entry.seq or 0)
-                          if isinstance(e, MessageReceived) and e.backlog else None)
+        bob2.add_listener(
+            lambda e: (
+                backlog.append(e.entry.seq or 0)
+                if isinstance(e, MessageReceived) and e.backlog
+                else None
+            )
+        )
         await bob2.start(retry_first=True)
         b2a.paused = False
         # Two more kills with both online again.
@@ -457,7 +482,8 @@ CUTS = 40
 
 
 async def test_connections_cut_dozens_of_times_during_a_transfer(
-        relay: RelayProcess, tmp_path: Path) -> None:
+    relay: RelayProcess, tmp_path: Path
+) -> None:
     rng = random.Random(4242)
     cutters = {name: CableCutter(relay.host, relay.port) for name in ("alice", "bob")}
     for cutter in cutters.values():
@@ -468,8 +494,10 @@ async def test_connections_cut_dozens_of_times_during_a_transfer(
     assert alice.uid is not None and bob.uid is not None
     a2b = exchange.stream("a>b", TRANSFER, "alice", "bob")
     b2a = exchange.stream("b>a", TRANSFER // 10, "bob", "alice")  # some traffic back, too
-    pumps = [asyncio.create_task(a2b.pump(lambda: alice, bob.uid)),
-             asyncio.create_task(b2a.pump(lambda: bob, alice.uid))]
+    pumps = [
+        asyncio.create_task(a2b.pump(lambda: alice, bob.uid)),
+        asyncio.create_task(b2a.pump(lambda: bob, alice.uid)),
+    ]
 
     sessions = {"alice": alice, "bob": bob}
     slot = TRANSFER // CUTS
@@ -483,9 +511,12 @@ async def test_connections_cut_dozens_of_times_during_a_transfer(
             target = int((k + rng.uniform(0.2, 0.8)) * slot)
             victims = rng.choice((("alice",), ("bob",), ("alice", "bob")))
             await exchange.wait_until(
-                lambda t=target, vs=victims: len(a2b.received) >= t  # type: ignore[misc]
-                and all(sessions[v].connected for v in vs),
-                f"{target} messages received with {victims} connected")
+                lambda t=target, vs=victims: (
+                    len(a2b.received) >= t  # type: ignore[misc]
+                    and all(sessions[v].connected for v in vs)
+                ),
+                f"{target} messages received with {victims} connected",
+            )
             for victim in victims:
                 cut += cutters[victim].cut()
             exchange.note(f"cut {victims} ({a2b.describe()}; {b2a.describe()})")
@@ -504,7 +535,8 @@ async def test_connections_cut_dozens_of_times_during_a_transfer(
 
 
 async def test_a_send_racing_a_cut_never_wedges_the_session(
-        relay: RelayProcess, tmp_path: Path) -> None:
+    relay: RelayProcess, tmp_path: Path
+) -> None:
     """The cut lands a few loop iterations before a send: the session must still notice the
     dead connection, reconnect and deliver.
 
@@ -514,8 +546,11 @@ async def test_a_send_racing_a_cut_never_wedges_the_session(
     dead socket forever. ``asyncio.timeout`` does not have that problem."""
     cutter = CableCutter(relay.host, relay.port)
     await cutter.start()
-    exchange = Exchange(relay, {"alice": Endpoint("127.0.0.1", cutter.port),
-                                "bob": Endpoint(relay.host, relay.port)}, tmp_path)
+    exchange = Exchange(
+        relay,
+        {"alice": Endpoint("127.0.0.1", cutter.port), "bob": Endpoint(relay.host, relay.port)},
+        tmp_path,
+    )
     alice, bob = await start_pair(exchange)
     assert alice.uid is not None and bob.uid is not None
     stream = exchange.stream("a>b", 24, "alice", "bob")
@@ -536,8 +571,11 @@ async def test_a_send_racing_a_cut_never_wedges_the_session(
             stream.ids.append(alice.send_text(bob.uid, stream.text(index)).msg_id)
             stream.index_of[stream.ids[-1]] = index
             stream.next_index += 1
-            await exchange.wait_until(lambda b=before: len(logins) > b,  # type: ignore[misc]
-                                      f"alice reconnected after cut {index}", timeout=10.0)
+            await exchange.wait_until(
+                lambda b=before: len(logins) > b,  # type: ignore[misc]
+                f"alice reconnected after cut {index}",
+                timeout=10.0,
+            )
         await exchange.wait_until(lambda: stream.done, "every message was acked and received")
     finally:
         await alice.close()

@@ -50,16 +50,30 @@ async def bounded(jobs: list[Callable[[], Awaitable[object]]], limit: int) -> No
 
 
 async def test_a_thousand_sessions_resume_by_token_after_a_relay_restart(
-        relay: RelayProcess, tmp_path: Path) -> None:
+    relay: RelayProcess, tmp_path: Path
+) -> None:
     endpoint = Endpoint(relay.host, relay.port)
     policy = policy_for(relay)
     names = [f"storm{i:04d}" for i in range(SESSIONS)]
-    await bounded([lambda n=n: register_account(endpoint, policy, n, f"pw-{n}")  # type: ignore[misc]
-                   for n in names], CONCURRENCY)
-    sessions = [ClientSession(endpoint, name, f"pw-{name}", trust=policy,
-                              store=LocalStore.open(":memory:"), options=OPTIONS,
-                              rng=random.Random(i).random)
-                for i, name in enumerate(names)]
+    await bounded(
+        [
+            lambda n=n: register_account(endpoint, policy, n, f"pw-{n}")  # type: ignore[misc]
+            for n in names
+        ],
+        CONCURRENCY,
+    )
+    sessions = [
+        ClientSession(
+            endpoint,
+            name,
+            f"pw-{name}",
+            trust=policy,
+            store=LocalStore.open(":memory:"),
+            options=OPTIONS,
+            rng=random.Random(i).random,
+        )
+        for i, name in enumerate(names)
+    ]
     restarted = False
     back: set[int] = set()  # sessions logged in again after the restart
     back_by_password: list[str] = []
@@ -68,18 +82,27 @@ async def test_a_thousand_sessions_resume_by_token_after_a_relay_restart(
         session = sessions[index]
 
         def on_event(event: Event) -> None:
-            if (restarted and isinstance(event, ConnectionStateChanged)
-                    and event.state is ConnectionState.CONNECTED):
+            if (
+                restarted
+                and isinstance(event, ConnectionStateChanged)
+                and event.state is ConnectionState.CONNECTED
+            ):
                 back.add(index)
                 if not session.resumed_by_token:
                     back_by_password.append(session.username)
+
         return on_event
 
     for index, session in enumerate(sessions):
         session.add_listener(listener(index))
     try:
-        await bounded([lambda s=s: s.start(retry_first=True)  # type: ignore[misc]
-                       for s in sessions], CONCURRENCY)
+        await bounded(
+            [
+                lambda s=s: s.start(retry_first=True)  # type: ignore[misc]
+                for s in sessions
+            ],
+            CONCURRENCY,
+        )
         assert all(s.connected and not s.resumed_by_token for s in sessions)
 
         await asyncio.to_thread(relay.kill)  # the crash: the token table is what survives
@@ -95,8 +118,13 @@ async def test_a_thousand_sessions_resume_by_token_after_a_relay_restart(
             errors = {repr(s.last_error) for s in sessions if s.last_error is not None}
             return f"{len(back)} back, states {states}, errors {sorted(errors)[:5]}"
 
-        await wait_until(lambda: len(back) == SESSIONS, "every session is back", timeout=HANG,
-                         poll=0.05, describe=describe)
+        await wait_until(
+            lambda: len(back) == SESSIONS,
+            "every session is back",
+            timeout=HANG,
+            poll=0.05,
+            describe=describe,
+        )
         assert back_by_password == []
         assert all(s.connected and s.resumed_by_token for s in sessions)
 

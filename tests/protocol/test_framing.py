@@ -52,7 +52,8 @@ def test_frame_ends_of_frames_back_to_back(frames: list[tuple[int, bytes]]) -> N
     assert len(ends) == len(frames)
     starts = [0, *ends][: len(ends)]
     assert [stream[a:b] for a, b in zip(starts, ends, strict=True)] == [
-        encode_frame(t, p) for t, p in frames]
+        encode_frame(t, p) for t, p in frames
+    ]
     if stream:
         for cut in (len(stream) - 1, ends[0] - 1, 3):
             if 0 < cut < len(stream) and cut not in ends:
@@ -151,11 +152,15 @@ def test_encode_frame_header_and_message() -> None:
         encode_frame(6, "text")  # type: ignore[arg-type]
 
 
-@given(frames=frames_strategy, cuts=st.lists(st.integers(0, 10_000), max_size=40),
-       limits=st.lists(st.integers(1, 5), min_size=1, max_size=10))
+@given(
+    frames=frames_strategy,
+    cuts=st.lists(st.integers(0, 10_000), max_size=40),
+    limits=st.lists(st.integers(1, 5), min_size=1, max_size=10),
+)
 @settings(max_examples=300, deadline=None)
 def test_a_frame_limit_per_feed_loses_and_reorders_nothing(
-        frames: list[tuple[int, bytes]], cuts: list[int], limits: list[int]) -> None:
+    frames: list[tuple[int, bytes]], cuts: list[int], limits: list[int]
+) -> None:
     """The relay takes at most N frames per loop pass; the rest wait in the decoder."""
     stream = _stream(frames)
     points = sorted({c % (len(stream) + 1) for c in cuts})
@@ -222,11 +227,16 @@ def test_discard_releases_the_buffer_and_poisons_the_decoder() -> None:
         decoder.feed(b"a" * 500)
 
 
-@given(frames=frames_strategy, cut=st.integers(0, 10_000), handled=st.integers(0, 10),
-       split=st.integers(0, 10_000))
+@given(
+    frames=frames_strategy,
+    cut=st.integers(0, 10_000),
+    handled=st.integers(0, 10),
+    split=st.integers(0, 10_000),
+)
 @settings(max_examples=200, deadline=None)
 def test_unread_frames_come_back_first_and_in_order(
-        frames: list[tuple[int, bytes]], cut: int, handled: int, split: int) -> None:
+    frames: list[tuple[int, bytes]], cut: int, handled: int, split: int
+) -> None:
     """The relay puts back the frames a pass had no time for; nothing is lost or reordered,
     also when the frames put back sit in front of an incomplete one."""
     stream = _stream(frames)
@@ -234,7 +244,7 @@ def test_unread_frames_come_back_first_and_in_order(
     decoder = FrameDecoder()
     taken = decoder.feed(stream[:point])
     kept = taken[: handled % (len(taken) + 1)]
-    decoder.unread(taken[len(kept):])
+    decoder.unread(taken[len(kept) :])
     rest = stream[point:]
     middle = split % (len(rest) + 1)
     got = kept + decoder.feed(rest[:middle]) + decoder.feed(rest[middle:])

@@ -81,7 +81,8 @@ def test_invisible_usernames_are_invalid(name: str) -> None:
 )
 def test_look_alike_usernames_share_a_skeleton(look_alike: str, original: str) -> None:
     assert username_skeleton(normalize_username(look_alike)) == username_skeleton(
-        normalize_username(original))
+        normalize_username(original)
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,8 @@ def test_look_alike_usernames_share_a_skeleton(look_alike: str, original: str) -
 def test_different_looking_usernames_have_different_skeletons(one: str, other: str) -> None:
     # Cyrillic small ve looks like a small capital B, not like b
     assert username_skeleton(normalize_username(one)) != username_skeleton(
-        normalize_username(other))
+        normalize_username(other)
+    )
 
 
 def test_text_limit_counts_utf8_bytes() -> None:

@@ -18,13 +18,20 @@ from tests.harness import RelayProcess
 from tests.wire import WireClient
 
 
-def run(*args: str, stdin: str = "",
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m relay ARGS``, started with the common 022 umask whatever the test runner's
     (the relay must make its files private by itself)."""
-    return subprocess.run([sys.executable, "-m", "relay", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})}, preexec_fn=lambda: os.umask(0o022))
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        preexec_fn=lambda: os.umask(0o022),
+    )
 
 
 def mode_of(path: Path) -> int:
@@ -41,8 +48,18 @@ def test_help(args: list[str]) -> None:
 
 def test_main_help_explains_every_flag() -> None:
     out = run("--help").stdout
-    for flag in ("--host", "--port", "--cert", "--key", "--plaintext", "--max-frame",
-                 "--rate-limit", "--scrypt-n", "--log-level", "--config"):
+    for flag in (
+        "--host",
+        "--port",
+        "--cert",
+        "--key",
+        "--plaintext",
+        "--max-frame",
+        "--rate-limit",
+        "--scrypt-n",
+        "--log-level",
+        "--config",
+    ):
         assert flag in out
 
 
@@ -65,8 +82,9 @@ def test_user_admin_commands_work_on_the_relays_store(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "may not contain" in bad.stderr
     run("user", "add", "bob", "--password-stdin", *data, stdin="pw\n")
     assert run("user", "list", *data).stdout.split() == ["1", "alice", "2", "bob"]
-    assert run("user", "passwd", "alice", "--password-stdin", *data,
-               stdin="changed\n").returncode == 0
+    assert (
+        run("user", "passwd", "alice", "--password-stdin", *data, stdin="changed\n").returncode == 0
+    )
     assert run("user", "remove", "bob", *data).returncode == 0
     missing = run("user", "remove", "bob", *data)
     assert missing.returncode == 2 and "user list" in missing.stderr
@@ -98,8 +116,9 @@ def test_config_precedence_and_unknown_keys(tmp_path: Path) -> None:
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with RelayProcess(tmp_path / "a") as relay:
-        result = run("--host", "127.0.0.1", "--port", str(relay.port), "--data-dir",
-                     str(tmp_path / "b"))
+        result = run(
+            "--host", "127.0.0.1", "--port", str(relay.port), "--data-dir", str(tmp_path / "b")
+        )
         assert result.returncode == 2 and "--port" in result.stderr
 
 
@@ -112,10 +131,19 @@ def test_version_is_the_package_version() -> None:
 def test_help_lists_every_limit() -> None:
     out = run("--help").stdout
     assert "limits:" in out
-    for flag in ("--max-frame-before-login", "--read-budget", "--frames-per-pass",
-                 "--frame-timeout", "--input-budget", "--max-unauthenticated-per-address",
-                 "--max-unauthenticated", "--inbox-quota-bytes", "--registrations-per-minute",
-                 "--max-pending-hashes", "--version"):
+    for flag in (
+        "--max-frame-before-login",
+        "--read-budget",
+        "--frames-per-pass",
+        "--frame-timeout",
+        "--input-budget",
+        "--max-unauthenticated-per-address",
+        "--max-unauthenticated",
+        "--inbox-quota-bytes",
+        "--registrations-per-minute",
+        "--max-pending-hashes",
+        "--version",
+    ):
         assert flag in out
 
 
@@ -128,8 +156,7 @@ def test_options_work_on_either_side_of_the_subcommand(tmp_path: Path, side: str
     def around(*subcommand: str) -> list[str]:
         return [*options, *subcommand] if side == "before" else [*subcommand, *options]
 
-    added = run(*around("user", "add", "carol", "--password-stdin"), stdin="pw\n",
-                env=default_home)
+    added = run(*around("user", "add", "carol", "--password-stdin"), stdin="pw\n", env=default_home)
     assert added.returncode == 0, added.stderr
     assert run(*around("user", "list"), env=default_home).stdout.split() == ["1", "carol"]
     with sqlite3.connect(data / "parley.db") as db:
@@ -142,13 +169,20 @@ def test_options_work_on_either_side_of_the_subcommand(tmp_path: Path, side: str
 
 @pytest.mark.parametrize("side", ["before", "after"])
 def test_config_file_and_certificate_work_on_either_side_of_the_subcommand(
-        tmp_path: Path, side: str) -> None:
+    tmp_path: Path, side: str
+) -> None:
     other = tmp_path / "other"
     expected = run("cert", "show", "--data-dir", str(other)).stdout.split()[0]
     config = tmp_path / "relay.toml"
     config.write_text(f'[relay]\ndata_dir = "{tmp_path / "data"}"\n')
-    given = ["--config", str(config), "--cert", str(other / CERT_FILE_NAME), "--key",
-             str(other / KEY_FILE_NAME)]
+    given = [
+        "--config",
+        str(config),
+        "--cert",
+        str(other / CERT_FILE_NAME),
+        "--key",
+        str(other / KEY_FILE_NAME),
+    ]
     args = [*given, "cert", "show"] if side == "before" else ["cert", "show", *given]
     shown = run(*args, env={"XDG_DATA_HOME": str(tmp_path / "default")})
     assert shown.returncode == 0, shown.stderr
@@ -163,18 +197,30 @@ def test_config_file_and_certificate_work_on_either_side_of_the_subcommand(
 
 def test_admin_commands_create_a_private_data_dir_and_store(tmp_path: Path) -> None:
     data = tmp_path / "new" / "data"
-    assert run("user", "add", "carol", "--password-stdin", "--data-dir", str(data),
-               "--scrypt-n", "1024", stdin="pw\n").returncode == 0
+    assert (
+        run(
+            "user",
+            "add",
+            "carol",
+            "--password-stdin",
+            "--data-dir",
+            str(data),
+            "--scrypt-n",
+            "1024",
+            stdin="pw\n",
+        ).returncode
+        == 0
+    )
     assert run("cert", "show", "--data-dir", str(data)).returncode == 0
     assert mode_of(tmp_path / "new") == 0o700 and mode_of(data) == 0o700
     for name in ("parley.db", KEY_FILE_NAME):
         assert mode_of(data / name) == 0o600, name
 
 
-@pytest.mark.parametrize("command", [[], ["user", "list"], ["cert", "show"]],
-                         ids=["relay", "user", "cert"])
-def test_a_data_dir_other_users_can_enter_is_refused(tmp_path: Path,
-                                                     command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command", [[], ["user", "list"], ["cert", "show"]], ids=["relay", "user", "cert"]
+)
+def test_a_data_dir_other_users_can_enter_is_refused(tmp_path: Path, command: list[str]) -> None:
     data = tmp_path / "shared"
     data.mkdir()
     data.chmod(0o755)

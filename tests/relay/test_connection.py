@@ -36,8 +36,13 @@ def test_flush_cuts_large_chunks_and_keeps_bytes_in_order() -> None:
     recorder = _RecordingSocket(left)
     conn = Connection(1, left, "test", "test", 1024, 0.0)
     conn.sock = recorder  # type: ignore[assignment]
-    chunks = [b"a" * 10, os.urandom(3 * MAX_WRITE + 7), b"b" * 5, os.urandom(MAX_WRITE // 2),
-              os.urandom(MAX_WRITE)]
+    chunks = [
+        b"a" * 10,
+        os.urandom(3 * MAX_WRITE + 7),
+        b"b" * 5,
+        os.urandom(MAX_WRITE // 2),
+        os.urandom(MAX_WRITE),
+    ]
     for chunk in chunks:
         conn.queue(chunk)
     conn.release_staged()
@@ -82,7 +87,7 @@ def test_a_read_takes_at_most_the_frame_budget_and_keeps_the_rest_as_bytes() -> 
         if result is not ReadResult.MORE:
             break
         # Only the frames of this pass were decoded; the rest waits as raw bytes.
-        assert conn.decoder.buffered == sum(map(len, pings[len(nonces):]))
+        assert conn.decoder.buffered == sum(map(len, pings[len(nonces) :]))
     assert nonces == list(range(1, 201))
     assert results == [ReadResult.MORE] * 3 + [ReadResult.OK]
     left.close()
@@ -124,8 +129,11 @@ def test_dropping_unsent_output_keeps_in_flight_bytes_and_ends_on_a_frame() -> N
     conn.queue(frames[0])  # staged (this pass's output): dropped as well
     dropped = conn.drop_unsent()
     assert dropped > len(frames[0])
-    assert (conn.bytes_sent + conn.pending_bytes == conn.bytes_queued
-            == offset + len(frames[0]) - dropped)
+    assert (
+        conn.bytes_sent + conn.pending_bytes
+        == conn.bytes_queued
+        == offset + len(frames[0]) - dropped
+    )
     reset = encode_frame(FrameType.RESET, pb.Reset(code=pb.Reset.SLOW_CONSUMER))
     conn.queue(reset)
     conn.release_staged()
@@ -160,15 +168,13 @@ def test_staged_frames_wait_for_their_release_or_are_taken_back() -> None:
     assert not conn.flush()  # the released frame is written; the staged one waits
     assert right.recv(1 << 16) == committed
     assert conn.take_staged() == lost
-    assert (conn.pending_bytes, conn.bytes_queued, list(conn.v1_unacked)) == (
-        0, len(committed), [])
+    assert (conn.pending_bytes, conn.bytes_queued, list(conn.v1_unacked)) == (0, len(committed), [])
     assert conn.flush()
     left.close()
     right.close()
 
 
-def test_a_v1_frame_the_peer_can_read_over_tls_always_counts_as_written(
-        tmp_path: Path) -> None:
+def test_a_v1_frame_the_peer_can_read_over_tls_always_counts_as_written(tmp_path: Path) -> None:
     """v1 rows are deleted once "written": over TLS, every frame the peer is able to
     decrypt must already be counted in ``bytes_sent``, at every moment of a backlog that
     fills the socket (a send of several TLS records could leave the first ones readable by

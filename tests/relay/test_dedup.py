@@ -24,17 +24,26 @@ class FakeClock:
         return self.now
 
 
-def _accept(store: Store, window: DedupWindow, recipient: int, seq: int, sender: int,
-            client_id: int, timestamp: int) -> None:
+def _accept(
+    store: Store,
+    window: DedupWindow,
+    recipient: int,
+    seq: int,
+    sender: int,
+    client_id: int,
+    timestamp: int,
+) -> None:
     """What the relay does with a new durable message: filter, then store in the bucket."""
     assert not window.bloom.test_and_add(sender, client_id)
     frame = encode_frame(FrameType.MESSAGE, b"m")
-    store.append_inbox([InboxRow(recipient, seq, sender, client_id, timestamp, frame)],
-                       window.current_bucket())
+    store.append_inbox(
+        [InboxRow(recipient, seq, sender, client_id, timestamp, frame)], window.current_bucket()
+    )
 
 
 def test_a_backward_clock_step_neither_hides_a_record_nor_files_one_in_the_past(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Issue 11: a backward wall-clock step moved the live buckets back past a record, and
     the retry of its id was stored twice."""
     clock = FakeClock(START)

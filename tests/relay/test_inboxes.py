@@ -30,8 +30,9 @@ def _inboxes(store: Store) -> Inboxes:
     return Inboxes(store, DedupWindow(store, 86400, 12))
 
 
-def _accept(inboxes: Inboxes, recipient: int, sender: int, client_id: int,
-            text: bytes = b"m") -> InboxRow:
+def _accept(
+    inboxes: Inboxes, recipient: int, sender: int, client_id: int, text: bytes = b"m"
+) -> InboxRow:
     """What the message handler does with an accepted durable message."""
     size = inboxes.bytes_of(recipient)
     body = pb.Message(msg=text.decode()).SerializeToString()

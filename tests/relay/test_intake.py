@@ -44,10 +44,10 @@ def test_the_total_follows_every_decoder_exactly(sockets: list[socket.socket]) -
 
 
 def test_paused_readers_wait_for_room_and_the_largest_holders_go_after_the_grace(
-        sockets: list[socket.socket]) -> None:
+    sockets: list[socket.socket],
+) -> None:
     budget = InputBudget(1000, 1.0, MemoryTrimmer())
-    small, middle, large = (holding(sockets, i, size) for i, size in ((1, 100), (2, 400),
-                                                                       (3, 700)))
+    small, middle, large = (holding(sockets, i, size) for i, size in ((1, 100), (2, 400), (3, 700)))
     for conn in (small, middle, large):
         budget.count(conn, 0.0)
     assert budget.spent

@@ -38,14 +38,16 @@ def _ping_with_a_bug(relay: Relay, conn: Connection, payload: bytes) -> None:
 
 @pytest.fixture
 def relay_in_thread(tmp_path: Path) -> Iterator[Relay]:
-    config = RelayConfig(host="127.0.0.1", port=0, data_dir=tmp_path, plaintext=True,
-                         scrypt_n=1024).validate()
+    config = RelayConfig(
+        host="127.0.0.1", port=0, data_dir=tmp_path, plaintext=True, scrypt_n=1024
+    ).validate()
     started: list[Relay] = []
     listening = threading.Event()
 
     def run() -> None:  # SQLite objects belong to the thread that made them: the loop's
-        relay = Relay(config, _open_store(config), None,
-                      {**HANDLERS, FrameType.PING: _ping_with_a_bug})
+        relay = Relay(
+            config, _open_store(config), None, {**HANDLERS, FrameType.PING: _ping_with_a_bug}
+        )
         relay.listen()
         started.append(relay)
         listening.set()
@@ -63,7 +65,8 @@ def relay_in_thread(tmp_path: Path) -> Iterator[Relay]:
 
 
 def test_a_handler_exception_resets_only_its_connection(
-        relay_in_thread: Relay, caplog: pytest.LogCaptureFixture) -> None:
+    relay_in_thread: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
     host, port = relay_in_thread.acceptor.address
     caplog.set_level(logging.ERROR, logger="parley.relay")
     bystander = WireClient(host, port, tls=False)
@@ -82,8 +85,7 @@ def test_a_handler_exception_resets_only_its_connection(
     assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
 
 
-def test_a_failing_hash_callback_does_not_stop_the_others(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_hash_callback_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     worker = HashWorker(workers=1)
     results: list[int] = []
 

@@ -90,8 +90,7 @@ def test_sessions_show_online_only_oneself_and_online_buddies(store: Store) -> N
     assert sessions.viewers_of(BOB) == [ALICE]  # alice's cache still names bob, offline
 
 
-def test_a_new_login_takes_over_without_the_old_session_announcing_anything(
-        store: Store) -> None:
+def test_a_new_login_takes_over_without_the_old_session_announcing_anything(store: Store) -> None:
     sessions = Sessions(store)
     first, second = _connection(1), _connection(2)
     first.uid = second.uid = ALICE
@@ -118,7 +117,8 @@ def test_v1_sessions_see_buddies_only_in_their_lists(relay: Relay) -> None:
 
 
 def test_a_relation_change_refreshes_both_caches_and_pushes_both_lists(
-        relay: Relay, store: Store) -> None:
+    relay: Relay, store: Store
+) -> None:
     alice, carol = _online(relay, ALICE), _online(relay, CAROL)
     assert store.add_buddy(CAROL, ALICE) == AddBuddyOutcome.SUCCESS
     presence.relation_changed(relay, ALICE, CAROL)

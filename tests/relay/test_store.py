@@ -61,8 +61,9 @@ def _frame(seq: int) -> bytes:
     return encode_frame(FrameType.MESSAGE, b"m%d" % seq)
 
 
-def _msg(recipient: int, seq: int, sender: int = 99, client_id: int = 0,
-         timestamp: int = TS) -> InboxRow:
+def _msg(
+    recipient: int, seq: int, sender: int = 99, client_id: int = 0, timestamp: int = TS
+) -> InboxRow:
     return InboxRow(recipient, seq, sender, client_id, timestamp, _frame(seq))
 
 
@@ -136,7 +137,8 @@ def test_rollback_and_exception_in_with_block_drop_pending_writes(db_path: Path)
 
 
 def test_a_write_the_storage_refuses_loses_the_transaction_until_a_probe_writes(
-        db_path: Path) -> None:
+    db_path: Path,
+) -> None:
     """SQLITE_FULL for real (a page limit stands in for the disk): the whole transaction is
     rolled back, writes are refused at once, best-effort ones skipped, reads still work,
     and a probe write ends it."""
@@ -383,8 +385,11 @@ def test_inbox_runs_split_on_gaps_timestamps_and_size(store: Store) -> None:
     store.append_inbox(rows)
     runs = store.inbox_after(alice, 0, 100)
     assert [(r.first_seq, r.last_seq) for r in runs] == [
-        (1, MAX_RUN_MESSAGES), (MAX_RUN_MESSAGES + 1, count), (count + 2, count + 2),
-        (count + 3, count + 3)]
+        (1, MAX_RUN_MESSAGES),
+        (MAX_RUN_MESSAGES + 1, count),
+        (count + 2, count + 2),
+        (count + 3, count + 3),
+    ]
     assert [r.first_seq for r in store.inbox_after(alice, 0, 2)] == [1, MAX_RUN_MESSAGES + 1]
     assert len(_stored(store, alice)) == count + 2
 
@@ -429,12 +434,14 @@ def test_inbox_floor_partial_delivery_and_remove_user(store: Store) -> None:
 def test_inbox_delete_returns_receipts_and_keeps_head_seq_across_reopen(db_path: Path) -> None:
     with Store(db_path) as s:
         alice, bob, carol = _users(s, "alice", "bob", "carol")
-        s.append_inbox([
-            _msg(alice, 1, sender=bob, client_id=7),
-            _msg(alice, 2, sender=carol, client_id=0),
-            _msg(alice, 3, sender=carol, client_id=8),
-            _msg(alice, 4, sender=bob, client_id=9),
-        ])
+        s.append_inbox(
+            [
+                _msg(alice, 1, sender=bob, client_id=7),
+                _msg(alice, 2, sender=carol, client_id=0),
+                _msg(alice, 3, sender=carol, client_id=8),
+                _msg(alice, 4, sender=bob, client_id=9),
+            ]
+        )
         assert s.delete_inbox_through(alice, 3).receipts == [(bob, 7), (carol, 8)]
         assert s.delete_inbox_through(alice, 3) == ([], 0)
         assert s.inbox_count(alice) == 1
@@ -467,8 +474,9 @@ def test_inbox_bytes_count_stored_runs_until_they_are_deleted(store: Store) -> N
 DAY = 86_400  # the store fixture's dedup bucket
 
 
-def _accepted(store: Store, recipient: int, seq: int, sender: int, client_id: int,
-              timestamp: int) -> None:
+def _accepted(
+    store: Store, recipient: int, seq: int, sender: int, client_id: int, timestamp: int
+) -> None:
     """Store a message with a client id: its dedup record exists from now on."""
     store.append_inbox([InboxRow(recipient, seq, sender, client_id, timestamp, _frame(seq))])
 
@@ -504,19 +512,26 @@ def test_dedup_records_inside_a_run(db_path: Path) -> None:
         alice, bob, carol = _users(store, "alice", "bob", "carol")
         # One run of three with ids whose little-endian bytes overlap at odd offsets.
         ids = [0x0101010101010101, 0x0201010101010101, 0x01]
-        store.append_inbox([_msg(bob, 1, sender=alice, client_id=ids[0]),
-                            _msg(bob, 2, sender=carol, client_id=ids[1]),
-                            _msg(bob, 3, sender=alice, client_id=0),
-                            _msg(bob, 4, sender=alice, client_id=ids[2])])
+        store.append_inbox(
+            [
+                _msg(bob, 1, sender=alice, client_id=ids[0]),
+                _msg(bob, 2, sender=carol, client_id=ids[1]),
+                _msg(bob, 3, sender=alice, client_id=0),
+                _msg(bob, 4, sender=alice, client_id=ids[2]),
+            ]
+        )
         bucket = TS // 100
         assert store.find_dedup(carol, ids[1], [bucket], bob) == DedupRecord(
-            bucket, carol, ids[1], 2, TS)
+            bucket, carol, ids[1], 2, TS
+        )
         assert store.find_dedup(alice, ids[1], [bucket], bob) is None  # carol's id
         assert store.find_dedup(alice, ids[2], [bucket], bob) == DedupRecord(
-            bucket, alice, ids[2], 4, TS)
+            bucket, alice, ids[2], 4, TS
+        )
         assert store.find_dedup(alice, 0x0101010101010102, [bucket], bob) is None
         assert sorted(store.dedup_keys_since(0)) == sorted(
-            [(alice, ids[0]), (carol, ids[1]), (alice, ids[2])])
+            [(alice, ids[0]), (carol, ids[1]), (alice, ids[2])]
+        )
         assert store.delete_inbox_through(bob, 2).receipts == [(alice, ids[0]), (carol, ids[1])]
         assert store.delete_inbox_through(bob, 4).receipts == [(alice, ids[2])]
 
@@ -549,7 +564,8 @@ class _CountingCursor:
 
 
 def test_a_retry_lookup_reads_one_row_however_other_ids_were_crafted(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 11: ids crafted so that a chosen id's 8 bytes appear (unaligned) in every stored
     run made each retry of it bring every run back to Python (13 ms each)."""
     alice, bob, mallory = _users(store, "alice", "bob", "mallory")
@@ -560,12 +576,17 @@ def test_a_retry_lookup_reads_one_row_however_other_ids_were_crafted(
         low = (chosen & 0xFFFFFFFF) << 32 | n + 1
         high = chosen >> 32 | (n + 1) << 32
         seq = 2 + 2 * n
-        store.append_inbox([_msg(bob, seq, sender=mallory, client_id=low),
-                            _msg(bob, seq + 1, sender=mallory, client_id=high)])
+        store.append_inbox(
+            [
+                _msg(bob, seq, sender=mallory, client_id=low),
+                _msg(bob, seq + 1, sender=mallory, client_id=high),
+            ]
+        )
     counter = _RowCounter(store._con)
     monkeypatch.setattr(store, "_con", counter)
     assert store.find_dedup(alice, chosen, [TS // DAY], bob) == DedupRecord(
-        TS // DAY, alice, chosen, 1, TS)
+        TS // DAY, alice, chosen, 1, TS
+    )
     assert counter.rows == 1
     counter.rows = 0
     assert store.find_dedup(mallory, chosen, [TS // DAY], bob) is None  # not mallory's id
@@ -573,22 +594,30 @@ def test_a_retry_lookup_reads_one_row_however_other_ids_were_crafted(
 
 
 def test_packed_dedup_rows_are_migrated_to_exact_records(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    step = next(n for n, statements in enumerate(MIGRATIONS)
-                if any(isinstance(s, str) and "accepted_records" in s for s in statements))
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = next(
+        n
+        for n, statements in enumerate(MIGRATIONS)
+        if any(isinstance(s, str) and "accepted_records" in s for s in statements)
+    )
     monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS[:step])
     with Store(db_path) as s:
-        s._con.execute("INSERT INTO users (uid, username, username_key, password_hash, created)"
-                       " VALUES (1, 'alice', 'alice', 'h', 0), (2, 'bob', 'bob', 'h', 0)")
+        s._con.execute(
+            "INSERT INTO users (uid, username, username_key, password_hash, created)"
+            " VALUES (1, 'alice', 'alice', 'h', 0), (2, 'bob', 'bob', 'h', 0)"
+        )
         s._con.execute(
             "INSERT INTO accepted (bucket, recipient, first_seq, timestamp, senders, client_ids)"
             " VALUES (10, 2, 3, ?, ?, ?)",
-            (10 * DAY, struct.pack("<2I", 1, 1), struct.pack("<2Q", 0x0101010101010101, 2**64 - 1)))
+            (10 * DAY, struct.pack("<2I", 1, 1), struct.pack("<2Q", 0x0101010101010101, 2**64 - 1)),
+        )
     monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS)
     with Store(db_path) as s:
         assert s.find_dedup(1, 2**64 - 1, [10], 2) == DedupRecord(10, 1, 2**64 - 1, 4, 10 * DAY)
         assert s.find_dedup(1, 0x0101010101010101, [10], 2) == DedupRecord(
-            10, 1, 0x0101010101010101, 3, 10 * DAY)
+            10, 1, 0x0101010101010101, 3, 10 * DAY
+        )
         assert sorted(s.dedup_keys_since(0)) == [(1, 0x0101010101010101), (1, 2**64 - 1)]
         assert s.newest_dedup_bucket() == 10
 
@@ -599,13 +628,20 @@ def test_schema_1_database_is_migrated_to_runs(db_path: Path) -> None:
         assert isinstance(statement, str)
         con.execute(statement)
     con.execute("PRAGMA user_version = 1")
-    con.execute("INSERT INTO users (uid, username, username_key, password_hash, head_seq,"
-                " created) VALUES (1, 'alice', 'alice', 'h', 0, 0), (2, 'bob', 'bob', 'h', 7, 0),"
-                " (3, 'carol', 'carol', 'h', 2, 0)")
+    con.execute(
+        "INSERT INTO users (uid, username, username_key, password_hash, head_seq,"
+        " created) VALUES (1, 'alice', 'alice', 'h', 0, 0), (2, 'bob', 'bob', 'h', 7, 0),"
+        " (3, 'carol', 'carol', 'h', 2, 0)"
+    )
     # bob: seqs 1-4 delivered (moved to dedup), 5-7 stored; carol: everything delivered.
-    con.executemany("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?)", [
-        (2, 5, 1, 55, 0, 10 * DAY, b"m5"), (2, 6, 1, 0, 0, 10 * DAY, b"m6"),
-        (2, 7, 1, 57, 0, 10 * DAY + 1, b"m7")])
+    con.executemany(
+        "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (2, 5, 1, 55, 0, 10 * DAY, b"m5"),
+            (2, 6, 1, 0, 0, 10 * DAY, b"m6"),
+            (2, 7, 1, 57, 0, 10 * DAY + 1, b"m7"),
+        ],
+    )
     con.execute("INSERT INTO dedup VALUES (10, 1, 54, 4, ?)", (10 * DAY - 5,))
     con.execute("INSERT INTO dedup VALUES (10, 1, 53, 3, ?)", (10 * DAY - 9,))
     con.close()
@@ -630,14 +666,19 @@ def test_migration_keeps_look_alike_accounts_and_refuses_new_look_alikes(db_path
         con.execute(statement)
     con.execute("PRAGMA user_version = 1")
     # Registered before usernames were unique by skeleton: Latin alice and Cyrillic-a alice.
-    con.execute("INSERT INTO users (uid, username, username_key, password_hash, created)"
-                " VALUES (1, 'alice', 'alice', 'h1', 0), (2, '\u0430lice', '\u0430lice', 'h2', 0),"
-                " (3, 'Bob', 'bob', 'h3', 0)")
+    con.execute(
+        "INSERT INTO users (uid, username, username_key, password_hash, created)"
+        " VALUES (1, 'alice', 'alice', 'h1', 0), (2, '\u0430lice', '\u0430lice', 'h2', 0),"
+        " (3, 'Bob', 'bob', 'h3', 0)"
+    )
     con.close()
     with Store(db_path) as s:
         assert s.user_count() == 3
-        for uid, key, password_hash in ((1, "alice", "h1"), (2, "\u0430lice", "h2"),
-                                        (3, "bob", "h3")):
+        for uid, key, password_hash in (
+            (1, "alice", "h1"),
+            (2, "\u0430lice", "h2"),
+            (3, "bob", "h3"),
+        ):
             user = s.user_by_key(key)
             assert user is not None and (user.uid, user.password_hash) == (uid, password_hash)
         assert s.username_taken("\uff41lice", "\uff41lice")  # fullwidth a
@@ -685,8 +726,9 @@ def test_remove_user_cascades(db_path: Path, store: Store) -> None:
     assert store.find_dedup(bob, 1, [TS // DAY], alice) is None  # its inbox's records
     con = sqlite3.connect(db_path)
     for table in ("inbox_runs", "accepted"):
-        assert con.execute(f"SELECT count(*) FROM {table} WHERE recipient = ?",
-                           (alice,)).fetchone() == (0,)
+        assert con.execute(
+            f"SELECT count(*) FROM {table} WHERE recipient = ?", (alice,)
+        ).fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM relations").fetchone() == (0,)
     con.close()
     assert _stored(store, bob) == [b"m1"]  # what it sent stays

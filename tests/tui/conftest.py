@@ -20,8 +20,7 @@ from tests.tui.pilot import (
 )
 from tui.client.session import ClientSession
 
-__all__ = ["FAST", "PASSWORD", "app_config", "log_in", "screen_text", "start_peer",
-           "wait_until"]
+__all__ = ["FAST", "PASSWORD", "app_config", "log_in", "screen_text", "start_peer", "wait_until"]
 
 
 @pytest.fixture

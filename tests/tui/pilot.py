@@ -118,8 +118,8 @@ async def log_in(
 
 async def start_peer(relay: RelayProcess, tmp_path: Path, name: str) -> ClientSession:
     """A registered, logged-in library client."""
-    policy = TrustPolicy.plaintext() if relay.plaintext else TrustPolicy.pinned(
-        relay.fingerprint or ""
+    policy = (
+        TrustPolicy.plaintext() if relay.plaintext else TrustPolicy.pinned(relay.fingerprint or "")
     )
     endpoint = Endpoint(relay.host, relay.port)
     await register_account(endpoint, policy, name, PASSWORD)

@@ -118,8 +118,10 @@ async def test_unread_counts_and_incoming_requests(
             await dave.add_buddy(alice_uid)
             await wait_until(
                 pilot,
-                lambda: rows(screen).get("carol") is RowKind.INCOMING
-                and rows(screen).get("dave") is RowKind.INCOMING,
+                lambda: (
+                    rows(screen).get("carol") is RowKind.INCOMING
+                    and rows(screen).get("dave") is RowKind.INCOMING
+                ),
                 "two requests",
             )
             await wait_until(
@@ -135,8 +137,10 @@ async def test_unread_counts_and_incoming_requests(
             await wait_until(pilot, lambda: "dave" not in rows(screen), "dave declined")
             await wait_until(
                 pilot,
-                lambda: carol.buddies.get(alice_uid) is not None
-                and carol.buddies[alice_uid].relation == pb.User.BUDDY,
+                lambda: (
+                    carol.buddies.get(alice_uid) is not None
+                    and carol.buddies[alice_uid].relation == pb.User.BUDDY
+                ),
                 "carol sees alice as a buddy",
             )
 

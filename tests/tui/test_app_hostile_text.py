@@ -63,8 +63,12 @@ async def test_hostile_messages_render_literally(
         screen.open_conversation(bob.uid or 0)
         await pilot.pause()
         text = shown(screen)
-        for literal in ("[/]", "[@click=app.quit]click me[/]", '[link="x"]a link[/link]',
-                        "[b]not bold[/b] [$accent]x[/] $variable [red on blue]"):
+        for literal in (
+            "[/]",
+            "[@click=app.quit]click me[/]",
+            '[link="x"]a link[/link]',
+            "[b]not bold[/b] [$accent]x[/] $variable [red on blue]",
+        ):
             assert literal in text
         assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text
         assert "[31mred[0m ]0;new title [2J6n end" in text
@@ -97,16 +101,19 @@ async def test_hostile_messages_render_literally(
         assert screen.session.store.get(entry.local_id or 0).text == huge  # type: ignore[union-attr]
 
 
-async def test_hostile_user_name_renders_literally(
-    relay: RelayProcess, tmp_path: Path
-) -> None:
+async def test_hostile_user_name_renders_literally(relay: RelayProcess, tmp_path: Path) -> None:
     app = ParleyApp(app_config(tmp_path, relay))
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         screen = await log_in(pilot, app, "alice")
         evil = "[@click=app.quit]x[/]\x1b[2J"
         buddies = (
-            Buddy(uid=4242, username=evil, online=True, relation=pb.User.REQUEST_RECEIVED,
-                  protocol_version=2),
+            Buddy(
+                uid=4242,
+                username=evil,
+                online=True,
+                relation=pb.User.REQUEST_RECEIVED,
+                protocol_version=2,
+            ),
         )
         screen.post_message(SessionEvent(BuddyListChanged(buddies)))
         await wait_until(pilot, lambda: 4242 in screen.chat.buddies, "the injected request")

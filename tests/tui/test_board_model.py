@@ -54,9 +54,7 @@ def _flip(points: list[tuple[int, int]], sx: int, sy: int, swap: bool) -> list[t
         ((5, -2), [(0, 0), (1, 0), (2, -1), (3, -1), (4, -2), (5, -2)]),
     ],
 )
-def test_bresenham_all_eight_octants(
-    end: tuple[int, int], expected: list[tuple[int, int]]
-) -> None:
+def test_bresenham_all_eight_octants(end: tuple[int, int], expected: list[tuple[int, int]]) -> None:
     assert rasterize(0, 0, *end) == expected
 
 
@@ -184,10 +182,20 @@ def test_clear_returns_the_cells_that_were_drawn() -> None:
 @pytest.mark.parametrize(
     ("end", "char"),
     [
-        ((5, 0), "─"), ((-5, 0), "─"), ((6, 3), "─"), ((-6, -2), "─"),
-        ((0, 5), "│"), ((0, -5), "│"), ((2, 7), "│"), ((-3, -6), "│"),
-        ((3, -3), "╱"), ((-3, 3), "╱"), ((4, -3), "╱"),
-        ((3, 3), "╲"), ((-3, -3), "╲"), ((-3, -4), "╲"),
+        ((5, 0), "─"),
+        ((-5, 0), "─"),
+        ((6, 3), "─"),
+        ((-6, -2), "─"),
+        ((0, 5), "│"),
+        ((0, -5), "│"),
+        ((2, 7), "│"),
+        ((-3, -6), "│"),
+        ((3, -3), "╱"),
+        ((-3, 3), "╱"),
+        ((4, -3), "╱"),
+        ((3, 3), "╲"),
+        ((-3, -3), "╲"),
+        ((-3, -4), "╲"),
         ((0, 0), POINT_CHAR),
     ],
 )
@@ -217,9 +225,24 @@ def test_format_then_apply_text_equals_apply(
 
 
 MALFORMED = [
-    "", "1,2,3", "a,b,c,d", "1,2,3,4,##", "1,2,3,4,", "1, 2,3,4", "1,2,3,4,\x1b",
-    "\x1b[31m1,2,3,4", "1,2,3,4,\x1b[2J", "1,2,3,4,\u202e", "1,2,3,4,漢", "clear ", "CLEAR",
-    "10001,0,0,0", "0,0,0,-10001", "1.5,2,3,4", "x" * 10_000, "1,2,3,4,5,6",
+    "",
+    "1,2,3",
+    "a,b,c,d",
+    "1,2,3,4,##",
+    "1,2,3,4,",
+    "1, 2,3,4",
+    "1,2,3,4,\x1b",
+    "\x1b[31m1,2,3,4",
+    "1,2,3,4,\x1b[2J",
+    "1,2,3,4,\u202e",
+    "1,2,3,4,漢",
+    "clear ",
+    "CLEAR",
+    "10001,0,0,0",
+    "0,0,0,-10001",
+    "1.5,2,3,4",
+    "x" * 10_000,
+    "1,2,3,4,5,6",
 ]
 
 
@@ -271,10 +294,15 @@ def test_snapshot_round_trip_through_json() -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        {}, {"width": 3, "height": 3}, {"width": "3", "height": 3, "rows": []},
-        {"width": 0, "height": 3, "rows": []}, {"width": 3, "height": 3, "rows": ["abcd"]},
-        {"width": 3, "height": 1, "rows": ["a", "b"]}, {"width": 3, "height": 3, "rows": [1]},
-        {"width": 3, "height": 3, "rows": ["\x1b"]}, {"width": 3, "height": 3, "rows": "abc"},
+        {},
+        {"width": 3, "height": 3},
+        {"width": "3", "height": 3, "rows": []},
+        {"width": 0, "height": 3, "rows": []},
+        {"width": 3, "height": 3, "rows": ["abcd"]},
+        {"width": 3, "height": 1, "rows": ["a", "b"]},
+        {"width": 3, "height": 3, "rows": [1]},
+        {"width": 3, "height": 3, "rows": ["\x1b"]},
+        {"width": 3, "height": 3, "rows": "abc"},
         {"width": True, "height": 3, "rows": []},
     ],
 )

@@ -27,8 +27,20 @@ def test_tui_options_build_the_config(monkeypatch: pytest.MonkeyPatch, tmp_path:
     logs: list[Path | None] = []
     monkeypatch.setattr(cli, "setup_logging", logs.append)
     pin = format_fingerprint(bytes(range(32)))
-    argv = ["--host", "relay.example", "--port", "2000", "--user", "alice", "--fingerprint",
-            pin, "--data-dir", str(tmp_path / "d"), "--known-relays", str(tmp_path / "k")]
+    argv = [
+        "--host",
+        "relay.example",
+        "--port",
+        "2000",
+        "--user",
+        "alice",
+        "--fingerprint",
+        pin,
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--known-relays",
+        str(tmp_path / "k"),
+    ]
     assert cli.main(argv) == 0
     config = started[0].config
     assert (config.host, config.port, config.user) == ("relay.example", 2000, "alice")
@@ -48,11 +60,11 @@ def test_log_file_gets_the_client_log(tmp_path: Path) -> None:
         logging.getLogger("tui.client.session").warning("connection lost")
         for handler in root.handlers:
             handler.flush()
-        assert "WARNING tui.client.session: connection lost" in (
-            tmp_path / "parley.log"
-        ).read_text()
+        assert (
+            "WARNING tui.client.session: connection lost" in (tmp_path / "parley.log").read_text()
+        )
     finally:
-        for handler in root.handlers[len(before[0]):]:
+        for handler in root.handlers[len(before[0]) :]:
             handler.close()
         root.handlers[:] = before[0]
         root.setLevel(before[1])

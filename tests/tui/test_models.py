@@ -181,8 +181,18 @@ def test_keymap_lists_every_shown_binding() -> None:
 
     rows = key_rows(ParleyApp.BINDINGS)
     actions = {row.action.split(" (")[0] for row in rows}
-    assert {"Quit", "Help", "Add buddy", "Switch chat", "Re-send failed", "Accept", "Decline",
-            "Remove", "Send", "New line"} <= actions
+    assert {
+        "Quit",
+        "Help",
+        "Add buddy",
+        "Switch chat",
+        "Re-send failed",
+        "Accept",
+        "Decline",
+        "Remove",
+        "Send",
+        "New line",
+    } <= actions
     assert format_keys("ctrl+n,f1,escape,delete") == "Ctrl+N / F1 / Esc / Del"
     assert markdown_table(rows).startswith("| Where | Keys | Action |")
 
@@ -191,11 +201,27 @@ def test_chat_unread_counts_only_chat_among_the_unread() -> None:
     from tui.client.history import HistoryEntry
 
     def e(kind: int, outgoing: bool = False) -> HistoryEntry:
-        return HistoryEntry(None, 2, outgoing, 0, None, kind, "", b"", None, 0,
-                            MessageState.SENT if outgoing else MessageState.RECEIVED)
+        return HistoryEntry(
+            None,
+            2,
+            outgoing,
+            0,
+            None,
+            kind,
+            "",
+            b"",
+            None,
+            0,
+            MessageState.SENT if outgoing else MessageState.RECEIVED,
+        )
 
-    page = [e(pb.Message.MESSAGE), e(pb.Message.MESSAGE, True), e(pb.Message.GRAPHICS),
-            e(pb.Message.MESSAGE), e(pb.Message.GRAPHICS)]
+    page = [
+        e(pb.Message.MESSAGE),
+        e(pb.Message.MESSAGE, True),
+        e(pb.Message.GRAPHICS),
+        e(pb.Message.MESSAGE),
+        e(pb.Message.GRAPHICS),
+    ]
     assert chat_unread(page, 3) == 1  # the newest 3 incoming: stroke, message, stroke
     assert chat_unread(page, 4) == 2
     assert chat_unread(page, 0) == 0

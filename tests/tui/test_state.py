@@ -60,8 +60,9 @@ def entry(
     )
 
 
-def received(peer: int, kind: int = pb.Message.MESSAGE, text: str = "hello", *,
-             backlog: bool = False) -> MessageReceived:
+def received(
+    peer: int, kind: int = pb.Message.MESSAGE, text: str = "hello", *, backlog: bool = False
+) -> MessageReceived:
     return MessageReceived(entry(peer, kind, text), backlog=backlog)
 
 
@@ -165,9 +166,7 @@ def test_board_strokes_go_to_the_board_and_transfer_traffic_is_ignored(
 
 def test_a_failed_message_is_reported_with_its_reason(chat: ChatState) -> None:
     chat.open(BOB)
-    failed = entry(
-        BOB, outgoing=True, state=MessageState.FAILED, code=pb.Ack.NOT_BUDDY
-    )
+    failed = entry(BOB, outgoing=True, state=MessageState.FAILED, code=pb.Ack.NOT_BUDDY)
     update = chat.apply(OutgoingStateChanged(failed), now=0.0)
     assert update.conversation_line is failed
     [notice] = update.notices

@@ -16,11 +16,26 @@ DAY = 86_400
 T0 = int(time.mktime((2024, 6, 4, 12, 0, 0, 0, 0, -1)))  # local noon
 
 
-def entry(local_id: int, text: str = "hi", *, outgoing: bool = False, ts: int = T0,
-          state: MessageState | None = None, kind: int = pb.Message.MESSAGE) -> HistoryEntry:
+def entry(
+    local_id: int,
+    text: str = "hi",
+    *,
+    outgoing: bool = False,
+    ts: int = T0,
+    state: MessageState | None = None,
+    kind: int = pb.Message.MESSAGE,
+) -> HistoryEntry:
     return HistoryEntry(
-        local_id=local_id, peer=2, outgoing=outgoing, msg_id=local_id, seq=None, type=kind,
-        text=text, data=b"", file=None, timestamp=ts,
+        local_id=local_id,
+        peer=2,
+        outgoing=outgoing,
+        msg_id=local_id,
+        seq=None,
+        type=kind,
+        text=text,
+        data=b"",
+        file=None,
+        timestamp=ts,
         state=state or (MessageState.PENDING if outgoing else MessageState.RECEIVED),
     )
 
@@ -49,14 +64,26 @@ def test_state_change_rewrites_only_the_head_line() -> None:
     head = tl.head_line(2)
     assert head is not None
     before = plain(tl)
-    changed = tl.upsert(entry(2, "a long message that wraps over lines", outgoing=True,
-                              state=MessageState.DELIVERED))
+    changed = tl.upsert(
+        entry(
+            2, "a long message that wraps over lines", outgoing=True, state=MessageState.DELIVERED
+        )
+    )
     assert changed == [head]
     after = plain(tl)
     assert after[head].startswith("12:00 ✓✓ alice:")
     assert [a for a, b in zip(before, after, strict=True) if a != b] == [before[head]]
-    assert tl.upsert(entry(2, "a long message that wraps over lines", outgoing=True,
-                           state=MessageState.DELIVERED)) == []
+    assert (
+        tl.upsert(
+            entry(
+                2,
+                "a long message that wraps over lines",
+                outgoing=True,
+                state=MessageState.DELIVERED,
+            )
+        )
+        == []
+    )
 
 
 def test_append_prepend_and_out_of_order() -> None:

@@ -18,6 +18,9 @@ Invariants:
 - Every (re)login resumes by token and ``since_seq``; keepalive and backoff: see
   :mod:`tui.client.supervisor`.
 - All of it runs on one asyncio loop; nothing here is thread-safe.
+
+(About 520 lines: one method per request of the protocol, each short, is the facade's
+public API; the state machines behind them live in the modules named above.)
 """
 
 from __future__ import annotations

@@ -85,10 +85,12 @@ class ChoiceDialog(ModalScreen[str | None]):
 
 
 def confirm_remove(name: str) -> ChoiceDialog:
-    """"Remove NAME from your buddies?" — Remove / Keep (Keep focused)."""
+    """ "Remove NAME from your buddies?" — Remove / Keep (Keep focused)."""
     question = Content.assemble(
-        "Remove ", (name, "bold"), " from your buddies? You will no longer see each other "
-        "online or be able to exchange messages until one of you adds the other again."
+        "Remove ",
+        (name, "bold"),
+        " from your buddies? You will no longer see each other "
+        "online or be able to exchange messages until one of you adds the other again.",
     )
     return ChoiceDialog(
         question, [Choice("remove", "Remove", "y", "error"), Choice("keep", "Keep", "n")]
@@ -96,7 +98,7 @@ def confirm_remove(name: str) -> ChoiceDialog:
 
 
 def answer_request(name: str) -> ChoiceDialog:
-    """"NAME wants to be your buddy" — Accept / Decline / Later (Later focused)."""
+    """ "NAME wants to be your buddy" — Accept / Decline / Later (Later focused)."""
     question = Content.assemble((name, "bold"), " wants to be your buddy.")
     return ChoiceDialog(
         question,

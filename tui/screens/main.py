@@ -203,9 +203,7 @@ class MainScreen(Screen[None]):
             store.mark_read(uid)
         composer = self.composer
         composer.disabled = False
-        composer.placeholder = Content.assemble(
-            "Message ", name, " — Enter sends, Ctrl+J new line"
-        )
+        composer.placeholder = Content.assemble("Message ", name, " — Enter sends, Ctrl+J new line")
         self.refresh_roster()
         self.buddy_list.highlight_uid(uid)
         if focus:
@@ -293,9 +291,7 @@ class MainScreen(Screen[None]):
             elif row.kind is RowKind.INCOMING:
                 self.app.push_screen(answer_request(row.name), self._answered(row))
             else:
-                self.notify(
-                    f"Waiting for {row.name} to accept your buddy request.", markup=False
-                )
+                self.notify(f"Waiting for {row.name} to accept your buddy request.", markup=False)
         elif action == "accept":
             self._request(self.requests.add(row.uid, row.name))
         elif action == "decline":

@@ -177,9 +177,7 @@ class Board:
             lines.pop()
         return "\n".join(lines)
 
-    def apply(
-        self, command: Segment | ClearBoard, default_brush: str = DEFAULT_BRUSH
-    ) -> set[Cell]:
+    def apply(self, command: Segment | ClearBoard, default_brush: str = DEFAULT_BRUSH) -> set[Cell]:
         """Draw ``command`` and return the cells whose character changed.
 
         A segment uses its own brush, else ``default_brush`` (``ERASER`` erases); only its

@@ -249,9 +249,7 @@ class ChatState:
                 )
             )
 
-    def _buddies_changed(
-        self, buddies: tuple[Buddy, ...], now: float, update: ChatUpdate
-    ) -> None:
+    def _buddies_changed(self, buddies: tuple[Buddy, ...], now: float, update: ChatUpdate) -> None:
         old = self.buddies
         new = {buddy.uid: buddy for buddy in buddies}
         for buddy in buddies:

@@ -216,9 +216,7 @@ class ConversationView(StyledLinesView, can_focus=True):
         if not timeline.lines:
             if y == 1 and self.empty_text:
                 text = f"  {self.empty_text}"
-                return Strip([Segment(text, self._style("empty"))]).adjust_cell_length(
-                    width, base
-                )
+                return Strip([Segment(text, self._style("empty"))]).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         if index >= len(timeline.lines):
             return Strip.blank(width, base)

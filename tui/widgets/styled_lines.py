@@ -31,7 +31,6 @@ class StyledLinesView(ScrollView):
         if style is None:
             style = self.rich_style
             if key:
-                style += self.get_component_rich_style(f"{self.STYLE_PREFIX}{key}",
-                                                       partial=True)
+                style += self.get_component_rich_style(f"{self.STYLE_PREFIX}{key}", partial=True)
             self._styles[key] = style
         return style

@@ -289,15 +289,19 @@ class TransferEngine:
         self._hub.emit(event(ended))
         return ended
 
-    def complete(self, transfer: Transfer, *, path: Path | None = None,
-                  **changes: Any) -> Transfer:
+    def complete(self, transfer: Transfer, *, path: Path | None = None, **changes: Any) -> Transfer:
         """:meth:`end` as COMPLETED with the whole size, emitting TransferCompleted with the
         file: ``path`` for a received file (stored with it), the source for a sent one."""
         if path is not None:
             changes["path"] = path
-        return self.end(transfer, TransferState.COMPLETED, "",
-                         lambda t: TransferCompleted(t, path or t.path or Path()),
-                         offset=transfer.size, **changes)
+        return self.end(
+            transfer,
+            TransferState.COMPLETED,
+            "",
+            lambda t: TransferCompleted(t, path or t.path or Path()),
+            offset=transfer.size,
+            **changes,
+        )
 
     def _forget_run(self, local_id: int) -> OutgoingRun | IncomingRun | None:
         out = self._out.pop(local_id, None)

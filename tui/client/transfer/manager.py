@@ -180,12 +180,20 @@ class TransferManager:
             raise TransferError(f"{source} changed while it was being read; try again")
         digest = await asyncio.to_thread(lambda: hashlib.sha256(data).digest())
         entry = self.session.send(peer, _M.FILE, text=name, data=data)
-        return self._record_offer(entry, peer, 0, source, name, size, digest, mtime,
-                                  legacy=True)
+        return self._record_offer(entry, peer, 0, source, name, size, digest, mtime, legacy=True)
 
     def _record_offer(
-        self, entry: HistoryEntry, peer: int, transfer_id: int, source: Path, name: str,
-        size: int, digest: bytes, mtime: int, *, legacy: bool = False,
+        self,
+        entry: HistoryEntry,
+        peer: int,
+        transfer_id: int,
+        source: Path,
+        name: str,
+        size: int,
+        digest: bytes,
+        mtime: int,
+        *,
+        legacy: bool = False,
     ) -> Transfer:
         """Store the outgoing transfer whose offer ``entry`` was just queued, and announce it."""
         transfer = self.store.add(

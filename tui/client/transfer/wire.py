@@ -220,8 +220,10 @@ class TransferWire:
                 # Every byte is here and being verified/moved into place: the cancel lost
                 # the race. Finishing (and the final FILE_PROGRESS it sends) is the only
                 # outcome that leaves disk and records consistent.
-                log.info("transfer %d: cancel from the sender arrived after the last byte; "
-                         "completing", transfer.id)
+                log.info(
+                    "transfer %d: cancel from the sender arrived after the last byte; completing",
+                    transfer.id,
+                )
                 continue
             self.engine.spawn(self.engine.stop_run(transfer.id, remove_part=True))
             who = "the receiver" if outgoing else "the sender"
