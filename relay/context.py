@@ -10,9 +10,11 @@ Invariants:
 - Dependency direction: the loop imports this module and the owners; this module imports
   the owners only; handlers, :mod:`relay.delivery` and :mod:`relay.presence` import this
   module and never the loop.
-- Everything queued through it is written after the pass's commit (the loop's rule);
-  ``dirty`` is where a helper that appends to a connection's queue directly
-  (:meth:`relay.connection.Connection.queue`) registers that connection for that write.
+- Everything queued through it is written after the pass's commit (the loop's rule).
+  ``send`` is the one way for handlers, delivery and presence to put a frame on a
+  connection (OK Acks of a read are collected in ``conn.pending_acks`` and ``send`` puts
+  them first); only :mod:`relay.outage`, which takes staged frames back and answers for
+  them, queues on a connection itself.
 
 Owns no state.
 """

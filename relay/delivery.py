@@ -101,8 +101,7 @@ def push(relay: Context, conn: Connection, seq: int, frame: bytes, has_id: bool)
                 "you are not reading fast enough; messages wait for your next login",
             )
         return
-    conn.queue(frame)
-    relay.dirty.add(conn)
+    relay.send(conn, frame)
     conn.pushed_seq = seq
     if conn.version < 2:
         conn.v1_unacked.append((conn.bytes_queued, seq, has_id))
@@ -184,5 +183,4 @@ def send_receipts(relay: Context, recipient: int, delivered: list[tuple[int, int
         target = online.get(sender)
         if target is None or target.version < 2 or target.state is not ConnState.OPEN:
             continue
-        target.queue(receipt_frames(ids, recipient))
-        relay.dirty.add(target)
+        relay.send(target, receipt_frames(ids, recipient))

@@ -379,15 +379,14 @@ class Relay:
                     self.reset(conn, exc.code, exc.reason)
                     return
         finally:
-            acks = conn.pending_acks
-            if acks:
+            if conn.pending_acks:
                 # Acks of this read, one chunk (written after the commit like everything
                 # else). A connection being reset drops them: its client re-sends those ids
                 # and gets the same Acks from the dedup window.
                 if conn.state is ConnState.OPEN:
-                    conn.queue(b"".join(acks))
+                    self._queue_acks(conn)
                     self.dirty.add(conn)
-                acks.clear()
+                conn.pending_acks.clear()
 
     def _drain_closing(self, conn: Connection) -> None:
         try:
@@ -409,12 +408,18 @@ class Relay:
         """
         if conn.state is not ConnState.OPEN:
             return
-        acks = conn.pending_acks
-        if acks:
-            conn.queue(b"".join(acks))
-            acks.clear()
+        if conn.pending_acks:
+            self._queue_acks(conn)
         conn.queue(frame)
         self.dirty.add(conn)
+
+    @staticmethod
+    def _queue_acks(conn: Connection) -> None:
+        """The OK Acks a handler collected in ``conn.pending_acks`` (one per durable message
+        of the read being dispatched) go on the queue as one chunk."""
+        acks = conn.pending_acks
+        conn.queue(b"".join(acks))
+        acks.clear()
 
     def send_message(self, conn: Connection, frame_type: int, message: Any) -> None:
         self.send(conn, encode_frame(frame_type, message))
