@@ -222,15 +222,6 @@ class _Backoff(Generic[_Key]):
                 break
             del entries[oldest]
 
-    def undo(self, key: _Key) -> None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return
-        if entry[0] <= 1:
-            del self._entries[key]
-        else:
-            self._entries[key] = (entry[0] - 1, entry[1])  # keeps its place in the order
-
     def forget(self, key: _Key) -> None:
         self._entries.pop(key, None)
 
@@ -243,8 +234,12 @@ class LoginThrottle:
     to ``max_delay``) and per peer address over all accounts (``ADDRESS_FAILURES_FACTOR``
     times as many free attempts). Guessing from other addresses never delays the owner's
     address, and a valid resume token is accepted before the throttle is asked. An attempt
-    counts as failed from the moment its check starts (:meth:`attempt`), so checks still
-    running count toward the limit; :meth:`succeeded` takes it back. A key with no failure for
+    on an account counts as failed from the moment its check starts (:meth:`attempt`), so
+    checks still running count toward the account's limit; :meth:`succeeded` takes it back.
+    The address ledger counts only checks that failed (:meth:`failed`) and logins to unknown
+    accounts: many users behind one address (a shared box on 127.0.0.1, a NAT) logging in at
+    once are not a guessing attack, and the global hash budget bounds their concurrent
+    work. A key with no failure for
     FAILURE_MEMORY_S starts afresh; each ledger holds at most ``max_entries`` keys (the least
     recently failed dropped first), so memory stays bounded whatever peers do.
     """
@@ -266,16 +261,21 @@ class LoginThrottle:
         return wait
 
     def attempt(self, uid: int | None, address: str, now: float) -> None:
-        """Count a login attempt as failed, until :meth:`succeeded` says otherwise."""
-        self._addresses.fail(address, now)
-        if uid is not None:
+        """A login to ``uid`` from ``address`` starts its check: it counts as failed for the
+        account until :meth:`succeeded`. ``uid`` None (no such account, or an invalid token
+        alone) fails at once, and for the address."""
+        if uid is None:
+            self._addresses.fail(address, now)
+        else:
             self._accounts.fail((uid, address), now)
 
+    def failed(self, address: str, now: float) -> None:
+        """The check of an :meth:`attempt` found the password wrong: the address fails too."""
+        self._addresses.fail(address, now)
+
     def succeeded(self, uid: int, address: str) -> None:
-        """The attempt's password was right: the account starts afresh at this address, and
-        the address gets its attempt back."""
+        """The attempt's password was right: the account starts afresh at this address."""
         self._accounts.forget((uid, address))
-        self._addresses.undo(address)
 
 
 class RegistrationLimit:

@@ -175,8 +175,11 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
 
     def verified(ok: bool | None, error: BaseException | None) -> None:
         conn.auth_pending = False
-        if error is None and ok:
-            throttle.succeeded(user.uid, address)
+        if error is None:
+            if ok:
+                throttle.succeeded(user.uid, address)
+            else:
+                throttle.failed(address, relay.now)
         if conn.state is not ConnState.OPEN:
             return
         if error is not None:

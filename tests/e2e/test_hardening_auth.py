@@ -155,3 +155,19 @@ def test_look_alike_and_invisible_usernames_are_refused(relay: RelayProcess) -> 
     # Login looks the exact name up: a look-alike name never reaches alice's account.
     assert c.login("\u0430lice", "right").code == pb.LoginResponse.USER_NOT_FOUND
     assert c.login("ALICE", "right").code == pb.LoginResponse.SUCCESS
+
+
+def test_many_users_behind_one_address_log_in_at_once(relay: RelayProcess) -> None:
+    """A shared box (everyone on 127.0.0.1) or a relay restart: 60 v1 users send their
+    password logins at the same moment, three times the per-address failure allowance. They
+    are not guessing, so none is throttled (v1 would see that as PASSWORD_ERROR)."""
+    names = [f"crowd{i:02d}" for i in range(20 * 3)]
+    for name in names:
+        _register(relay, name, f"pw-{name}")
+    clients = [_client(relay) for _ in names]
+    for c, name in zip(clients, names, strict=True):
+        c.send(FrameType.LOGIN, pb.LoginRequest(username=name, password=f"pw-{name}"))
+    codes = Counter(c.expect(FrameType.LOGIN, pb.LoginResponse).code for c in clients)
+    assert codes == {pb.LoginResponse.SUCCESS: len(names)}
+    for c in clients:
+        c.close()
