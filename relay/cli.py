@@ -78,9 +78,10 @@ def _add_common(parser: argparse.ArgumentParser, default: Any = None) -> None:
     )
     parser.add_argument(
         "--log-level",
+        type=str.upper,  # debug, Debug and DEBUG alike
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         default=default,
-        help="log verbosity (default: INFO)",
+        help="log verbosity, any case (default: INFO)",
     )
 
 
@@ -349,6 +350,9 @@ def _ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
+_LOW_CONNECTION_LIMIT = 1024
+
+
 def _fit_open_file_limit(config: RelayConfig) -> RelayConfig:
     """Raise the soft open-file limit to the hard one; keep max_connections below it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -359,7 +363,11 @@ def _fit_open_file_limit(config: RelayConfig) -> RelayConfig:
             soft = target
     usable = soft - 64  # the store, the listener, the wake-up pair, logs, certificates
     if config.max_connections > usable:
-        log.warning(
+        # A warning only when the limit is really low: most boxes allow thousands of
+        # connections, and a warning at every start that needs no action trains operators
+        # to skip warnings.
+        log.log(
+            logging.WARNING if usable < _LOW_CONNECTION_LIMIT else logging.INFO,
             "open-file limit %d allows %d connections, not %d: raise 'ulimit -n' for more",
             soft,
             usable,
@@ -510,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         return _fail(f"{exc}")
     logging.basicConfig(
-        level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+        level=config.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
     )
     try:
         if args.command == "cert":

@@ -90,10 +90,11 @@ def test_the_commands_of_the_wheel_answer_help_and_version(installed: Path, tmp_
         shown = _run(installed / command, "--help", cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert f"usage: {command}" in shown.stdout
-    version = _run(installed / "parley-relay", "--version", cwd=tmp_path)
-    assert version.returncode == 0 and re.fullmatch(
-        r"parley-relay \d+\.\d+\.\d+\s*", version.stdout
-    ), version
+    for command in ("parley-relay", "parley"):
+        version = _run(installed / command, "--version", cwd=tmp_path)
+        assert version.returncode == 0 and re.fullmatch(
+            rf"{command} \d+\.\d+\.\d+\s*", version.stdout
+        ), version
 
 
 def test_the_relay_of_the_wheel_starts_and_serves_a_login(installed: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,12 +27,20 @@ from tui.settings import AppConfig
 SCRIPT_COMMANDS = frozenset({"send", "tail"})
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("parley-chat")
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown: not installed as a package)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parley",
         description="Parley chat client (a terminal UI). `parley send --help` and "
         "`parley tail --help` describe the commands for scripts.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--host", help="relay host (default: the remembered one, or localhost)")
     parser.add_argument(
         "--port", type=int, help=f"relay port (default: remembered, or {DEFAULT_PORT})"

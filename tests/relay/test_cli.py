@@ -239,3 +239,13 @@ def test_a_store_file_others_can_read_is_made_private_and_logged(tmp_path: Path)
     assert listed.returncode == 0 and listed.stdout.split() == ["1", "carol"]
     assert mode_of(db) == 0o600
     assert "was open to other users (mode 0644)" in listed.stderr
+
+
+def test_log_levels_are_case_insensitive_in_flags_and_config(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    flag = run("--log-level", "debug", "--data-dir", str(data), "cert", "show")
+    assert flag.returncode == 0, flag.stderr
+    config = tmp_path / "relay.toml"
+    config.write_text('log_level = "warning"\n')
+    from_file = run("--config", str(config), "--data-dir", str(data), "cert", "show")
+    assert from_file.returncode == 0, from_file.stderr
