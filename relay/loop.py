@@ -89,6 +89,10 @@ _INPUT_PRESSURE_GRACE = 1.0  # seconds at the input budget before the largest ho
 # bystander's ping p99 in bench_hostile.py scenario (b) before this bound.
 _HANDLING_TIME_PER_PASS = 0.002
 
+# `parley-relay user passwd|remove` (another process) asks for a session to end: looked at
+# this often, at the cost of one PRAGMA data_version when nothing was asked.
+_ADMIN_CHECK_INTERVAL = 1.0
+
 
 class Relay:
     """The loop: connections and the iteration; the state owners it composes (module
@@ -175,9 +179,10 @@ class Relay:
             _SWEEP_INTERVAL, self.config.idle_timeout / 3, self.config.frame_timeout / 3
         )
         next_sweep = time.monotonic() + sweep_interval
+        next_admin_check = time.monotonic() + _ADMIN_CHECK_INTERVAL
         select = self.readiness.selector.select
         while not self.stopping:
-            timeout = min(sweep_interval, max(0.0, next_sweep - time.monotonic()))
+            timeout = max(0.0, min(next_sweep, next_admin_check) - time.monotonic())
             if (
                 self.dirty
                 or self.inboxes.pending_rows
@@ -220,6 +225,9 @@ class Relay:
                 next_sweep = self.now + sweep_interval
                 self.maintenance.sweep()
                 self.maintenance.housekeeping()
+            if self.now >= next_admin_check:
+                next_admin_check = self.now + _ADMIN_CHECK_INTERVAL
+                self.maintenance.check_admin_actions()
             self.end_iteration()
         self.shutdown()
 

@@ -56,21 +56,27 @@ class Maintenance:
 
     def housekeeping(self) -> None:
         """Bounded periodic work: rotate the dedup filter; while the store cannot write,
-        probe it and nothing else; otherwise apply admin actions and prune expired rows in
-        chunks (a write failing here is answered for at the end of the pass, like any)."""
+        probe it and nothing else; otherwise prune expired rows in chunks (a write failing
+        here is answered for at the end of the pass, like any)."""
         loop = self._loop
         loop.dedup.rotate()
         if not loop.store.available:
             loop.outage.probe(loop)
             return
         with contextlib.suppress(StoreUnavailable):
-            self.apply_admin_actions()
             if loop.now < self._next_prune:
                 return
             pruned = loop.dedup.prune(_PRUNE_CHUNK)
             pruned += loop.store.prune_tokens(loop.wall)
             # More left: come back at the next sweep; otherwise in a minute.
             self._next_prune = loop.now + (0.0 if pruned >= _PRUNE_CHUNK else 60.0)
+
+    def check_admin_actions(self) -> None:
+        """Apply what admin commands asked for, unless the store cannot write now (a write
+        failing here is answered for at the end of the pass, like any)."""
+        if self._loop.store.available:
+            with contextlib.suppress(StoreUnavailable):
+                self.apply_admin_actions()
 
     def apply_admin_actions(self) -> None:
         """End the sessions ``parley-relay user passwd|remove`` (another process) asked to
