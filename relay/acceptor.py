@@ -14,8 +14,11 @@ Invariants:
   the handshake's WANT_READ/WANT_WRITE become selector interest.
 - Every accepted connection has a handshake timer; every opened one a login timer, and is
   greeted with the RAW frame the original protocol sends.
+- The Unix socket's connections (:mod:`relay.local_socket`) skip TLS, carry the peer's
+  kernel credentials from accept on (``Connection.local_peer``), and count in admission
+  under the address ``unix:<uid>``. An accept pause stops both listeners.
 
-State owned: the listener, its pause, the connection id counter, the accepted count.
+State owned: the listeners, their pause, the connection id counter, the accepted count.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 import selectors
 import socket
 import ssl
+from pathlib import Path
 from typing import Protocol
 
 from protocol import chat_pb2 as pb
@@ -36,6 +40,13 @@ from protocol.types import FrameType
 from relay.admission import Admission
 from relay.config import RelayConfig
 from relay.connection import Connection, ConnState
+from relay.local_socket import (
+    LocalListener,
+    PeerCredentials,
+    bind_local_socket,
+    peer_credentials,
+    remove_local_socket,
+)
 from relay.readiness import Readiness
 from relay.timers import TIMER_HANDSHAKE, TIMER_LOGIN
 
@@ -79,6 +90,7 @@ class Acceptor:
         self._readiness = readiness
         self._loop = loop
         self.listener: socket.socket | None = None
+        self.local: LocalListener | None = None
         self.address: tuple[str, int] = ("", 0)
         self.paused_until = 0.0  # monotonic time accepts resume after a failure; 0: not paused
         self._error_logged_at = float("-inf")
@@ -99,31 +111,45 @@ class Acceptor:
         self.address = sock.getsockname()[:2]
         return self.address
 
+    def listen_local(self, path: str) -> None:
+        """Bind and listen on the Unix socket at ``path`` (:mod:`relay.local_socket`)."""
+        local = bind_local_socket(Path(path), 4096)
+        self.local = local
+        self._readiness.selector.register(local.sock, selectors.EVENT_READ, None)
+
+    def _listeners(self) -> list[socket.socket]:
+        found = [self.listener] if self.listener is not None else []
+        return found + ([self.local.sock] if self.local is not None else [])
+
     def resume_if_due(self, now: float) -> None:
-        """Watch the listener again once an accept pause is over."""
+        """Watch the listeners again once an accept pause is over."""
         if self.paused_until and now >= self.paused_until:
             self.paused_until = 0.0
-            if self.listener is not None:
-                self._readiness.selector.register(self.listener, selectors.EVENT_READ, None)
+            for listener in self._listeners():
+                self._readiness.selector.register(listener, selectors.EVENT_READ, None)
 
     def stop(self) -> None:
-        """Close the listener (shutdown)."""
+        """Close the listeners and remove the Unix socket's file (shutdown)."""
+        if not self.paused_until:
+            for listener in self._listeners():
+                self._readiness.selector.unregister(listener)
         if self.listener is not None:
-            if not self.paused_until:
-                self._readiness.selector.unregister(self.listener)
             self.listener.close()
             self.listener = None
+        if self.local is not None:
+            remove_local_socket(self.local)
+            self.local = None
 
-    def accept(self) -> None:
-        """Accept what the listener holds, within this pass's bound (module docstring)."""
-        assert self.listener is not None
+    def accept(self, listener: socket.socket) -> None:
+        """Accept what ``listener`` holds, within this pass's bound (module docstring)."""
         config = self._config
+        local = self.local is not None and listener is self.local.sock
         admission = self._admission
         # A bounded number of accepts per pass: the listener stays readable, so the rest of a
         # connection flood waits for the next pass instead of holding this one.
         for _ in range(_ACCEPTS_PER_PASS):
             try:
-                sock, addr = self.listener.accept()
+                sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -142,10 +168,20 @@ class Acceptor:
                         exc,
                         _ACCEPT_BACKOFF,
                     )
-                self._readiness.selector.unregister(self.listener)
+                for paused in self._listeners():
+                    self._readiness.selector.unregister(paused)
                 self.paused_until = self._loop.now + _ACCEPT_BACKOFF
                 return
-            host = addr[0]
+            credentials: PeerCredentials | None = None
+            if local:
+                try:
+                    credentials = peer_credentials(sock)
+                except OSError:
+                    sock.close()
+                    continue
+                host = f"unix:{credentials.uid}"
+            else:
+                host = addr[0]
             if self._loop.stopping:
                 sock.close()
                 continue
@@ -174,25 +210,27 @@ class Acceptor:
                 continue
             try:
                 sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if not local:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 sock.close()  # already reset by the peer
                 continue
             conn = Connection(
                 next(self._conn_ids),
                 sock,
-                f"{host}:{addr[1]}",
+                f"{host}:pid={credentials.pid}" if credentials else f"{host}:{addr[1]}",
                 host,
                 config.max_frame_before_login,
                 self._loop.now,
             )
+            conn.local_peer = credentials
             self._loop.connections[conn.id] = conn
             admission.add(conn)
             self.accepted_count += 1
             log.info("conn=%d peer=%s accepted", conn.id, conn.peer)
             self._readiness.set_interest(conn, selectors.EVENT_READ)
             self._loop.add_timer(config.handshake_timeout, TIMER_HANDSHAKE, conn)
-            if self._ssl_context is None:
+            if self._ssl_context is None or local:
                 self.open(conn)
 
     def evict_oldest_waiting(self, why: str) -> bool:

@@ -20,6 +20,7 @@ import getpass
 import importlib.metadata
 import logging
 import os
+import pwd
 import resource
 import ssl
 import stat
@@ -31,7 +32,7 @@ from certs import ensure_certificate, fingerprint_of_pem_file
 from protocol.validation import normalize_username, username_key, validate_password
 from relay.auth import hash_password
 from relay.config import RelayConfig, default_data_dir, load_config
-from relay.store import Store, StoreError, StoreUnavailable
+from relay.store import Store, StoreError, StoreUnavailable, UserRecord
 
 log = logging.getLogger("parley.relay")
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="subcommands:\n  parley-relay cert show|generate   the TLS certificate\n"
         "  parley-relay user add|list|passwd|remove NAME   accounts\n"
+        "  parley-relay user link NAME --unix-user USER   bind an account to a Unix user\n"
         "Run 'parley-relay SUBCOMMAND --help' for details.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -121,6 +123,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="no TLS (for local tests and packet captures only: passwords "
         "and messages cross the network in clear)",
+    )
+    local = parser.add_mutually_exclusive_group()
+    local.add_argument(
+        "--unix-socket",
+        metavar="PATH",
+        help="also listen on this Unix socket, where local users log in as themselves "
+        "without a password (default: /run/parley/relay.sock when run as root or by the "
+        "owner of /run/parley, else $XDG_RUNTIME_DIR/parley/relay.sock, else "
+        '/tmp/parley-UID/relay.sock; config key unix_socket, "" = none)',
+    )
+    local.add_argument(
+        "--no-unix-socket",
+        action="store_const",
+        const="",
+        dest="unix_socket",
+        help="do not listen on a Unix socket",
+    )
+    parser.add_argument(
+        "--no-local-accounts",
+        action="store_const",
+        const=False,
+        dest="local_accounts",
+        help="never create an account on a local login: only accounts an admin bound with "
+        "'user link' log in over the Unix socket without a password",
     )
     parser.add_argument(
         "--max-frame",
@@ -278,8 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds.",
     )
     _add_common(user, argparse.SUPPRESS)
-    user.add_argument("action", choices=["add", "list", "passwd", "remove"])
+    user.add_argument("action", choices=["add", "list", "passwd", "remove", "link"])
     user.add_argument("name", nargs="?", help="username (not for list)")
+    user.add_argument(
+        "--unix-user",
+        metavar="USER",
+        help="link: the Unix login name (or uid) whose password-less local logins are this account",
+    )
     user.add_argument(
         "--password-stdin",
         action="store_true",
@@ -297,6 +328,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "cert",
         "key",
         "plaintext",
+        "unix_socket",
+        "local_accounts",
         "max_frame",
         "rate_limit",
         "inbox_quota",
@@ -411,6 +444,12 @@ def run_relay(config: RelayConfig) -> int:
     relay.install_signal_handlers()
     mode = f"TLS, fingerprint {fingerprint}" if fingerprint else "PLAINTEXT"
     log.info("parley-relay listening on %s:%d (%s), store %s", host, port, mode, config.db_path)
+    if config.unix_socket:
+        log.info(
+            "local logins on unix socket %s (local accounts %s)",
+            config.unix_socket,
+            "created on first login" if config.local_accounts else "not created",
+        )
     if fingerprint:
         print(
             f"Certificate fingerprint: {fingerprint}\n"
@@ -446,7 +485,8 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
         if args.action == "list":
             users, _ = store.list_users("", 1_000_000)
             for listed in users:
-                print(f"{listed.uid}\t{listed.username}")
+                bound = "" if listed.unix_uid is None else f"\tunix:{_unix_name(listed.unix_uid)}"
+                print(f"{listed.uid}\t{listed.username}{bound}")
             return 0
         if not args.name:
             return _fail(f"'user {args.action}' needs a username")
@@ -470,6 +510,8 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
             return 0
         if record is None:
             return _fail(f"no user {name!r}: 'parley-relay user list' shows who exists")
+        if args.action == "link":
+            return _link_user(store, record, args.unix_user)
         if args.action == "passwd":
             password = _read_password(args)
             validate_password(password)
@@ -490,6 +532,39 @@ def run_user_command(args: argparse.Namespace, config: RelayConfig) -> int:
         store.commit()
         print(f"removed {name} (uid {record.uid}); a running relay ends their session")
         return 0
+
+
+def _unix_name(unix_uid: int) -> str:
+    try:
+        return pwd.getpwuid(unix_uid).pw_name
+    except KeyError:
+        return str(unix_uid)
+
+
+def _link_user(store: Store, record: UserRecord, unix_user: str | None) -> int:
+    """``user link NAME --unix-user USER``: bind the account to that Unix user's uid."""
+    if not unix_user:
+        return _fail("'user link' needs --unix-user USER (a Unix login name or uid)")
+    try:
+        unix_uid = pwd.getpwnam(unix_user).pw_uid
+    except KeyError:
+        if not unix_user.isdigit():
+            return _fail(f"no Unix user {unix_user!r} on this box")
+        unix_uid = int(unix_user)
+    holder = store.user_by_unix_uid(unix_uid)
+    if holder is not None and holder.uid != record.uid:
+        return _fail(
+            f"Unix user {unix_user} is linked to {holder.username!r} already; "
+            f"'parley-relay user remove {holder.username}' or link another Unix user"
+        )
+    if not store.bind_unix_uid(record.uid, unix_uid):
+        return _fail(f"Unix user {unix_user} was linked to another account meanwhile")
+    store.commit()
+    print(
+        f"linked {record.username} (uid {record.uid}) to Unix user {unix_user} "
+        f"(uid {unix_uid}): their local logins are this account"
+    )
+    return 0
 
 
 def run_cert_command(action: str, config: RelayConfig) -> int:

@@ -24,6 +24,25 @@ def default_data_dir() -> Path:
     return Path(base) / "parley-relay"
 
 
+def default_unix_socket() -> str:
+    """Where the relay's Unix socket lives unless configured: ``/run/parley/relay.sock`` for
+    a relay run as root or by a service user that owns ``/run/parley`` (systemd's
+    ``RuntimeDirectory=parley``), else ``$XDG_RUNTIME_DIR/parley/relay.sock``, else
+    ``/tmp/parley-<uid>/relay.sock``. Never inside the data dir: that is closed to other
+    users, and the socket is for every local user."""
+    if os.geteuid() == 0 or os.access(SYSTEM_SOCKET_DIR, os.W_OK):
+        return str(SYSTEM_SOCKET_DIR / SOCKET_FILE_NAME)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return str(Path(runtime) / "parley" / SOCKET_FILE_NAME)
+    return str(Path("/tmp") / f"parley-{os.geteuid()}" / SOCKET_FILE_NAME)
+
+
+SYSTEM_SOCKET_DIR = Path("/run/parley")
+SOCKET_FILE_NAME = "relay.sock"
+_UNIX_PATH_MAX = 107  # sun_path holds 108 bytes, the last a NUL
+
+
 @dataclass(frozen=True)
 class RelayConfig:
     """Everything the relay needs to know; see ``parley-relay --help`` for each field."""
@@ -34,6 +53,10 @@ class RelayConfig:
     cert: Path | None = None
     key: Path | None = None
     plaintext: bool = False
+    # The local socket (PROTOCOL.md section 11); "" = none. Logins with an empty password
+    # there use the peer's Unix uid; local_accounts: create an account on first such login.
+    unix_socket: str = dataclasses.field(default_factory=default_unix_socket)
+    local_accounts: bool = True
     max_frame: int = DEFAULT_MAX_FRAME
     rate_limit: float = 0.0  # messages per second per session; 0 = off
     rate_burst: int = 200
@@ -103,6 +126,11 @@ class RelayConfig:
                 "registrations_per_address_per_minute must be >= 0 (0 = no "
                 "registration from the network)"
             )
+        if len(os.fsencode(self.unix_socket)) > _UNIX_PATH_MAX:
+            raise ValueError(
+                f"unix_socket {self.unix_socket!r} is longer than {_UNIX_PATH_MAX} bytes: "
+                "choose a shorter path"
+            )
         if self.max_frame_before_login > self.max_frame:
             raise ValueError("max_frame_before_login must not exceed max_frame")
         for name in ("handshake_timeout", "login_timeout", "idle_timeout", "frame_timeout"):
@@ -117,6 +145,8 @@ _PATH_FIELDS = {"data_dir", "cert", "key"}
 def _coerce(name: str, value: Any) -> Any:
     if name in _PATH_FIELDS and value is not None:
         return Path(value).expanduser()
+    if name == "unix_socket" and value:
+        return str(Path(value).expanduser())
     return value
 
 

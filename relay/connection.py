@@ -35,6 +35,7 @@ from protocol import Frame, FrameDecoder
 from protocol.framing import frame_ends
 
 if TYPE_CHECKING:
+    from relay.local_socket import PeerCredentials
     from relay.ratelimit import TokenBucket
 
 MAX_WRITE = 256 * 1024
@@ -79,6 +80,7 @@ class Connection:
         "input_paused",
         "input_since",
         "last_rx",
+        "local_peer",
         "output_blocked",
         "paused",
         "peer",
@@ -132,6 +134,8 @@ class Connection:
         self.pending_bytes = 0
         self._inflight: bytes | memoryview | None = None
         self.tls = False
+        # The Unix socket's peer as the kernel reported it at accept; None on TCP.
+        self.local_peer: PeerCredentials | None = None
         # Session (set by the login handler).
         self.uid = 0
         self.username = ""

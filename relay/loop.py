@@ -142,9 +142,13 @@ class Relay:
     # -- setup -----------------------------------------------------------------------------
 
     def listen(self) -> tuple[str, int]:
-        """Listen on the configured address (and watch the hash worker); returns it."""
+        """Listen on the configured address and Unix socket (and watch the hash worker);
+        returns the address."""
         self.readiness.selector.register(self.hasher.fileno(), selectors.EVENT_READ, self.hasher)
-        return self.acceptor.listen()
+        address = self.acceptor.listen()
+        if self.config.unix_socket:
+            self.acceptor.listen_local(self.config.unix_socket)
+        return address
 
     def install_signal_handlers(self) -> None:
         def request_stop(signum: int, _frame: Any) -> None:
@@ -208,7 +212,7 @@ class Relay:
             for key, mask in events:
                 target = key.data
                 if target is None:
-                    self.acceptor.accept()
+                    self.acceptor.accept(key.fileobj)  # type: ignore[arg-type]
                 elif target is self.hasher:
                     self.hasher.run_callbacks()
                 else:

@@ -43,11 +43,15 @@ class RelayProcess:
         plaintext: bool = False,
         extra_args: Sequence[str] = (),
         open_files: int | None = None,
+        unix_socket: Path | None = None,
     ) -> None:
+        """``unix_socket``: also listen there (PROTOCOL.md section 11); by default the relay
+        gets ``--no-unix-socket``, so concurrent test relays never share the default path."""
         self.data_dir = data_dir
         self.plaintext = plaintext
         self.extra_args = list(extra_args)
         self.open_files = open_files  # hard RLIMIT_NOFILE for the relay (resource tests)
+        self.unix_socket = unix_socket
         self.host = "127.0.0.1"
         self.port = 0
         self.fingerprint: str | None = None
@@ -73,6 +77,10 @@ class RelayProcess:
         ]
         if self.plaintext:
             cmd.append("--plaintext")
+        if self.unix_socket is not None:
+            cmd += ["--unix-socket", str(self.unix_socket)]
+        else:
+            cmd.append("--no-unix-socket")
         return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> None:

@@ -97,7 +97,9 @@ def test_the_commands_of_the_wheel_answer_help_and_version(installed: Path, tmp_
         ), version
 
 
-def test_the_relay_of_the_wheel_starts_and_serves_a_login(installed: Path, tmp_path: Path) -> None:
+def test_the_relay_of_the_wheel_serves_a_login_over_tls_and_the_unix_socket(
+    installed: Path, tmp_path: Path
+) -> None:
     process = subprocess.Popen(
         [
             str(installed / "parley-relay"),
@@ -109,6 +111,8 @@ def test_the_relay_of_the_wheel_starts_and_serves_a_login(installed: Path, tmp_p
             str(tmp_path / "data"),
             "--scrypt-n",
             "1024",
+            "--unix-socket",
+            str(tmp_path / "run" / "relay.sock"),
         ],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
@@ -138,6 +142,11 @@ def test_the_relay_of_the_wheel_starts_and_serves_a_login(installed: Path, tmp_p
         assert client.register("wheel").code == pb.RegisterResponse.SUCCESS
         assert client.login("wheel", version=2).code == pb.LoginResponse.SUCCESS
         client.close()
+        # And over the Unix socket, as the local account of whoever runs the test: no
+        # password (PROTOCOL.md section 11).
+        local = WireClient.over_unix(str(tmp_path / "run" / "relay.sock"))
+        assert local.login("", password="", version=2).code == pb.LoginResponse.SUCCESS
+        local.close()
     finally:
         process.terminate()
         assert process.wait(30) == 0, "".join(log)

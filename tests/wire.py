@@ -33,12 +33,20 @@ class WireClient:
         fingerprint: str | None = None,
         read_greeting: bool = True,
         source_address: str | None = None,
+        unix_path: str | None = None,
     ) -> None:
         """``source_address``: the local address to connect from (e.g. 127.0.0.2: the relay
-        sees another peer address; all of 127.0.0.0/8 is loopback on Linux)."""
-        source = None if source_address is None else (source_address, 0)
-        raw = socket.create_connection((host, port), timeout=timeout, source_address=source)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sees another peer address; all of 127.0.0.0/8 is loopback on Linux). ``unix_path``:
+        connect to the relay's Unix socket there instead (no TLS; host and port unused)."""
+        if unix_path is not None:
+            raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            raw.settimeout(timeout)
+            raw.connect(unix_path)
+            tls = False
+        else:
+            source = None if source_address is None else (source_address, 0)
+            raw = socket.create_connection((host, port), timeout=timeout, source_address=source)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock: socket.socket = raw
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -60,6 +68,11 @@ class WireClient:
             frame_type, payload = self.recv_frame()
             assert frame_type == FrameType.RAW
             self.greeting = payload.decode()
+
+    @classmethod
+    def over_unix(cls, path: str, timeout: float = 10.0) -> WireClient:
+        """A client on the relay's Unix socket at ``path``."""
+        return cls("", 0, tls=False, timeout=timeout, unix_path=path)
 
     # raw frames ---------------------------------------------------------------------------
     def send_raw(self, data: bytes) -> None:

@@ -14,6 +14,13 @@ Invariants:
   a throttled v1 login gets PASSWORD_ERROR (the original's "login failed").
 - Registrations are limited per peer address (``registrations_per_address_per_minute``),
   counted when they reach hashing: a refused name or password costs nothing and counts not.
+- Local login (PROTOCOL.md section 11): on the Unix socket, a LOGIN with an empty password
+  and no token is the account bound to the peer's Unix uid (kernel credentials, never the
+  request's username), created on first use with the Unix login name when
+  ``local_accounts`` allows. A name that is not a valid username, or that a network account
+  holds, is refused: LoginResponse USER_NOT_FOUND, then a Reset UNKNOWN_ERROR saying why
+  and, for a clash, which admin command links them. Anywhere else an empty password is an
+  ordinary (failing) password login.
 - One live session per user: a successful login kicks the previous one (Reset KICKED)
   without announcing the user offline in between.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pwd
 from typing import TYPE_CHECKING
 
 from protocol import chat_pb2 as pb
@@ -142,6 +150,9 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
     if conn.auth_pending:
         _refuse_login(relay, conn, version, BUSY_RETRY_AFTER_S)
         return
+    if conn.local_peer is not None and not request.password and not request.token:
+        _local_login(relay, conn, version, request.since_seq)
+        return
     try:
         key = username_key(normalize_username(request.username))
     except ValueError:
@@ -198,6 +209,72 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
 
     conn.auth_pending = True
     relay.hasher.submit(verify_password, (request.password, user.password_hash), verified)
+
+
+def _refuse_local(relay: Context, conn: Connection, why: str) -> None:
+    """Refuse a local login: USER_NOT_FOUND, then a Reset whose message says why."""
+    log.info("conn=%d peer=%s local login refused: %s", conn.id, conn.peer, why)
+    _login_reply(relay, conn, pb.LoginResponse.USER_NOT_FOUND)
+    relay.reset(conn, pb.Reset.UNKNOWN_ERROR, why)
+
+
+def _local_login(relay: Context, conn: Connection, version: int, since_seq: int) -> None:
+    """Log the Unix socket's peer in as the account bound to its uid (module docstring)."""
+    assert conn.local_peer is not None
+    unix_uid = conn.local_peer.uid
+    user = relay.store.user_by_unix_uid(unix_uid)
+    if user is not None:
+        complete_login(relay, conn, user, version, since_seq, None)
+        return
+    try:
+        login_name = pwd.getpwuid(unix_uid).pw_name
+    except KeyError:
+        _refuse_local(relay, conn, f"Unix uid {unix_uid} has no login name on this box")
+        return
+    try:
+        name = normalize_username(login_name)
+    except ValueError:
+        _refuse_local(
+            relay,
+            conn,
+            f"the Unix login name {login_name!r} is not a valid Parley username; ask the "
+            f"relay's admin to add an account and run 'parley-relay user link NAME "
+            f"--unix-user {login_name}'",
+        )
+        return
+    link = f"'parley-relay user link {name} --unix-user {login_name}'"
+    if not relay.config.local_accounts:
+        _refuse_local(
+            relay,
+            conn,
+            f"this relay creates no local accounts; ask its admin to add one and run {link}",
+        )
+        return
+    key = username_key(name)
+    if relay.store.username_taken(name, key):
+        _refuse_local(
+            relay,
+            conn,
+            f"the name {name} belongs to a network account; ask the relay's admin to run {link}",
+        )
+        return
+    try:
+        uid = relay.store.add_local_user(name, key, unix_uid, relay.wall)
+        created = None if uid is None else relay.store.user_by_uid(uid)
+    except StoreUnavailable:
+        relay.outage.request_failed(relay, conn)
+        return
+    if created is None:
+        _refuse_local(relay, conn, f"the name {name} was taken meanwhile; try again")
+        return
+    log.info(
+        "conn=%d peer=%s local account uid=%d created for Unix uid %d",
+        conn.id,
+        conn.peer,
+        created.uid,
+        unix_uid,
+    )
+    complete_login(relay, conn, created, version, since_seq, None)
 
 
 def complete_login(

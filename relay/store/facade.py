@@ -58,6 +58,9 @@ class Store(Database):
         self.username_taken = users.username_taken
         self.user_by_uid = users.user_by_uid
         self.user_by_key = users.user_by_key
+        self.add_local_user = users.add_local_user
+        self.user_by_unix_uid = users.user_by_unix_uid
+        self.bind_unix_uid = users.bind_unix_uid
         self.list_users = users.list_users
         self.set_password_hash = users.set_password_hash
         self.set_protocol_version = users.set_protocol_version

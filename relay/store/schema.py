@@ -112,6 +112,12 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         "CREATE INDEX accepted_by_bucket ON accepted(bucket)",
         "CREATE TABLE write_probe (id INTEGER PRIMARY KEY, filler BLOB NOT NULL)",
     ),
+    (
+        # Local accounts (PROTOCOL.md section 11): the Unix uid an account is bound to, if
+        # any; one account per uid. Touches the users table only.
+        "ALTER TABLE users ADD COLUMN unix_uid INTEGER",
+        "CREATE UNIQUE INDEX users_by_unix_uid ON users(unix_uid)",
+    ),
 )
 
 # The tables as earlier steps made them (what the functions of later steps read and write).

@@ -5,6 +5,9 @@ Invariants:
 - A new user's name differs from every stored one in ``username_key`` (case-insensitive,
   UNIQUE; logins look users up by it) and in ``username_skeleton`` (look-alikes, Unicode
   TR39; indexed, not unique: pairs registered before the skeleton existed are both kept).
+- ``unix_uid`` binds an account to one local Unix user (UNIQUE; NULL for network-only
+  accounts). A local account created on first login has the password hash ``""``, which no
+  password matches, until an admin sets one.
 - ``users.head_seq`` and ``users.delivered_seq`` belong to the user's inbox
   (:mod:`relay.store.inboxes` writes them); :class:`UserRecord` only reports ``head_seq``.
 
@@ -19,13 +22,25 @@ from itertools import starmap
 from protocol.validation import username_skeleton
 from relay.store.database import Database, fold
 
-_USER_COLS = "uid, username, username_key, password_hash, protocol_version, head_seq, created"
+_USER_COLS = (
+    "uid, username, username_key, password_hash, protocol_version, head_seq, created, unix_uid"
+)
 
 # Not ON CONFLICT DO NOTHING: that would still consume a uid from the AUTOINCREMENT sequence.
 SQL_ADD_USER = (
     "INSERT INTO users (username, username_key, username_skeleton, password_hash, created)"
     " SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS"
     " (SELECT 1 FROM users WHERE username_key = ?2 OR username_skeleton = ?3)"
+)
+SQL_ADD_LOCAL_USER = (
+    "INSERT INTO users (username, username_key, username_skeleton, password_hash, created,"
+    " unix_uid) SELECT ?1, ?2, ?3, '', ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM users"
+    " WHERE username_key = ?2 OR username_skeleton = ?3 OR unix_uid = ?5)"
+)
+SQL_USER_BY_UNIX_UID = f"SELECT {_USER_COLS} FROM users WHERE unix_uid = ?"
+SQL_BIND_UNIX_UID = (
+    "UPDATE users SET unix_uid = ?1 WHERE uid = ?2"
+    " AND NOT EXISTS (SELECT 1 FROM users WHERE unix_uid = ?1 AND uid != ?2)"
 )
 SQL_USERNAME_TAKEN = "SELECT 1 FROM users WHERE username_key = ? OR username_skeleton = ?"
 SQL_USER_BY_UID = f"SELECT {_USER_COLS} FROM users WHERE uid = ?"
@@ -51,6 +66,7 @@ class UserRecord:
     protocol_version: int
     head_seq: int
     created: int
+    unix_uid: int | None = None
 
 
 class Users:
@@ -70,6 +86,26 @@ class Users:
             SQL_ADD_USER, (username, username_key, username_skeleton(username), password_hash, now)
         )
         return cur.lastrowid if cur.rowcount == 1 else None
+
+    def add_local_user(
+        self, username: str, username_key: str, unix_uid: int, now: int
+    ) -> int | None:
+        """Create an account bound to ``unix_uid`` with no usable password; None if the name
+        is taken (as for :meth:`add_user`) or the Unix uid is bound already."""
+        cur = self._db.write().execute(
+            SQL_ADD_LOCAL_USER, (username, username_key, username_skeleton(username), now, unix_uid)
+        )
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    def user_by_unix_uid(self, unix_uid: int) -> UserRecord | None:
+        row = self._db._con.execute(SQL_USER_BY_UNIX_UID, (unix_uid,)).fetchone()
+        return None if row is None else UserRecord(*row)
+
+    def bind_unix_uid(self, uid: int, unix_uid: int) -> bool:
+        """Bind account ``uid`` to ``unix_uid``; False if no such account or another account
+        holds that Unix uid."""
+        cur = self._db.write().execute(SQL_BIND_UNIX_UID, (unix_uid, uid))
+        return cur.rowcount == 1
 
     def username_taken(self, username: str, username_key: str) -> bool:
         """True if a user has this key (the same name, whatever its case) or a name that looks
