@@ -118,6 +118,26 @@ class RelayProcess:
         if not self.plaintext:
             self.fingerprint = fingerprint_of_pem_file(self.cert_path)
 
+    def admin(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """``parley-relay --data-dir <this relay's> ARGS`` in its own process: an admin
+        command beside the running relay, as an operator would run it."""
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "relay",
+                "--data-dir",
+                str(self.data_dir),
+                "--scrypt-n",
+                FAST_SCRYPT_N,
+                *args,
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def logs(self) -> str:
         with self._lock:
             return "\n".join(self.log_lines)

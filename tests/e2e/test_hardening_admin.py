@@ -12,8 +12,6 @@ import os
 import socket
 import ssl
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from certs import KEY_FILE_NAME
 from protocol import FrameDecoder
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType
-from tests.harness import FAST_SCRYPT_N, RelayProcess
+from tests.harness import RelayProcess
 from tests.wire import WireClient, make_buddies
 
 KICK_TIMEOUT = 60.0  # the relay applies admin actions at its periodic sweep (every 5 s)
@@ -42,22 +40,7 @@ def logged_in(relay: RelayProcess, name: str, version: int = 2) -> WireClient:
 
 def admin(relay: RelayProcess, *args: str, stdin: str = "") -> None:
     """``parley-relay --data-dir <the relay's> ARGS`` in its own process; must succeed."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "relay",
-            "--data-dir",
-            str(relay.data_dir),
-            "--scrypt-n",
-            FAST_SCRYPT_N,
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = relay.admin(*args, stdin=stdin)
     assert result.returncode == 0, result.stderr
 
 

@@ -17,7 +17,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 from protocol import chat_pb2 as pb
 from relay.cli import _overrides, build_parser
 from relay.config import load_config
-from tests.harness import FAST_SCRYPT_N, RelayProcess
+from tests.harness import RelayProcess
 from tests.wire import WireClient
 
 USERS = ("parleyt1", "parleyt2", "parleyt3")
@@ -73,22 +72,7 @@ def unix_users() -> Iterator[dict[str, pwd.struct_passwd]]:
 
 def admin(relay: RelayProcess, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """``parley-relay --data-dir <the relay's> ARGS`` in its own process."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "relay",
-            "--data-dir",
-            str(relay.data_dir),
-            "--scrypt-n",
-            FAST_SCRYPT_N,
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return relay.admin(*args, stdin=stdin)
 
 
 def login_as(
