@@ -4,6 +4,9 @@ Invariants:
 - The connection lives in one App-level worker (``group="net"``, exclusive, errors do not
   kill the app): :func:`tui.net.run_session`. A failed login comes back through
   ``on_worker_state_changed`` and is shown on the login screen.
+- With ``config.local_socket`` the app logs in on the relay's Unix socket at mount, as the
+  process's Unix user: the login screen is underneath (it shows a refusal) but nobody fills
+  it, and no trust prompt can appear (no TLS).
 - Quitting closes the session first (acknowledgements flushed, a goodbye Reset sent).
 - The app holds no chat state: the main screen's :class:`~tui.state.chat.ChatState` and the
   client library do.
@@ -22,6 +25,7 @@ from textual.message_pump import MessagePump
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from tui.client.local_socket import local_login_name
 from tui.client.session import ClientSession
 from tui.client.transfer import TransferManager
 from tui.client.trust import FingerprintMismatch
@@ -53,6 +57,13 @@ class ParleyApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(LoginScreen(self.config, load_remembered(self.config.settings_path)))
+        socket_path = self.config.local_socket
+        if socket_path is not None:
+            path = str(socket_path)
+            self._request = LoginRequest(
+                path, 0, local_login_name(), "", remember=False, unix_path=path
+            )
+            self.connect(self._request)
 
     # --- logging in ---------------------------------------------------------------------
 

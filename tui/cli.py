@@ -5,6 +5,9 @@ Invariants:
 - Anything else is the TUI; flags: --host, --port (default 1025), --user, --plaintext,
   --fingerprint, --known-relays, --data-dir, --log-file. A malformed --fingerprint is a
   usage error (exit 2) before the screen is taken over. No password on the command line.
+- Without --host, --plaintext and --fingerprint, a relay socket found by
+  :func:`tui.client.local_socket.find_local_socket` opens straight into the chat (a local
+  login, PROTOCOL.md section 11); otherwise the login screen as before.
 - Logging never writes to the terminal while the TUI owns it: a file, or nowhere.
 """
 
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from tui.client import cli as scripting
 from tui.client.connection import DEFAULT_PORT
+from tui.client.local_socket import find_local_socket
 from tui.client.store import default_data_dir
 from tui.client.trust import canonical_fingerprint, default_known_relays_path
 from tui.settings import AppConfig
@@ -41,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         "`parley tail --help` describe the commands for scripts.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("--host", help="relay host (default: the remembered one, or localhost)")
+    parser.add_argument(
+        "--host",
+        help="relay host for TLS (default: the relay's Unix socket if found, else the "
+        "remembered host, or localhost)",
+    )
     parser.add_argument(
         "--port", type=int, help=f"relay port (default: remembered, or {DEFAULT_PORT})"
     )
@@ -97,6 +105,11 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         user=args.user,
         plaintext=args.plaintext,
         fingerprint=args.fingerprint,
+        local_socket=(
+            find_local_socket()
+            if args.host is None and not args.plaintext and args.fingerprint is None
+            else None
+        ),
     )
     if args.data_dir is not None:
         config = replace(config, data_dir=args.data_dir)

@@ -19,6 +19,8 @@ Invariants:
 - The file-transfer engine (:class:`~tui.client.transfer.TransferManager`) is created with
   the session, before it starts (so offers in the backlog are recorded), handed to the host
   with it, and closed before it.
+- A request with ``unix_path`` logs in on the relay's Unix socket with no password and no
+  trust policy consulted (PROTOCOL.md section 11), and leaves the remembered server alone.
 - No widget code here: the host (the App) decides what to show.
 """
 
@@ -59,7 +61,12 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
     session closes. Raises what made the login fail."""
     config = host.config
     policy = config.trust_policy(host.ask_trust)
-    endpoint = Endpoint(request.host, request.port)
+    local = request.unix_path is not None
+    endpoint = (
+        Endpoint.local(request.unix_path)
+        if request.unix_path is not None
+        else Endpoint(request.host, request.port)
+    )
     options = config.session_options
     if request.register:
         await register_account(
@@ -68,7 +75,7 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
     session = ClientSession(
         endpoint,
         request.username,
-        request.password,
+        None if local else request.password,
         trust=policy,
         data_dir=config.data_dir,
         options=options,
@@ -85,8 +92,9 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
         )
         stream = session.events()
         await session.start()
-        remembered = RememberedServer(request.host, request.port, request.username)
-        save_remembered(config.settings_path, remembered if request.remember else None)
+        if not local:  # the socket is found afresh each start; the remembered server stays
+            remembered = RememberedServer(request.host, request.port, request.username)
+            save_remembered(config.settings_path, remembered if request.remember else None)
         target = await host.session_started(session, request, transfers)
         feed = ClientFeed(stream, transfers)
         posted = 0

@@ -48,6 +48,7 @@ class AppConfig:
     export_dir: Path | None = None  # exported boards; None: documents (or downloads) dir
     downloads_dir: Path | None = None  # received files' default folder; None: downloads dir
     transfer_options: TransferOptions | None = None  # file-transfer tunables; None: defaults
+    local_socket: Path | None = None  # the relay's Unix socket: log in there at once, no form
 
     def trust_policy(self, ask: AskUnknown) -> TrustPolicy:
         """``ValueError`` for a malformed ``--fingerprint``."""
@@ -68,9 +69,12 @@ class LoginRequest:
     password: str = field(repr=False)
     register: bool = False
     remember: bool = True
+    unix_path: str | None = None  # a local login on the relay's Unix socket (no password)
 
     @property
     def relay(self) -> str:
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 

@@ -6,6 +6,11 @@ Invariants:
 - Text received from the network is printed only after ``printable_text`` has removed
   terminal controls, and names likewise.
 - Exit codes are stable (see ``EXIT_*``) so scripts can branch on them.
+- Without ``--host`` and without a TLS option (``--plaintext``, ``--fingerprint``,
+  ``--ca-file``), a relay socket found by :func:`tui.client.local_socket.find_local_socket`
+  is used: a local login as this process's Unix user, with no password and no trust
+  question (a password is sent only when ``--password-file``/``--password-env`` names one).
+  Otherwise TLS to ``--host`` (default localhost) exactly as before.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from tui.client.events import (
     SyncCompleted,
 )
 from tui.client.history import HistoryEntry, MessageState, describe_failure
+from tui.client.local_socket import find_local_socket, local_login_name
 from tui.client.login import LoginFailed, SessionError
 from tui.client.session import ClientSession, SessionOptions
 from tui.client.store import default_data_dir
@@ -62,7 +68,7 @@ class ClientConfig:
 
     endpoint: Endpoint
     username: str
-    password: str
+    password: str | None  # None: local login over the Unix socket
     trust: TrustPolicy
     data_dir: Path
 
@@ -198,6 +204,9 @@ changed fingerprint is always refused). Use --fingerprint to pin it explicitly, 
 
 The password is never taken from the command line: use --password-file, --password-env,
 or type it at the prompt.
+
+On the relay's own box, give no --host: the relay's Unix socket ($PARLEY_SOCKET, else the
+relay's default path) logs you in as your Unix user, with no password and no fingerprint.
 """
 
 EPILOG = f"""\
@@ -206,7 +215,8 @@ usage error, {EXIT_TRUST} relay not trusted, {EXIT_LOGIN} login failed, {EXIT_UN
 relay unreachable or no answer in time.
 
 examples:
-  parley send --user alice --password-file ~/.parley-pw bob "build finished"
+  parley send bob "build finished"            # on the relay's box, over its Unix socket
+  parley send --host relay.example --user alice --password-file ~/.parley-pw bob "build finished"
   PW=secret parley tail --user bob --password-env PW --fingerprint SHA256:...
 """
 
@@ -221,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
     group.add_argument(
-        "--host", default="localhost", help="relay host name or address (default: localhost)"
+        "--host",
+        help="relay host name or address for TLS (default: the relay's Unix socket if one "
+        "is found, else localhost)",
     )
     group.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"relay port (default: {DEFAULT_PORT})"
@@ -354,16 +366,38 @@ def trust_policy(args: argparse.Namespace) -> TrustPolicy:
     return TrustPolicy.known_relays(TrustStore(args.known_relays), ask=ask_on_terminal)
 
 
+def _wants_network(args: argparse.Namespace) -> bool:
+    return (
+        args.host is not None
+        or args.plaintext
+        or args.fingerprint is not None
+        or args.ca_file is not None
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> ClientConfig:
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    socket_path = None if _wants_network(args) else find_local_socket()
+    if socket_path is not None:
+        explicit = args.password_file is not None or args.password_env is not None
+        if explicit and not args.user:
+            raise ScriptError("--user is required with a password (or set PARLEY_USER)", EXIT_USAGE)
+        return ClientConfig(
+            endpoint=Endpoint.local(str(socket_path)),
+            username=args.user if explicit else local_login_name(),
+            password=read_password(args) if explicit else None,
+            trust=TrustPolicy.plaintext(),  # unused: a local endpoint has no TLS
+            data_dir=data_dir,
+        )
     if not args.user:
         raise ScriptError("--user is required (or set PARLEY_USER)", EXIT_USAGE)
     policy = trust_policy(args)
     return ClientConfig(
-        endpoint=Endpoint(args.host, args.port),
+        endpoint=Endpoint(args.host or "localhost", args.port),
         username=args.user,
         password=read_password(args),
         trust=policy,
-        data_dir=args.data_dir if args.data_dir is not None else default_data_dir(),
+        data_dir=data_dir,
     )
 
 

@@ -1,6 +1,9 @@
 """One connection to a relay: TLS (or plaintext) + the shared frame codec, nothing more.
 
 Invariants:
+- A local endpoint (:attr:`Endpoint.unix_path`, PROTOCOL.md section 11) is opened with
+  ``asyncio.open_unix_connection`` and never with TLS or a trust policy: the kernel carries
+  the bytes and tells the relay who we are.
 - With a pinning policy the certificate fingerprint is checked right after the handshake and
   BEFORE any byte is sent or any frame is read; a refused relay is disconnected at once.
 - Framing is :mod:`protocol` (``encode_frame`` / ``FrameDecoder``): never re-implemented here.
@@ -47,12 +50,25 @@ YIELD_EVERY = 64
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a relay listens."""
+    """Where a relay listens: a TCP host and port, or (``unix_path`` set) its local socket."""
 
     host: str
     port: int = DEFAULT_PORT
+    unix_path: str | None = None
+
+    @classmethod
+    def local(cls, path: str) -> Endpoint:
+        """The relay's Unix socket at ``path``; ``host`` is the path so history stays apart
+        per socket."""
+        return cls(path, 0, path)
+
+    @property
+    def is_local(self) -> bool:
+        return self.unix_path is not None
 
     def __str__(self) -> str:
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
@@ -164,8 +180,14 @@ async def open_connection(
     Raises ``OSError``/``TimeoutError`` for network trouble (worth retrying) and
     :class:`tui.client.trust.TrustError` when the relay must not be trusted (never retried).
     ``timeout`` bounds connect + handshake, not the user's answer to a first-contact question;
-    after such a question the connection is opened afresh (and verified again).
+    after such a question the connection is opened afresh (and verified again). A local
+    endpoint ignores ``policy``.
     """
+    if endpoint.unix_path is not None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(endpoint.unix_path), timeout
+        )
+        return FrameConnection(reader, writer, fingerprint=None, max_frame=max_frame)
     conn, asked = await _open_once(endpoint, policy, timeout, max_frame)
     if asked:
         await conn.close(abort=True)

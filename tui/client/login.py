@@ -4,7 +4,8 @@ Invariants:
 - Nothing is sent before :func:`tui.client.connection.open_connection` has authenticated the
   relay.
 - A resume token is tried first when we have one; TOKEN_INVALID falls back to the password
-  on the same connection when the password is known.
+  on the same connection when the password is known, or, on the relay's Unix socket, to a
+  local login (empty password, no token: the relay logs in the peer's Unix account).
 - Errors are split by what retrying can fix: :class:`LoginFailed` and
   :class:`~tui.client.trust.TrustError` are fatal (the user must act); ``OSError``,
   ``TimeoutError``, :class:`LoginRateLimited` and :class:`RelayReset` (other than KICKED)
@@ -129,7 +130,7 @@ async def login(
 ) -> LoginResult:
     """Connect and log in with protocol v2. Frames after the LoginResponse (the backlog)
     stay queued in the returned connection."""
-    if password is None and not token:
+    if password is None and not token and not endpoint.is_local:
         raise LoginFailed("no password and no resume token to log in with")
     conn = await open_connection(endpoint, policy, timeout=connect_timeout, max_frame=max_frame)
     greeting: list[str] = []
@@ -140,6 +141,8 @@ async def login(
                 attempts.append((None, token))
             if password is not None:
                 attempts.append((password, None))
+            elif endpoint.is_local:
+                attempts.append(("", None))  # local login: the peer's Unix account
             response: pb.LoginResponse | None = None
             used_token = False
             for pw, tok in attempts:
@@ -179,7 +182,12 @@ async def login(
             greeting[0] if greeting else None,
             used_token,
         )
+    reason = ""
+    if endpoint.is_local and code == pb.LoginResponse.USER_NOT_FOUND:
+        reason = await _refusal_reason(conn)
     await conn.close(CLIENT_RESET_LEAVING)
+    if reason:
+        raise LoginFailed(f"local login refused: {reason}", code)
     if code == pb.LoginResponse.RATE_LIMITED:
         raise LoginRateLimited(max(response.retry_after_ms, 1000) / 1000)
     texts = {
@@ -188,6 +196,17 @@ async def login(
         pb.LoginResponse.TOKEN_INVALID: "resume token no longer valid; log in with the password",
     }
     raise LoginFailed(texts.get(code, f"login refused (code {code})"), code)
+
+
+async def _refusal_reason(conn: FrameConnection, timeout: float = 5.0) -> str:
+    """The message of the Reset a relay sends after refusing a local login ("" if none)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            while True:
+                frame_type, message = await conn.receive()
+                if frame_type is FrameType.RESET and isinstance(message, pb.Reset):
+                    return message.msg
+    return ""
 
 
 async def register_account(

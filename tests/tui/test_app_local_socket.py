@@ -1,0 +1,61 @@
+"""The TUI on the relay's own box: with the relay's Unix socket found and no --host, it opens
+straight into the chat (PROTOCOL.md section 11), against the real relay."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import RelayProcess
+from tests.tui.conftest import app_config, wait_until
+from tui.app import ParleyApp
+from tui.cli import build_parser, config_from_args
+from tui.client.local_socket import SOCKET_ENV, local_login_name
+from tui.screens.main import MainScreen
+
+
+@pytest.fixture
+def socket_relay(tmp_path: Path) -> Iterator[RelayProcess]:
+    """A relay that also listens on a Unix socket under a short path (sun_path is small)."""
+    short = Path(tempfile.mkdtemp(prefix="parley-tui-"))
+    process = RelayProcess(tmp_path / "relay", unix_socket=short / "run" / "relay.sock")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        shutil.rmtree(short, ignore_errors=True)
+
+
+async def test_opens_straight_into_the_chat_over_the_socket(
+    socket_relay: RelayProcess, tmp_path: Path
+) -> None:
+    # TLS settings stay those of a first start (TOFU, nothing known): over the socket no
+    # trust question is asked, so the main screen is reached with nobody answering one.
+    config = app_config(
+        tmp_path, socket_relay, host=None, port=None, local_socket=socket_relay.unix_socket
+    )
+    app = ParleyApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen")
+        session = app.session
+        assert session is not None and session.uid is not None
+        assert session.endpoint.is_local and session.username == local_login_name()
+        await app.action_quit()
+    assert not config.known_relays.exists()
+    assert not config.settings_path.exists()  # the remembered TLS server is left alone
+
+
+def test_the_socket_is_used_only_without_a_network_choice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "relay.sock"
+    monkeypatch.setenv(SOCKET_ENV, str(path))
+    parser = build_parser()
+    assert config_from_args(parser.parse_args([])).local_socket == path
+    for network in (["--host", "relay.example"], ["--plaintext"]):
+        assert config_from_args(parser.parse_args(network)).local_socket is None
