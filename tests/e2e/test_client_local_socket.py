@@ -8,9 +8,6 @@ local login); bob is a network account on TLS, so both transports meet in one ex
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,20 +17,6 @@ from tests.tui.client.sessions import FAST, buddies, make_session
 from tui.client import ClientSession, Endpoint, TrustPolicy
 from tui.client.cli import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main
 from tui.client.local_socket import SOCKET_ENV, local_login_name
-
-
-@pytest.fixture
-def socket_relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    """A TLS relay that also listens on a Unix socket under a short path (sun_path is
-    small; pytest's tmp_path can be too long)."""
-    short = Path(tempfile.mkdtemp(prefix="parley-cli-"))
-    process = RelayProcess(tmp_path / "relay", unix_socket=short / "run" / "relay.sock")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        shutil.rmtree(short, ignore_errors=True)
 
 
 def _local_session(relay: RelayProcess, data_dir: Path) -> ClientSession:

@@ -3,9 +3,6 @@ straight into the chat (PROTOCOL.md section 11), against the real relay."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +13,6 @@ from tui.app import ParleyApp
 from tui.cli import build_parser, config_from_args
 from tui.client.local_socket import SOCKET_ENV, local_login_name
 from tui.screens.main import MainScreen
-
-
-@pytest.fixture
-def socket_relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    """A relay that also listens on a Unix socket under a short path (sun_path is small)."""
-    short = Path(tempfile.mkdtemp(prefix="parley-tui-"))
-    process = RelayProcess(tmp_path / "relay", unix_socket=short / "run" / "relay.sock")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        shutil.rmtree(short, ignore_errors=True)
 
 
 async def test_opens_straight_into_the_chat_over_the_socket(
