@@ -5,7 +5,7 @@ Parley wire messages: the single source of the definitions in PROTOCOL.md sectio
 
 Field numbers 1-6 are the original design's (protocol v1); higher numbers are v2
 additions that a v1 peer skips. Never renumber a field; only add new ones.
-Regenerate chat_pb2.py / chat_pb2.pyi with `python -m protocol.generate`.
+Regenerate chat_pb2.py / chat_pb2.pyi with `python scripts/gen_proto.py`.
 """
 
 from collections import abc as _abc
@@ -33,6 +33,8 @@ class LoginRequest(_message.Message):
     PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
     SINCE_SEQ_FIELD_NUMBER: _builtins.int
+    DEVICE_FIELD_NUMBER: _builtins.int
+    SEND_ONLY_FIELD_NUMBER: _builtins.int
     username: _builtins.str
     password: _builtins.str
     protocol_version: _builtins.int
@@ -41,6 +43,10 @@ class LoginRequest(_message.Message):
     """resume token instead of password (v2)"""
     since_seq: _builtins.int
     """v2: send backlog with seq > since_seq"""
+    device: _builtins.str
+    """v2.1: this client installation's device name (section 9)"""
+    send_only: _builtins.bool
+    """v2.1: sends only, receives no messages (section 9)"""
     def __init__(
         self,
         *,
@@ -49,10 +55,12 @@ class LoginRequest(_message.Message):
         protocol_version: _builtins.int = ...,
         token: _builtins.str = ...,
         since_seq: _builtins.int = ...,
+        device: _builtins.str = ...,
+        send_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "protocol_version", b"protocol_version", "since_seq", b"since_seq", "token", b"token", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "password", b"password", "protocol_version", b"protocol_version", "send_only", b"send_only", "since_seq", b"since_seq", "token", b"token", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -191,11 +199,15 @@ class User(_message.Message):
         BUDDY: User._Relation.ValueType  # 0
         REQUEST_SENT: User._Relation.ValueType  # 1
         REQUEST_RECEIVED: User._Relation.ValueType  # 2
+        BLOCKED: User._Relation.ValueType  # 3
+        """v2.1: a user this user blocked (section 12)"""
 
     class Relation(_Relation, metaclass=_RelationEnumTypeWrapper): ...
     BUDDY: User.Relation.ValueType  # 0
     REQUEST_SENT: User.Relation.ValueType  # 1
     REQUEST_RECEIVED: User.Relation.ValueType  # 2
+    BLOCKED: User.Relation.ValueType  # 3
+    """v2.1: a user this user blocked (section 12)"""
 
     UID_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
@@ -458,6 +470,8 @@ class Message(_message.Message):
         FILE_CHUNK: Message._Type.ValueType  # 7
         FILE_CANCEL: Message._Type.ValueType  # 8
         FILE_PROGRESS: Message._Type.ValueType  # 9
+        ROOM_EVENT: Message._Type.ValueType  # 10
+        """v2.1: a membership change stored in a room's timeline"""
 
     class Type(_Type, metaclass=_TypeEnumTypeWrapper): ...
     MESSAGE: Message.Type.ValueType  # 0
@@ -470,6 +484,8 @@ class Message(_message.Message):
     FILE_CHUNK: Message.Type.ValueType  # 7
     FILE_CANCEL: Message.Type.ValueType  # 8
     FILE_PROGRESS: Message.Type.ValueType  # 9
+    ROOM_EVENT: Message.Type.ValueType  # 10
+    """v2.1: a membership change stored in a room's timeline"""
 
     UID_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
@@ -480,6 +496,8 @@ class Message(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     FILE_FIELD_NUMBER: _builtins.int
+    ROOM_FIELD_NUMBER: _builtins.int
+    OUTGOING_FIELD_NUMBER: _builtins.int
     uid: _builtins.int
     """client -> relay: destination; relay -> client: source"""
     timestamp: _builtins.int
@@ -493,6 +511,10 @@ class Message(_message.Message):
     """sender's message id (v2)"""
     seq: _builtins.int
     """recipient inbox sequence (v2)"""
+    room: _builtins.int
+    """v2.1: the room it is in; 0 = one-to-one"""
+    outgoing: _builtins.bool
+    """v2.1: a copy of what this user sent from another device"""
     @_builtins.property
     def file(self) -> Global___FileInfo: ...
     def __init__(
@@ -507,10 +529,12 @@ class Message(_message.Message):
         id: _builtins.int = ...,
         seq: _builtins.int = ...,
         file: Global___FileInfo | None = ...,
+        room: _builtins.int = ...,
+        outgoing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "file", b"file", "id", b"id", "msg", b"msg", "seq", b"seq", "timestamp", b"timestamp", "token", b"token", "type", b"type", "uid", b"uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "file", b"file", "id", b"id", "msg", b"msg", "outgoing", b"outgoing", "room", b"room", "seq", b"seq", "timestamp", b"timestamp", "token", b"token", "type", b"type", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -670,3 +694,252 @@ class Reset(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Reset: _TypeAlias = Reset  # noqa: Y015
+
+@_typing.final
+class RoomRequest(_message.Message):
+    """v2.1 (section 10): rooms."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Op:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OpEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RoomRequest._Op.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        LIST: RoomRequest._Op.ValueType  # 0
+        CREATE: RoomRequest._Op.ValueType  # 1
+        INVITE: RoomRequest._Op.ValueType  # 2
+        JOIN: RoomRequest._Op.ValueType  # 3
+        DECLINE: RoomRequest._Op.ValueType  # 4
+        LEAVE: RoomRequest._Op.ValueType  # 5
+        KICK: RoomRequest._Op.ValueType  # 6
+        RENAME: RoomRequest._Op.ValueType  # 7
+        MEMBERS: RoomRequest._Op.ValueType  # 8
+        EVENT: RoomRequest._Op.ValueType  # 9
+        """only in RoomResponse: pushed unasked"""
+
+    class Op(_Op, metaclass=_OpEnumTypeWrapper): ...
+    LIST: RoomRequest.Op.ValueType  # 0
+    CREATE: RoomRequest.Op.ValueType  # 1
+    INVITE: RoomRequest.Op.ValueType  # 2
+    JOIN: RoomRequest.Op.ValueType  # 3
+    DECLINE: RoomRequest.Op.ValueType  # 4
+    LEAVE: RoomRequest.Op.ValueType  # 5
+    KICK: RoomRequest.Op.ValueType  # 6
+    RENAME: RoomRequest.Op.ValueType  # 7
+    MEMBERS: RoomRequest.Op.ValueType  # 8
+    EVENT: RoomRequest.Op.ValueType  # 9
+    """only in RoomResponse: pushed unasked"""
+
+    OP_FIELD_NUMBER: _builtins.int
+    ROOM_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    op: Global___RoomRequest.Op.ValueType
+    room: _builtins.int
+    name: _builtins.str
+    """CREATE, RENAME"""
+    uid: _builtins.int
+    """INVITE, KICK"""
+    request_id: _builtins.int
+    """echoed in the response"""
+    def __init__(
+        self,
+        *,
+        op: Global___RoomRequest.Op.ValueType = ...,
+        room: _builtins.int = ...,
+        name: _builtins.str = ...,
+        uid: _builtins.int = ...,
+        request_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "op", b"op", "request_id", b"request_id", "room", b"room", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomRequest: _TypeAlias = RoomRequest  # noqa: Y015
+
+@_typing.final
+class Member(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Role:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Member._Role.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MEMBER: Member._Role.ValueType  # 0
+        OWNER: Member._Role.ValueType  # 1
+        INVITED: Member._Role.ValueType  # 2
+
+    class Role(_Role, metaclass=_RoleEnumTypeWrapper): ...
+    MEMBER: Member.Role.ValueType  # 0
+    OWNER: Member.Role.ValueType  # 1
+    INVITED: Member.Role.ValueType  # 2
+
+    UID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    uid: _builtins.int
+    username: _builtins.str
+    online: _builtins.bool
+    role: Global___Member.Role.ValueType
+    def __init__(
+        self,
+        *,
+        uid: _builtins.int = ...,
+        username: _builtins.str = ...,
+        online: _builtins.bool = ...,
+        role: Global___Member.Role.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["online", b"online", "role", b"role", "uid", b"uid", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Member: _TypeAlias = Member  # noqa: Y015
+
+@_typing.final
+class Room(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    MY_ROLE_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    name: _builtins.str
+    my_role: Global___Member.Role.ValueType
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        name: _builtins.str = ...,
+        members: _abc.Iterable[Global___Member] | None = ...,
+        my_role: Global___Member.Role.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "members", b"members", "my_role", b"my_role", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Room: _TypeAlias = Room  # noqa: Y015
+
+@_typing.final
+class RoomResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Code:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _CodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RoomResponse._Code.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        SUCCESS: RoomResponse._Code.ValueType  # 0
+        FAILED: RoomResponse._Code.ValueType  # 1
+        NO_SUCH_ROOM: RoomResponse._Code.ValueType  # 2
+        NOT_ALLOWED: RoomResponse._Code.ValueType  # 3
+        ROOM_FULL: RoomResponse._Code.ValueType  # 4
+        INVALID_NAME: RoomResponse._Code.ValueType  # 5
+        TOO_MANY_ROOMS: RoomResponse._Code.ValueType  # 6
+
+    class Code(_Code, metaclass=_CodeEnumTypeWrapper): ...
+    SUCCESS: RoomResponse.Code.ValueType  # 0
+    FAILED: RoomResponse.Code.ValueType  # 1
+    NO_SUCH_ROOM: RoomResponse.Code.ValueType  # 2
+    NOT_ALLOWED: RoomResponse.Code.ValueType  # 3
+    ROOM_FULL: RoomResponse.Code.ValueType  # 4
+    INVALID_NAME: RoomResponse.Code.ValueType  # 5
+    TOO_MANY_ROOMS: RoomResponse.Code.ValueType  # 6
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OP_FIELD_NUMBER: _builtins.int
+    ROOMS_FIELD_NUMBER: _builtins.int
+    code: Global___RoomResponse.Code.ValueType
+    request_id: _builtins.int
+    op: Global___RoomRequest.Op.ValueType
+    """the request's op, or EVENT when pushed unasked"""
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Room]: ...
+    def __init__(
+        self,
+        *,
+        code: Global___RoomResponse.Code.ValueType = ...,
+        request_id: _builtins.int = ...,
+        op: Global___RoomRequest.Op.ValueType = ...,
+        rooms: _abc.Iterable[Global___Room] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "op", b"op", "request_id", b"request_id", "rooms", b"rooms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomResponse: _TypeAlias = RoomResponse  # noqa: Y015
+
+@_typing.final
+class BlockRequest(_message.Message):
+    """v2.1 (section 12): blocking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UID_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
+    uid: _builtins.int
+    blocked: _builtins.bool
+    """false = unblock"""
+    def __init__(
+        self,
+        *,
+        uid: _builtins.int = ...,
+        blocked: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockRequest: _TypeAlias = BlockRequest  # noqa: Y015
+
+@_typing.final
+class BlockResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Code:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _CodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[BlockResponse._Code.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        SUCCESS: BlockResponse._Code.ValueType  # 0
+        FAILED: BlockResponse._Code.ValueType  # 1
+
+    class Code(_Code, metaclass=_CodeEnumTypeWrapper): ...
+    SUCCESS: BlockResponse.Code.ValueType  # 0
+    FAILED: BlockResponse.Code.ValueType  # 1
+
+    CODE_FIELD_NUMBER: _builtins.int
+    code: Global___BlockResponse.Code.ValueType
+    def __init__(
+        self,
+        *,
+        code: Global___BlockResponse.Code.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlockResponse: _TypeAlias = BlockResponse  # noqa: Y015

@@ -35,6 +35,8 @@ class FrameType(enum.IntEnum):
     ACK = 7
     SYNC = 8
     PING = 9
+    ROOM = 10
+    BLOCK = 11
     RAW = 254
     RESET = 255
 
@@ -81,6 +83,8 @@ TYPE_TABLE: dict[int, TypeInfo] = {
         TypeInfo(FrameType.ACK, pb.Ack, pb.Ack, 2),
         TypeInfo(FrameType.SYNC, pb.Sync, pb.Sync, 2),
         TypeInfo(FrameType.PING, pb.Ping, pb.Ping, 2, allowed_before_login=True),
+        TypeInfo(FrameType.ROOM, pb.RoomRequest, pb.RoomResponse, 2),  # v2.1
+        TypeInfo(FrameType.BLOCK, pb.BlockRequest, pb.BlockResponse, 2),  # v2.1
         TypeInfo(FrameType.RAW, None, None, 1, raw_text=True),
         TypeInfo(FrameType.RESET, pb.Reset, pb.Reset, 1, allowed_before_login=True),
     )

@@ -65,7 +65,7 @@ def test_every_message_type_round_trips(code: int, direction: Direction) -> None
 
 
 def test_every_type_of_the_protocol_table_is_present() -> None:
-    assert sorted(TYPE_TABLE) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 254, 255]
+    assert sorted(TYPE_TABLE) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 254, 255]
     assert message_class(FrameType.LOGIN, Direction.TO_RELAY) is pb.LoginRequest
     assert message_class(FrameType.LOGIN, Direction.TO_CLIENT) is pb.LoginResponse
     assert message_class(FrameType.MESSAGE, Direction.TO_CLIENT) is pb.Message
@@ -79,7 +79,7 @@ def test_raw_greeting_is_text_to_clients_only() -> None:
         decode_payload(254, b"\xff\xfe", Direction.TO_CLIENT)
 
 
-@pytest.mark.parametrize("code", [10, 11, 100, 200, 253])
+@pytest.mark.parametrize("code", [12, 13, 100, 200, 253])
 def test_unknown_type_is_a_protocol_mismatch(code: int) -> None:
     with pytest.raises(ProtocolError) as info:
         decode_payload(code, b"", Direction.TO_RELAY)
@@ -123,6 +123,7 @@ def test_durability_of_message_types() -> None:
         pb.Message.FILE_ACCEPT,
         pb.Message.FILE_DECLINE,
         pb.Message.FILE_CANCEL,
+        pb.Message.ROOM_EVENT,
     }
     for value in pb.Message.Type.values():
         assert is_durable(value) == (value in durable)
