@@ -272,6 +272,34 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"new accounts per peer address per minute "
         f"(default: {_DEFAULTS.registrations_per_address_per_minute})",
     )
+    rooms = parser.add_argument_group(
+        "devices and rooms", "PROTOCOL.md sections 9 and 10; docs/DECISIONS.md explains each"
+    )
+    rooms.add_argument(
+        "--device-expiry-days",
+        type=int,
+        metavar="DAYS",
+        help=f"forget a device (and what it still holds) not logged in for this long "
+        f"(default: {_DEFAULTS.device_expiry_days})",
+    )
+    rooms.add_argument(
+        "--max-room-members",
+        type=int,
+        metavar="N",
+        help=f"members per room, invited included (default: {_DEFAULTS.max_room_members})",
+    )
+    rooms.add_argument(
+        "--max-rooms-per-user",
+        type=int,
+        metavar="N",
+        help=f"rooms a user belongs to or is invited to (default: {_DEFAULTS.max_rooms_per_user})",
+    )
+    rooms.add_argument(
+        "--room-history",
+        type=int,
+        metavar="N",
+        help=f"durable messages a new member receives first (default: {_DEFAULTS.room_history})",
+    )
     limits.add_argument(
         "--max-pending-hashes",
         type=int,
@@ -350,6 +378,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "inbox_quota_bytes",
         "registrations_per_address_per_minute",
         "max_pending_hashes",
+        "device_expiry_days",
+        "max_room_members",
+        "max_rooms_per_user",
+        "room_history",
     ]
     return {name: getattr(args, name, None) for name in names}
 

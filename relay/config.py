@@ -88,6 +88,11 @@ class RelayConfig:
     inbox_quota_bytes: int = 64 * 1024 * 1024  # stored bytes per recipient
     registrations_per_address_per_minute: int = 5
     max_pending_hashes: int = 1000  # password checks and hashes queued at once, in all
+    # -- devices and rooms (PROTOCOL.md sections 9 and 10) ---------------------------------
+    device_expiry_days: int = 30  # a device not logged in for this long is forgotten
+    max_room_members: int = 500  # members (invited included) per room
+    max_rooms_per_user: int = 100  # rooms a user belongs to or is invited to
+    room_history: int = 200  # durable messages a member who joins receives first
 
     @property
     def db_path(self) -> Path:
@@ -118,6 +123,9 @@ class RelayConfig:
             "max_unauthenticated",
             "inbox_quota_bytes",
             "max_pending_hashes",
+            "device_expiry_days",
+            "max_room_members",
+            "max_rooms_per_user",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -131,6 +139,8 @@ class RelayConfig:
                 f"unix_socket {self.unix_socket!r} is longer than {_UNIX_PATH_MAX} bytes: "
                 "choose a shorter path"
             )
+        if self.room_history < 0:
+            raise ValueError("room_history must be >= 0 (0 = a new member sees no history)")
         if self.max_frame_before_login > self.max_frame:
             raise ValueError("max_frame_before_login must not exceed max_frame")
         for name in ("handshake_timeout", "login_timeout", "idle_timeout", "frame_timeout"):
