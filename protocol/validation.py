@@ -18,6 +18,7 @@ MAX_USERNAME_CHARS = 32
 MIN_PASSWORD_CHARS = 1
 MAX_PASSWORD_BYTES = 1024
 MAX_TEXT_BYTES = 64 * 1024
+MAX_DEVICE_CHARS = 64  # PROTOCOL.md section 9
 MAX_FILE_NAME_BYTES = 255
 # Board coordinates beyond this magnitude are refused outright (clipping a segment whose ends
 # are astronomically far away would otherwise cost time proportional to its length).
@@ -117,6 +118,12 @@ def validate_password(password: str) -> None:
         raise ValueError("password must not be empty")
     if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
         raise ValueError(f"password is longer than {MAX_PASSWORD_BYTES} bytes")
+
+
+def valid_device_name(name: str) -> bool:
+    """A device name as PROTOCOL.md section 9 allows: at most 64 printable characters (no
+    control, format or line/paragraph separator characters; "" is the v1 device)."""
+    return len(name) <= MAX_DEVICE_CHARS and name.isprintable()
 
 
 def text_within_limit(text: str) -> bool:

@@ -69,12 +69,14 @@ class Connection:
         "_inflight",
         "_staged",
         "auth_pending",
+        "box",
         "bucket",
         "bytes_queued",
         "bytes_sent",
         "catching_up",
         "close_reason",
         "decoder",
+        "device",
         "id",
         "input_held",
         "input_paused",
@@ -93,6 +95,7 @@ class Connection:
         "read_pass",
         "registered_mask",
         "reset_at",
+        "send_only",
         "sent_mark",
         "sock",
         "state",
@@ -102,6 +105,7 @@ class Connection:
         "uid",
         "username",
         "v1_unacked",
+        "v21",
         "version",
         "want_write",
     )
@@ -140,6 +144,14 @@ class Connection:
         self.uid = 0
         self.username = ""
         self.version = 0
+        # PROTOCOL.md section 9: the device named at login ("" for v1 and plain v2), whether
+        # the session only sends (no inbox, never kicks or is kicked), whether it is v2.1
+        # (named a device or send_only: sees outgoing copies and rooms), and the id of the
+        # inbox it reads (the store's devices.box; 0 while none, e.g. send_only).
+        self.device = ""
+        self.send_only = False
+        self.v21 = False
+        self.box = 0
         self.auth_pending = False
         self.token_login = False
         self.last_rx = now

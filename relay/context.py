@@ -1,7 +1,8 @@
 """The narrow interface handlers (and the delivery and presence helpers) see of the relay.
 
 :class:`Context` names everything a handler may use: output (``send``, ``send_message``,
-``reset``, ``close``), the state owners (``sessions``, ``inboxes``, ``dedup``, ``store``,
+``reset``, ``close``), the state owners (``sessions``, ``devices``, ``inboxes``, ``dedup``,
+``store``,
 ``outage``, ``transfers``, the auth limits), the clock of the current pass (``now``,
 ``wall``) and the configuration. The loop (:class:`relay.loop.Relay`) satisfies it; mypy
 checks that nothing typed against it reaches further into the loop.
@@ -29,6 +30,7 @@ from relay.auth import HashWorker, LoginThrottle, RegistrationLimit
 from relay.config import RelayConfig
 from relay.connection import Connection
 from relay.dedup import DedupWindow
+from relay.devices import DeviceRegistry
 from relay.inboxes import Inboxes
 from relay.outage import StoreOutage
 from relay.sessions import Sessions
@@ -42,6 +44,7 @@ class Context(Protocol):
     config: RelayConfig
     store: Store
     sessions: Sessions
+    devices: DeviceRegistry
     inboxes: Inboxes
     dedup: DedupWindow
     outage: StoreOutage

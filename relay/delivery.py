@@ -1,9 +1,16 @@
-"""Store-and-forward of Messages to sessions: live pushes, the backlog pump, v1 delivery.
+"""Store-and-forward of Messages to sessions: fan-out to boxes, live pushes, the backlog
+pump, v1 delivery.
 
-The inboxes' state (seqs, sizes, the pass's rows, deliveries) is :mod:`relay.inboxes`';
-this module puts stored messages on connections and reports what was delivered to it.
+The inboxes' state (seqs, sizes, the pass's rows, deliveries) is :mod:`relay.inboxes`',
+which boxes a user has is :mod:`relay.devices`'; this module stores each message in the
+boxes it goes to, puts stored messages on connections and reports what was delivered.
 
 Invariants:
+- A durable message is stored once per box of its recipient (every device, PROTOCOL.md
+  section 9) and once per *other* named box of its sender as an ``outgoing`` copy; the
+  client's payload is extended, never decoded again, and each copy differs from the others
+  only in its seq field (and the outgoing copies in their uid/outgoing fields). A box over its
+  quota is skipped; the message is refused only when no box of the recipient can take it.
 - A session is pushed messages in seq order, each at most once per session
   (``conn.pushed_seq``); what a session cannot take now stays in the store and is pumped
   from there when its buffer drains, so relay memory per connection stays near
@@ -23,11 +30,12 @@ from protocol import chat_pb2 as pb
 from protocol.framing import frame_ends, pack_header
 from protocol.types import FrameType
 from relay.connection import Connection, ConnState
-from relay.forwarding import override_tail, receipt_frames
+from relay.forwarding import outgoing_prefix, override_tail, receipt_frames
 from relay.forwarding import sender_prefix as encode_sender_prefix
 
 if TYPE_CHECKING:
     from relay.context import Context
+    from relay.devices import Box
 
 BACKLOG_RUNS = 64  # stored runs read per batch: at most 64 x 64 messages, ~4 MiB of frames
 MAX_BATCHES_PER_PASS = 2
@@ -36,8 +44,10 @@ _MESSAGE_HEADER_TYPE = FrameType.MESSAGE
 
 def apply_deliveries(relay: Context) -> None:
     """Apply the pass's deliveries (:meth:`relay.inboxes.Inboxes.apply_deliveries`) and
-    queue the receipts they owe."""
-    for recipient, receipts in relay.inboxes.apply_deliveries():
+    queue the receipts they owe (one per message, whichever device acknowledged it first)."""
+    devices = relay.devices
+    several = {uid for uid in relay.inboxes.users_due() if len(devices.boxes_of(uid)) > 1}
+    for recipient, receipts in relay.inboxes.apply_deliveries(several):
         send_receipts(relay, recipient, receipts)
 
 
@@ -50,40 +60,97 @@ def sender_prefix(relay: Context, conn: Connection) -> bytes:
 
 
 def store_durable(
-    relay: Context,
-    conn: Connection,
-    recipient: int,
-    client_id: int,
-    payload: bytes,
-    stored_bytes: int,
-) -> tuple[int, int]:
-    """Buffer a durable message for the iteration's group commit and push it if possible.
+    relay: Context, conn: Connection, recipient: int, client_id: int, payload: bytes
+) -> tuple[int, int] | None:
+    """Buffer a durable message for the iteration's group commit, in every box of
+    ``recipient`` with room (and as ``outgoing`` copies in the sender's other named boxes),
+    and push each copy to its box's live session if possible.
 
-    ``stored_bytes`` is the recipient's stored bytes before this message
-    (:meth:`relay.inboxes.Inboxes.bytes_of`). Returns ``(seq, timestamp)``. The push is
-    queued now and written after the commit.
+    Returns ``(seq, timestamp)`` of the first copy (the Ack's), or None if no box of the
+    recipient had room (nothing was stored). The pushes are queued now and written after
+    the commit. The hot path: keep it flat.
     """
     timestamp = relay.wall
     prefix = conn.prefix if conn.prefix_wall == timestamp else sender_prefix(relay, conn)
-    seq, frame = relay.inboxes.accept(
-        recipient, conn.uid, client_id, timestamp, payload + prefix, stored_bytes
-    )
+    body = payload + prefix
+    inboxes = relay.inboxes
+    by_box = relay.sessions.by_box
+    sender = conn.uid
+    has_id = client_id != 0
+    first: tuple[int, int] | None = None
+    for box, _named in relay.devices.boxes_of(recipient):
+        size = _room_in(relay, box, len(payload))
+        if size < 0:
+            continue
+        seq, frame = inboxes.accept(
+            box, sender, client_id, timestamp, body, size, recipient if first is None else 0
+        )
+        if first is None:
+            first = (seq, timestamp)
+        target = by_box.get(box)
+        if target is not None:
+            push(relay, target, seq, frame, has_id)
+    if first is None:
+        return None
     relay.durable_count += 1
-    target = relay.sessions.online.get(recipient)
-    if target is not None:
-        push(relay, target, seq, frame, client_id != 0)
-    return seq, timestamp
+    own = relay.devices.boxes_of(sender)
+    if len(own) > 1 or own[0].named:
+        _store_outgoing(relay, conn, own, recipient, payload, timestamp)
+    return first
+
+
+def _room_in(relay: Context, box: int, payload_size: int) -> int:
+    """``box``'s stored bytes if a message of ``payload_size`` fits in its quota, else -1."""
+    inboxes = relay.inboxes
+    config = relay.config
+    floor = inboxes.floor.get(box)
+    head = inboxes.head_seq.get(box)
+    stored = head - floor if floor is not None and head is not None else inboxes.count(box)
+    size = inboxes.stored_bytes.get(box)
+    if size is None:
+        size = inboxes.bytes_of(box)
+    if stored >= config.inbox_quota or size + payload_size > config.inbox_quota_bytes:
+        return -1
+    return size
+
+
+def _store_outgoing(
+    relay: Context,
+    conn: Connection,
+    own: tuple[Box, ...],
+    peer: int,
+    payload: bytes,
+    timestamp: int,
+) -> None:
+    """Store the sender's ``outgoing`` copies in its named boxes but the sending one's (no
+    receipt is owed for them, no dedup record filed)."""
+    body = payload + outgoing_prefix(peer, timestamp)
+    by_box = relay.sessions.by_box
+    for box, named in own:
+        if not named or box == conn.box:
+            continue
+        size = _room_in(relay, box, len(payload))
+        if size < 0:
+            continue
+        seq, frame = relay.inboxes.accept(box, conn.uid, 0, timestamp, body, size, 0)
+        target = by_box.get(box)
+        if target is not None:
+            push(relay, target, seq, frame, False)
 
 
 def forward_ephemeral(relay: Context, sender: int, recipient: int, payload: bytes) -> None:
-    """Forward an ephemeral message to an online recipient; drop it under pressure."""
-    target = relay.sessions.online.get(recipient)
-    if target is None or target.state is not ConnState.OPEN:
+    """Forward an ephemeral message to the recipient's live receiving sessions; drop it for
+    any under pressure."""
+    targets = relay.sessions.online.get(recipient)
+    if not targets:
         return
-    if target.pending_bytes > relay.config.high_water // 2:
-        return  # ephemeral traffic is the first thing dropped under pressure
     forwarded = payload + override_tail(sender, relay.wall, 0)
-    relay.send(target, pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded)
+    frame = pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded
+    half_water = relay.config.high_water // 2
+    for target in targets:
+        if target.state is not ConnState.OPEN or target.pending_bytes > half_water:
+            continue  # ephemeral traffic is the first thing dropped under pressure
+        relay.send(target, frame)
 
 
 def push(relay: Context, conn: Connection, seq: int, frame: bytes, has_id: bool) -> None:
@@ -117,7 +184,7 @@ def start_backlog(relay: Context, conn: Connection, since_seq: int, send_sync: b
 
 def resume(relay: Context, conn: Connection) -> None:
     """Pump stored messages while the session's buffer is below half the high-water mark."""
-    if conn.state is not ConnState.OPEN or not conn.uid:
+    if conn.state is not ConnState.OPEN or not conn.box:
         return
     relay.inboxes.flush_rows()
     low_water = relay.config.high_water // 2
@@ -131,7 +198,7 @@ def resume(relay: Context, conn: Connection) -> None:
     for _ in range(MAX_BATCHES_PER_PASS):
         if conn.pending_bytes >= low_water:
             return
-        runs = store.inbox_after(conn.uid, conn.pushed_seq, BACKLOG_RUNS)
+        runs = store.inbox_after(conn.box, conn.pushed_seq, BACKLOG_RUNS)
         if runs:
             if v1:
                 # v1 rows count as delivered once their frame is written: track each frame.
@@ -147,7 +214,7 @@ def resume(relay: Context, conn: Connection) -> None:
             if conn.sync_requested:
                 conn.sync_requested = False
                 relay.send_message(
-                    conn, FrameType.SYNC, pb.Sync(head_seq=relay.inboxes.current_head(conn.uid))
+                    conn, FrameType.SYNC, pb.Sync(head_seq=relay.inboxes.current_head(conn.box))
                 )
             return
 
@@ -162,17 +229,19 @@ def note_v1_written(relay: Context, conn: Connection) -> None:
         _, last, row_has_id = unacked.popleft()
         has_id = has_id or row_has_id
     if last:
-        relay.inboxes.delivered_through(conn.uid, last, has_id)
+        relay.inboxes.delivered_through(conn.uid, conn.box, last, has_id)
 
 
 def send_receipts(relay: Context, recipient: int, delivered: list[tuple[int, int]]) -> None:
-    """Best-effort delivery receipts ``Ack{id, delivered, peer}`` to online v2 senders.
+    """Best-effort delivery receipts ``Ack{id, delivered, peer}`` to the senders' live v2
+    sessions (each of its devices: the others hold the message as an ``outgoing`` copy).
 
-    Each sender's receipts are queued as one chunk (one Ack per message on the wire).
+    Each sender's receipts are queued as one chunk per session (one Ack per message on the
+    wire).
     """
     if not delivered:
         return
-    online = relay.sessions.online
+    sessions = relay.sessions
     by_sender: dict[int, list[int]] = {}
     for sender, client_id in delivered:
         ids = by_sender.get(sender)
@@ -180,7 +249,9 @@ def send_receipts(relay: Context, recipient: int, delivered: list[tuple[int, int
             ids = by_sender[sender] = []
         ids.append(client_id)
     for sender, ids in by_sender.items():
-        target = online.get(sender)
-        if target is None or target.version < 2 or target.state is not ConnState.OPEN:
-            continue
-        relay.send(target, receipt_frames(ids, recipient))
+        frames = b""
+        for target in sessions.all_of(sender):
+            if target.version < 2 or target.state is not ConnState.OPEN:
+                continue
+            frames = frames or receipt_frames(ids, recipient)
+            relay.send(target, frames)

@@ -1,27 +1,34 @@
-"""The inboxes' live state: per-recipient seq caches, the pass's rows, deliveries to apply.
+"""The inboxes' live state: per-box seq caches, the pass's rows, deliveries to apply.
 
-:class:`Inboxes` is the one owner of what the relay knows about stored messages between
-commits; :mod:`relay.delivery` (pushes, the backlog pump, v1 write accounting), the message
-handlers and :mod:`relay.outage` ask it, and only it reads or writes this state.
+A box is one device's inbox (PROTOCOL.md section 9, :mod:`relay.store.inboxes`); every
+cache and table here is keyed by box. :class:`Inboxes` is the one owner of what the relay
+knows about stored messages between commits; :mod:`relay.delivery` (pushes, the backlog
+pump, v1 write accounting), the message handlers and :mod:`relay.outage` ask it, and only it
+reads or writes this state.
 
 Invariants:
-- Per recipient, ``seq`` strictly increases and survives restarts (``users.head_seq``):
+- Per box, ``seq`` strictly increases and survives restarts (the box's stored head_seq):
   :meth:`Inboxes.accept` hands out the next one above the cached or stored head.
-- The caches ``head_seq``, ``floor`` and ``stored_bytes`` (bytes of a recipient's stored
+- The caches ``head_seq``, ``floor`` and ``stored_bytes`` (bytes of a box's stored
   runs plus its rows not yet flushed) are exact when present; any may be dropped at any time
   (:meth:`Inboxes.writes_lost` drops them all) and is then read again from the store.
 - Rows accepted this pass wait in ``pending_rows`` until :meth:`Inboxes.flush_rows` hands
-  them to the store (in the open transaction; in seq order per recipient); what was handed
+  them to the store (in the open transaction; in seq order per box); what was handed
   over since the last commit is remembered in ``pass_rows`` until that commit succeeded.
 - Deliveries (v1 rows written to the socket, v2 Acks) are recorded with
   :meth:`Inboxes.delivered_through` and applied once per pass, before its commit
   (:meth:`Inboxes.apply_deliveries`); what the last attempt applied is remembered until the
   commit succeeded, and recorded again if it failed. While the store cannot write they wait.
+- A message stored in several boxes of one user owes its sender one receipt, when the first
+  of them is delivered: the (sender, id) pairs receipted for such users are remembered, the
+  latest :data:`RECEIPT_MEMORY` of them (a pair forgotten sooner may be receipted twice,
+  which clients ignore).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 from protocol.framing import pack_header
 from protocol.types import FrameType
@@ -29,18 +36,21 @@ from relay.dedup import DedupWindow
 from relay.forwarding import seq_field
 from relay.store import InboxRow, Store, StoreUnavailable
 
-# uid -> (highest seq its session has received, whether any of those rows may owe its
-# sender a receipt)
-DeliveryTable = dict[int, tuple[int, bool]]
+# box -> (highest seq its session has received, whether any of those rows may owe its
+# sender a receipt, the box's user)
+DeliveryTable = dict[int, tuple[int, bool, int]]
+RECEIPT_MEMORY = 16384  # receipted (sender, id) pairs remembered for users with several boxes
 
 new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _MESSAGE_FRAME_TYPE = int(FrameType.MESSAGE)
 
 
-def _note_delivery(table: DeliveryTable, uid: int, seq: int, receipts: bool) -> None:
-    previous = table.get(uid)
-    table[uid] = (
-        (seq, receipts) if previous is None else (max(previous[0], seq), previous[1] or receipts)
+def _note_delivery(table: DeliveryTable, box: int, seq: int, receipts: bool, uid: int) -> None:
+    previous = table.get(box)
+    table[box] = (
+        (seq, receipts, uid)
+        if previous is None
+        else (max(previous[0], seq), previous[1] or receipts, uid)
     )
 
 
@@ -51,39 +61,40 @@ class Inboxes:
         self.store = store
         self.dedup = dedup
         self.head_seq: dict[int, int] = {}
-        self.floor: dict[int, int] = {}  # uid -> seq below the oldest stored row
-        self.stored_bytes: dict[int, int] = {}  # uid -> bytes of its stored and pending rows
+        self.floor: dict[int, int] = {}  # box -> seq below the oldest stored row
+        self.stored_bytes: dict[int, int] = {}  # box -> bytes of its stored and pending rows
         self.pending_rows: list[InboxRow] = []
         self.pass_rows: list[list[InboxRow]] = []  # handed to the store since the last commit
         self.deliveries: DeliveryTable = {}
         self.deliveries_applied: DeliveryTable = {}
+        self._receipted: dict[tuple[int, int], None] = {}  # insertion-ordered, bounded
 
     # -- seqs and sizes ----------------------------------------------------------------------
 
-    def current_head(self, uid: int) -> int:
-        """The highest seq assigned in ``uid``'s inbox (accepted this pass included)."""
-        head = self.head_seq.get(uid)
-        return self.store.head_seq(uid) if head is None else head
+    def current_head(self, box: int) -> int:
+        """The highest seq assigned in ``box``'s inbox (accepted this pass included)."""
+        head = self.head_seq.get(box)
+        return self.store.head_seq(box) if head is None else head
 
-    def count(self, uid: int) -> int:
-        """Messages stored for ``uid``: seqs in (floor, head], floor being its delivered_seq
+    def count(self, box: int) -> int:
+        """Messages stored for ``box``: seqs in (floor, head], floor being its delivered_seq
         (which buffered rows do not change: no flush needed)."""
-        floor = self.floor.get(uid)
-        head = self.head_seq.get(uid)
+        floor = self.floor.get(box)
+        head = self.head_seq.get(box)
         if floor is not None and head is not None:
             return head - floor
         if floor is None:
-            floor = self.store.inbox_floor(uid)
-            self.floor[uid] = floor
-        return self.current_head(uid) - floor
+            floor = self.store.inbox_floor(box)
+            self.floor[box] = floor
+        return self.current_head(box) - floor
 
-    def bytes_of(self, uid: int) -> int:
-        """Bytes stored for ``uid`` (its runs, counted whole until deleted, and its rows not
+    def bytes_of(self, box: int) -> int:
+        """Bytes stored for ``box`` (its runs, counted whole until deleted, and its rows not
         yet flushed), from the cache or, once, from the store."""
-        size = self.stored_bytes.get(uid)
+        size = self.stored_bytes.get(box)
         if size is None:
             self.flush_rows()
-            size = self.stored_bytes[uid] = self.store.inbox_bytes(uid)
+            size = self.stored_bytes[box] = self.store.inbox_bytes(box)
         return size
 
     def accept(
@@ -94,13 +105,15 @@ class Inboxes:
         timestamp: int,
         body: bytes,
         stored_bytes: int,
+        dedup_uid: int = -1,
     ) -> tuple[int, bytes]:
-        """Assign ``recipient``'s next seq to a durable message and buffer it for the pass's
-        commit; return the seq and the MESSAGE frame (``body``, the client's payload with the
-        sender's override fields, then the seq field): built once, stored and pushed as is.
+        """Assign box ``recipient``'s next seq to a durable message and buffer it for the
+        pass's commit; return the seq and the MESSAGE frame (``body``, the client's payload
+        with the sender's override fields, then the seq field): built once, stored and pushed
+        as is. ``dedup_uid``: see :class:`relay.store.InboxRow`.
 
-        ``stored_bytes`` is the recipient's :meth:`bytes_of` before this message. The hot
-        path: one call per relayed message.
+        ``stored_bytes`` is the box's :meth:`bytes_of` before this message. The hot path: one
+        call per stored copy.
         """
         heads = self.head_seq
         seq = heads.get(recipient)
@@ -111,7 +124,7 @@ class Inboxes:
         forwarded = body + seq_field(seq)
         frame = pack_header(len(forwarded), _MESSAGE_FRAME_TYPE) + forwarded
         self.pending_rows.append(
-            new_tuple(InboxRow, (recipient, seq, sender, client_id, timestamp, frame))
+            new_tuple(InboxRow, (recipient, seq, sender, client_id, timestamp, frame, dedup_uid))
         )
         self.stored_bytes[recipient] = stored_bytes + len(frame)
         return seq, frame
@@ -128,18 +141,25 @@ class Inboxes:
 
     # -- deliveries --------------------------------------------------------------------------
 
-    def delivered_through(self, uid: int, seq: int, receipts: bool) -> None:
-        """``uid``'s session has received everything through ``seq``: its rows are deleted
-        (and ``receipts`` may be owed for them) when the pass's deliveries are applied."""
-        _note_delivery(self.deliveries, uid, seq, receipts)
+    def delivered_through(self, uid: int, box: int, seq: int, receipts: bool) -> None:
+        """The session of ``uid``'s box ``box`` has received everything through ``seq``: its
+        rows are deleted (and ``receipts`` may be owed for them) when the pass's deliveries
+        are applied."""
+        _note_delivery(self.deliveries, box, seq, receipts, uid)
+
+    def users_due(self) -> set[int]:
+        """The users whose deliveries wait to be applied."""
+        return {uid for _, _, uid in self.deliveries.values()}
 
     def deliveries_due(self) -> bool:
         """Whether deliveries wait and the store can take them now."""
         return bool(self.deliveries) and self.store.available
 
-    def apply_deliveries(self) -> list[tuple[int, list[tuple[int, int]]]]:
+    def apply_deliveries(self, several_boxes: set[int]) -> list[tuple[int, list[tuple[int, int]]]]:
         """Delete what sessions have received, in the open transaction (after flushing the
-        pass's rows); return, per recipient, the (sender, client id) owed a receipt.
+        pass's rows); return, per recipient user, the (sender, client id) owed a receipt.
+        For the users in ``several_boxes`` (more than one box), a pair already receipted is
+        left out (module docstring).
 
         Remembered until that transaction's commit, which may still lose them. If the store
         cannot write, what was returned so far is returned (its receipts are dropped with the
@@ -147,29 +167,50 @@ class Inboxes:
         """
         self.flush_rows()
         due, self.deliveries = self.deliveries, {}
-        for uid, (seq, receipts) in due.items():
-            _note_delivery(self.deliveries_applied, uid, seq, receipts)
+        for box, (seq, receipts, uid) in due.items():
+            _note_delivery(self.deliveries_applied, box, seq, receipts, uid)
         owed: list[tuple[int, list[tuple[int, int]]]] = []
         store = self.store
         try:
-            for uid, (seq, receipts) in due.items():
-                delivered = store.delete_inbox_through(uid, seq, receipts=receipts)
-                self._deleted_through(uid, seq, delivered.freed_bytes)
-                if delivered.receipts:
-                    owed.append((uid, delivered.receipts))
+            for box, (seq, receipts, uid) in due.items():
+                delivered = store.delete_inbox_through(box, seq, receipts=receipts)
+                self._deleted_through(box, seq, delivered.freed_bytes)
+                pairs = delivered.receipts
+                if pairs and uid in several_boxes:
+                    pairs = self._first_receipts(pairs)
+                if pairs:
+                    owed.append((uid, pairs))
         except StoreUnavailable:
             pass  # rolled back with the rest of the pass: writes_lost records them again
         return owed
 
-    def _deleted_through(self, uid: int, seq: int, freed_bytes: int) -> None:
-        """``uid`` has received everything through ``seq`` (its new floor); the runs deleted
-        with it held ``freed_bytes``."""
-        floor = self.floor.get(uid)
+    def _first_receipts(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The pairs not receipted yet (remembered now, the oldest forgotten past the bound)."""
+        memory = self._receipted
+        fresh = [pair for pair in pairs if pair not in memory]
+        for pair in fresh:
+            memory[pair] = None
+        excess = len(memory) - RECEIPT_MEMORY
+        if excess > 0:
+            for pair in list(itertools.islice(memory, excess)):
+                del memory[pair]
+        return fresh
+
+    def _deleted_through(self, box: int, seq: int, freed_bytes: int) -> None:
+        """``box``'s device has received everything through ``seq`` (its new floor); the runs
+        deleted with it held ``freed_bytes``."""
+        floor = self.floor.get(box)
         if floor is not None and seq > floor:
-            self.floor[uid] = seq
-        size = self.stored_bytes.get(uid)
+            self.floor[box] = seq
+        size = self.stored_bytes.get(box)
         if size is not None:
-            self.stored_bytes[uid] = size - freed_bytes
+            self.stored_bytes[box] = size - freed_bytes
+
+    def forget_box(self, box: int) -> None:
+        """``box`` was emptied or removed in the store: drop what is cached of it."""
+        self.head_seq.pop(box, None)
+        self.floor.pop(box, None)
+        self.stored_bytes.pop(box, None)
 
     # -- the pass's commit -------------------------------------------------------------------
 
@@ -188,6 +229,6 @@ class Inboxes:
         self.floor.clear()
         self.stored_bytes.clear()
         applied, self.deliveries_applied = self.deliveries_applied, {}
-        for uid, (seq, receipts) in applied.items():
-            self.delivered_through(uid, seq, receipts)
+        for box, (seq, receipts, uid) in applied.items():
+            self.delivered_through(uid, box, seq, receipts)
         return senders

@@ -64,6 +64,7 @@ from relay.config import RelayConfig
 from relay.connection import Connection, ConnState, ReadResult
 from relay.context import Handler
 from relay.dedup import DedupWindow
+from relay.devices import DeviceRegistry
 from relay.inboxes import Inboxes
 from relay.intake import InputBudget
 from relay.maintenance import Maintenance
@@ -113,6 +114,7 @@ class Relay:
         self.registrations = RegistrationLimit(config.registrations_per_address_per_minute)
         self.connections: dict[int, Connection] = {}
         self.sessions = Sessions(store)
+        self.devices = DeviceRegistry(store)
         self.dedup = DedupWindow(
             store, config.dedup_window_hours * 3600, config.dedup_filter_bits_log2
         )
@@ -253,6 +255,7 @@ class Relay:
         if self.outage.lost_writes():
             self.outage.writes_lost(self)
         inboxes.committed()
+        self.devices.committed()
         if self.dirty:
             dirty, self.dirty = self.dirty, set()
             for conn in dirty:
@@ -537,6 +540,8 @@ class Relay:
         self._detach_session(conn)
 
     def _detach_session(self, conn: Connection) -> None:
+        if conn.box and conn.uid:
+            self.devices.seen(conn.box, self.wall)
         if self.sessions.detach(conn):
             presence.user_changed(self, conn.uid)
 

@@ -3,7 +3,8 @@ input budget.
 
 Invariants:
 - Every piece of work here is bounded per call: expired dedup and token rows are pruned in
-  chunks of ``_PRUNE_CHUNK`` (the loop never stalls on it), admin kicks per
+  chunks of ``_PRUNE_CHUNK`` (the loop never stalls on it), expired devices in batches of
+  :data:`relay.devices.EXPIRY_BATCH`, admin kicks per
   :data:`relay.store.KICKS_PER_CALL`, and sweeps visit only sessions and the connections
   holding input.
 - While the store cannot write, housekeeping only rotates the dedup filter and probes the
@@ -26,6 +27,7 @@ from relay import presence
 from relay.admission import Admission
 from relay.connection import Connection, ConnState
 from relay.context import Context
+from relay.devices import EXPIRY_BATCH
 from relay.intake import InputBudget
 from relay.memory import MemoryTrimmer
 from relay.readiness import Readiness
@@ -68,8 +70,27 @@ class Maintenance:
                 return
             pruned = loop.dedup.prune(_PRUNE_CHUNK)
             pruned += loop.store.prune_tokens(loop.wall)
+            pruned += self._expire_devices()
             # More left: come back at the next sweep; otherwise in a minute.
             self._next_prune = loop.now + (0.0 if pruned >= _PRUNE_CHUNK else 60.0)
+
+    def _expire_devices(self) -> int:
+        """Forget devices not seen for ``device_expiry_days`` (a bounded batch), with what
+        their boxes hold; returns a count that asks for another call soon when the batch was
+        full."""
+        loop = self._loop
+        forgotten = loop.devices.expire(
+            loop.wall, loop.config.device_expiry_days, set(loop.sessions.by_box)
+        )
+        for uid, box, name in forgotten:
+            loop.inboxes.forget_box(box)
+            log.info(
+                "device %r of uid=%d forgotten: not seen for %d days",
+                name,
+                uid,
+                loop.config.device_expiry_days,
+            )
+        return _PRUNE_CHUNK if len(forgotten) >= EXPIRY_BATCH else 0
 
     def check_admin_actions(self) -> None:
         """Apply what admin commands asked for, unless the store cannot write now (a write
@@ -84,10 +105,10 @@ class Maintenance:
         fresh lists. Bounded per call; one PRAGMA when no other process wrote."""
         loop = self._loop
         for uid, reason in loop.store.take_kicks():
-            conn = loop.sessions.get(uid)
-            if conn is not None:
+            for conn in list(loop.sessions.all_of(uid)):
                 loop.reset(conn, pb.Reset.KICKED, reason)
             if loop.store.user_by_uid(uid) is None:
+                loop.devices.forget_user(uid)
                 presence.user_removed(loop, uid)
 
     def sweep(self) -> None:
@@ -96,7 +117,7 @@ class Maintenance:
         loop = self._loop
         config = loop.config
         limit = loop.now - config.idle_timeout
-        for conn in list(loop.sessions.online.values()):
+        for conn in [c for sessions in loop.sessions.of_user.values() for c in sessions]:
             if conn.version >= 2 and conn.last_rx < limit and conn.state is ConnState.OPEN:
                 loop.reset_apart(
                     conn, pb.Reset.TIMEOUT, f"silent for more than {config.idle_timeout:g} s"

@@ -37,6 +37,7 @@ from protocol import encode_frame
 from protocol.framing import HEADER_SIZE, frame_ends
 from protocol.types import EPHEMERAL_MESSAGE_TYPES, FrameType
 from relay.connection import Connection
+from relay.devices import DeviceRegistry
 from relay.inboxes import Inboxes
 from relay.sessions import Sessions
 from relay.store import Store
@@ -58,6 +59,7 @@ class OutageContext(Protocol):
     :class:`relay.context.Context`, which builds on this module)."""
 
     inboxes: Inboxes
+    devices: DeviceRegistry
     sessions: Sessions
     dirty: set[Connection]
     now: float
@@ -93,13 +95,20 @@ class StoreOutage:
                 self.store.unavailable_reason,
             )
         senders = relay.inboxes.writes_lost()
+        lost_boxes = relay.devices.writes_lost()
         for conn in list(relay.dirty):
             self._answer_for_staged(relay, conn)
         for uid in senders:
-            sender = relay.sessions.get(uid)
-            if sender is not None and sender.version < 2:
-                self.refused += 1
-                relay.reset(sender, pb.Reset.UNKNOWN_ERROR, MESSAGE_NOT_STORED)
+            for sender in list(relay.sessions.all_of(uid)):
+                if sender.version < 2:
+                    self.refused += 1
+                    relay.reset(sender, pb.Reset.UNKNOWN_ERROR, MESSAGE_NOT_STORED)
+        for box in lost_boxes:
+            # The device registered in this pass is gone with it (and its box number may be
+            # handed out again): its session must not go on reading that box.
+            session = relay.sessions.by_box.get(box)
+            if session is not None:
+                relay.reset(session, pb.Reset.UNKNOWN_ERROR, REQUEST_NOT_COMPLETED)
 
     def refuse_durable(self, relay: OutageContext, conn: Connection, client_id: int) -> None:
         """A durable message arrived while the store cannot write."""

@@ -8,9 +8,10 @@ Invariants:
   buddies only (:meth:`relay.sessions.Sessions.shows_online`). Neither side of a pending
   request sees the other's state, in ListUser, in its buddy list, or by the timing of a
   push.
-- Whenever a user's buddy list or a buddy's online state changes, every affected online
-  user is pushed a fresh, complete ListBuddyResponse; v1 sessions only ever see BUDDY
-  entries.
+- Whenever a user's buddy list or a buddy's online state changes, every live session of
+  every affected user is pushed a fresh, complete ListBuddyResponse; v1 sessions only ever
+  see BUDDY entries. A user is online while any of its receiving sessions lives
+  (PROTOCOL.md section 9): another device logging in or out changes nothing for buddies.
 """
 
 from __future__ import annotations
@@ -46,12 +47,18 @@ def push_list(relay: Context, conn: Connection) -> None:
     relay.send_message(conn, FrameType.LIST_BUDDY, buddy_list(relay, conn.uid, conn.version))
 
 
+def push_lists(relay: Context, uid: int) -> None:
+    """Push ``uid``'s fresh list to each of its live sessions."""
+    sessions = relay.sessions.all_of(uid)
+    if sessions:
+        for conn in list(sessions):
+            push_list(relay, conn)
+
+
 def user_changed(relay: Context, uid: int) -> None:
-    """``uid`` went online or offline: push fresh lists to its online buddies (only)."""
+    """``uid`` went online or offline: push fresh lists to its logged-in buddies (only)."""
     for buddy in relay.store.buddy_ids(uid):
-        peer = relay.sessions.get(buddy)
-        if peer is not None:
-            push_list(relay, peer)
+        push_lists(relay, buddy)
 
 
 def user_removed(relay: Context, uid: int) -> None:
@@ -64,6 +71,4 @@ def relation_changed(relay: Context, *uids: int) -> None:
     """The relation between these users changed: refresh caches and push their lists."""
     for uid in uids:
         relay.sessions.refresh(uid)
-        conn = relay.sessions.get(uid)
-        if conn is not None:
-            push_list(relay, conn)
+        push_lists(relay, uid)

@@ -142,6 +142,8 @@ class WireClient:
         version: int = 1,
         token: str = "",
         since_seq: int = 0,
+        device: str = "",
+        send_only: bool = False,
     ) -> pb.LoginResponse:
         self.send(
             FrameType.LOGIN,
@@ -151,6 +153,8 @@ class WireClient:
                 protocol_version=version,
                 token=token,
                 since_seq=since_seq,
+                device=device,
+                send_only=send_only,
             ),
         )
         response = self.expect(FrameType.LOGIN, pb.LoginResponse)

@@ -21,8 +21,12 @@ Invariants:
   holds, is refused: LoginResponse USER_NOT_FOUND, then a Reset UNKNOWN_ERROR saying why
   and, for a clash, which admin command links them. Anywhere else an empty password is an
   ordinary (failing) password login.
-- One live session per user: a successful login kicks the previous one (Reset KICKED)
-  without announcing the user offline in between.
+- One live session per (user, device) (PROTOCOL.md section 9; v1 and plain v2 logins are
+  the device ``""``): a successful login kicks the previous session of that device (Reset
+  KICKED) without announcing the user offline in between; sessions of other devices stay.
+  A ``send_only`` session has no device: it never kicks and is never kicked. The device and
+  ``send_only`` fields count only in v2 logins (a v1 peer cannot mean them); a device name
+  that is not at most 64 printable characters is a protocol error.
 """
 
 from __future__ import annotations
@@ -32,9 +36,15 @@ import math
 import pwd
 from typing import TYPE_CHECKING
 
+from protocol import ProtocolError
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType, parse_message
-from protocol.validation import normalize_username, username_key, validate_password
+from protocol.validation import (
+    normalize_username,
+    username_key,
+    valid_device_name,
+    validate_password,
+)
 from relay import delivery, presence
 from relay.auth import address_key, hash_password, new_token, token_hash, verify_password
 from relay.connection import ConnState
@@ -150,6 +160,7 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
     if conn.auth_pending:
         _refuse_login(relay, conn, version, BUSY_RETRY_AFTER_S)
         return
+    _note_device(conn, request, version)
     if conn.local_peer is not None and not request.password and not request.token:
         _local_login(relay, conn, version, request.since_seq)
         return
@@ -209,6 +220,18 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
 
     conn.auth_pending = True
     relay.hasher.submit(verify_password, (request.password, user.password_hash), verified)
+
+
+def _note_device(conn: Connection, request: pb.LoginRequest, version: int) -> None:
+    """Record the device the login asks for on ``conn`` (used once it succeeds)."""
+    if version < 2:
+        conn.device, conn.send_only, conn.v21 = "", False, False
+        return
+    if not valid_device_name(request.device):
+        raise ProtocolError("device must be at most 64 printable characters")
+    conn.send_only = request.send_only
+    conn.device = "" if request.send_only else request.device
+    conn.v21 = request.send_only or bool(request.device)
 
 
 def _refuse_local(relay: Context, conn: Connection, why: str) -> None:
@@ -285,23 +308,36 @@ def complete_login(
     since_seq: int,
     token: str | None,
 ) -> None:
-    """Make ``conn`` the user's one live session, answer, announce, start the backlog."""
+    """Make ``conn`` its device's one live session, answer, announce, start the backlog."""
     uid = user.uid
-    old = relay.sessions.take_over(uid)
-    if old is not None and old is not conn:
-        relay.reset(old, pb.Reset.KICKED, "you logged in from another connection")
+    if not conn.send_only:
+        try:
+            box = relay.devices.register(uid, conn.device, relay.wall)
+        except StoreUnavailable:
+            relay.outage.request_failed(relay, conn)
+            return
+        old = relay.sessions.take_over(box)
+        if old is not None and old is not conn:
+            relay.reset(
+                old,
+                pb.Reset.KICKED,
+                f"you logged in again on device {conn.device!r} from another connection"
+                if conn.device
+                else "you logged in from another connection",
+            )
+        conn.box = box
     conn.uid = uid
     conn.username = user.username
     conn.version = version
     conn.token_login = token is not None
     relay.logged_in(conn)
-    relay.sessions.attach(uid, conn)
+    came_online = relay.sessions.attach(conn)
     # 0 for v1: "0 = v1 or unknown" keeps v1 buddy lists byte-identical to the original.
     relay.store.set_protocol_version(uid, 2 if version >= 2 else 0)
     if relay.config.rate_limit > 0:
         conn.bucket = TokenBucket(relay.config.rate_limit, relay.config.rate_burst, relay.now)
     response = pb.LoginResponse(code=pb.LoginResponse.SUCCESS, uid=uid)
-    head = relay.inboxes.current_head(uid)
+    head = relay.inboxes.current_head(conn.box) if conn.box else 0
     if version >= 2:
         if token is None:
             token, hashed = new_token()
@@ -312,14 +348,19 @@ def complete_login(
         response.head_seq = head
     relay.send_message(conn, FrameType.LOGIN, response)
     log.info(
-        "conn=%d peer=%s login uid=%d v%d%s",
+        "conn=%d peer=%s login uid=%d v%d%s%s",
         conn.id,
         conn.peer,
         uid,
         version,
+        " send-only" if conn.send_only else f" device={conn.device!r}" if conn.device else "",
         " (token)" if conn.token_login else "",
     )
     presence.push_list(relay, conn)
-    presence.user_changed(relay, uid)
+    if came_online:
+        presence.user_changed(relay, uid)
+    if conn.send_only:
+        relay.send_message(conn, FrameType.SYNC, pb.Sync(head_seq=0))  # no backlog, ever
+        return
     since = min(since_seq, head) if version >= 2 else 0
     delivery.start_backlog(relay, conn, since, send_sync=version >= 2)

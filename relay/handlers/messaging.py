@@ -10,8 +10,9 @@ Invariants:
   for v1 senders (v1 has no way to report them), logged at debug level. While the store
   cannot write, durable messages are refused before anything is written
   (:mod:`relay.outage`); a retry of one already stored still gets its Ack.
-- A recipient's offline inbox holds at most ``inbox_quota`` messages and
-  ``inbox_quota_bytes`` bytes (a message that would cross either is refused).
+- Each box (a device's inbox) holds at most ``inbox_quota`` messages and
+  ``inbox_quota_bytes`` bytes; a full box is skipped, and a message no box of its
+  recipient can take is refused (:func:`relay.delivery.store_durable`).
 - Integers from the wire never reach SQLite or arithmetic unbounded (uint64 fields may be
   >= 2**63, beyond SQLite's INTEGER): ``since_seq`` is clamped to the inbox head (beyond it
   there is nothing to send), an Ack's seq to what was pushed; message ids are only ever
@@ -171,30 +172,25 @@ def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
     if not relay.store.available:
         relay.outage.refuse_durable(relay, conn, client_id)
         return
-    config = relay.config
-    inboxes = relay.inboxes
-    floor = inboxes.floor.get(recipient)
-    head = inboxes.head_seq.get(recipient)
-    stored = head - floor if floor is not None and head is not None else inboxes.count(recipient)
-    size = inboxes.stored_bytes.get(recipient)
-    if size is None:
-        size = inboxes.bytes_of(recipient)
-    if stored >= config.inbox_quota or size + len(payload) > config.inbox_quota_bytes:
+    stored = delivery.store_durable(relay, conn, recipient, client_id, payload)
+    if stored is None:
         _refuse(relay, conn, client_id, pb.Ack.QUOTA_EXCEEDED, durable)
         return
-    seq, timestamp = delivery.store_durable(relay, conn, recipient, client_id, payload, size)
     if v2:  # _ack's OK path, inline: once per relayed message
-        conn.pending_acks.append(ack_ok_frame(client_id, seq, timestamp))
+        conn.pending_acks.append(ack_ok_frame(client_id, stored[0], stored[1]))
 
 
 def handle_ack(relay: Context, conn: Connection, payload: bytes) -> None:
     ack = parse_message(pb.Ack, payload)
     through = min(ack.seq, conn.pushed_seq)
     if through > 0:
-        relay.inboxes.delivered_through(conn.uid, through, receipts=True)
+        relay.inboxes.delivered_through(conn.uid, conn.box, through, receipts=True)
 
 
 def handle_sync(relay: Context, conn: Connection, payload: bytes) -> None:
     sync = parse_message(pb.Sync, payload)
-    since = min(sync.since_seq, relay.inboxes.current_head(conn.uid))
+    if conn.send_only:  # no inbox: nothing to send, and the backlog is over at once
+        relay.send_message(conn, FrameType.SYNC, pb.Sync(head_seq=0))
+        return
+    since = min(sync.since_seq, relay.inboxes.current_head(conn.box))
     delivery.start_backlog(relay, conn, since, send_sync=True)

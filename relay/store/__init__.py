@@ -3,7 +3,7 @@
 
 - ``database``: the connection, group commit, availability after a failed write.
 - ``schema``: :data:`MIGRATIONS` and how a file is brought up to date.
-- ``users``, ``relations``, ``inboxes``, ``dedup_records``, ``tokens``, ``kicks``: one
+- ``users``, ``relations``, ``inboxes``, ``devices``, ``dedup_records``, ``tokens``, ``kicks``: one
   table (or table group) each, with its SQL and invariants.
 - ``packing``: byte layouts of packed columns. ``facade``: :class:`Store`.
 
@@ -17,9 +17,11 @@ from relay.store.database import (
     SYNCHRONOUS_MODES,
 )
 from relay.store.dedup_records import DedupRecord
+from relay.store.devices import DeviceRecord
 from relay.store.errors import StoreError, StoreUnavailable
 from relay.store.facade import Store
 from relay.store.inboxes import (
+    BOX_BASE,
     MAX_RUN_BYTES,
     MAX_RUN_MESSAGES,
     Delivered,
@@ -33,6 +35,7 @@ from relay.store.schema import MIGRATIONS, MigrationStep
 from relay.store.users import UserRecord
 
 __all__ = [
+    "BOX_BASE",
     "BUSY_TIMEOUT_S",
     "KICKS_PER_CALL",
     "MAX_RUN_BYTES",
@@ -44,6 +47,7 @@ __all__ = [
     "AddBuddyOutcome",
     "DedupRecord",
     "Delivered",
+    "DeviceRecord",
     "InboxRow",
     "MigrationStep",
     "Relation",

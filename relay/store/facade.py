@@ -3,10 +3,10 @@
 Invariants:
 - One :class:`Store` is one SQLite connection (:class:`relay.store.database.Database`: its
   transactions, group commit and availability rules) shared by one reader/writer per
-  aggregate: users, relations, inboxes, dedup records, tokens, admin kicks. Each aggregate
+  aggregate: users, relations, inboxes, devices, dedup records, tokens, admin kicks. Each aggregate
   module owns its table's SQL and invariants; nothing else writes its rows.
-- Rows owned by a user go with it: relations (both ways) and tokens through
-  ``ON DELETE CASCADE``, its inbox runs and their dedup records deleted by
+- Rows owned by a user go with it: relations (both ways), devices and tokens through
+  ``ON DELETE CASCADE``, its boxes' inbox runs and their dedup records deleted by
   :meth:`Store.remove_user` (no foreign key on the hot tables).
 - The methods the relay and the CLI call are the aggregates' own, bound here once
   (``store.append_inbox is store.inboxes.append_inbox``): the facade adds no call on the
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from relay.store.database import BUSY_TIMEOUT_S, Database
 from relay.store.dedup_records import DedupRecords
+from relay.store.devices import Devices
 from relay.store.inboxes import Inboxes
 from relay.store.kicks import AdminKicks
 from relay.store.relations import Relations
@@ -51,6 +52,7 @@ class Store(Database):
         self.relations = relations = Relations(self)
         self.dedup_records = dedup_records = DedupRecords(self)
         self.inboxes = inboxes = Inboxes(self, dedup_records)
+        self.devices = devices = Devices(self, inboxes)
         self.tokens = tokens = Tokens(self)
         self.kicks = kicks = AdminKicks(self)
 
@@ -80,6 +82,13 @@ class Store(Database):
         self.inbox_bytes = inboxes.inbox_bytes
         self.delete_inbox_through = inboxes.delete_inbox_through
 
+        self.devices_of = devices.devices_of
+        self.claim_device = devices.claim_device
+        self.touch_device = devices.touch_device
+        self.expired_devices = devices.expired_devices
+        self.forget_device = devices.forget_device
+        self.device_count = devices.device_count
+
         self.find_dedup = dedup_records.find_dedup
         self.newest_dedup_bucket = dedup_records.newest_dedup_bucket
         self.prune_dedup = dedup_records.prune_dedup
@@ -94,12 +103,13 @@ class Store(Database):
         self.take_kicks = kicks.take_kicks
 
     def remove_user(self, uid: int) -> bool:
-        """Delete a user with its relations (both ways), inbox, its inbox's dedup records and
-        its tokens.
+        """Delete a user with its relations (both ways), devices, the messages of all its
+        boxes, their dedup records and its tokens.
 
         Messages it sent that still wait in other inboxes are kept, and so are their dedup
         records (harmless: uids are never reused). False if no such user.
         """
         self.dedup_records.remove_recipient(uid)
-        self.inboxes.remove_recipient(uid)
+        for box in self.devices.boxes_of_user(uid):
+            self.inboxes.remove_box(box)
         return self.users.remove_user(uid)

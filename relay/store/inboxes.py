@@ -1,24 +1,31 @@
-"""The inboxes: durable messages stored per recipient until delivered (the inbox_runs table
-and the users' ``head_seq`` / ``delivered_seq`` columns).
+"""The inboxes: durable messages stored per box until delivered (the inbox_runs table and
+the boxes' ``head_seq`` / ``delivered_seq`` columns).
+
+A *box* is one device's inbox (PROTOCOL.md section 9): the user's uid box (``box == uid``,
+below :data:`BOX_BASE`; its seq columns are the users row's, as before devices existed) or a
+device box from :data:`BOX_BASE` up (its seq columns are the devices row's,
+:mod:`relay.store.devices`).
 
 Invariants:
-- ``users.head_seq`` is the highest inbox seq ever assigned to a user: it only grows and is
+- A box's ``head_seq`` is the highest inbox seq ever assigned in it: it only grows and is
   kept when inbox rows are deleted. Seqs are assigned by the caller (which caches them)
-  above it. ``users.delivered_seq`` is the highest seq the user has received: its stored
+  above it. ``delivered_seq`` is the highest seq its device has received: its stored
   messages are exactly (delivered_seq, head_seq].
-- The inbox stores *runs*: one row per run of consecutive seqs of one recipient accepted
+- The inbox stores *runs*: one row per run of consecutive seqs of one box accepted
   together, holding their whole MESSAGE frames back to back (one b-tree insert per run, not
   per message: the relay's hot path). A delivery through seq N deletes the runs that end at
   or below N; a run delivered only in part stays, and readers skip its frames <= the
-  user's ``delivered_seq`` (and count in the recipient's stored bytes until deleted).
-- Each run with client ids gets its dedup record in the same transaction
-  (:mod:`relay.store.dedup_records`). The run row carries the senders and ids as little-endian
-  arrays (:mod:`relay.store.packing`): receipts are read from it at delivery.
+  box's ``delivered_seq`` (and count in the box's stored bytes until deleted).
+- A run whose rows name a dedup uid gets its dedup record in the same transaction, filed
+  under that uid (:mod:`relay.store.dedup_records`): one copy of a message fanned out to
+  several boxes carries the record, the others none. The run row carries the senders and
+  ids as little-endian arrays (:mod:`relay.store.packing`): receipts are read from it at
+  delivery.
 - The table is appended at the right edge of its b-tree (rowid keys; the index leads with
-  the recipient of live runs only): a commit writes a few pages whatever the number of
+  the box of live runs only): a commit writes a few pages whatever the number of
   recipients (hot spots per recipient in a growing table tripled the WAL pages per commit).
-- No foreign key on the hot table: a removed user's runs are deleted by
-  :meth:`Inboxes.remove_recipient`.
+- No foreign key on the hot table: a removed user's or forgotten device's runs are deleted
+  by :meth:`Inboxes.remove_box`.
 
 Owns no state beyond the rows.
 """
@@ -36,13 +43,18 @@ from relay.store.packing import U32, U64, encode_records, pack, unpack
 MAX_RUN_MESSAGES = 64  # messages per inbox run (bounds the scan back to a run's first seq)
 MAX_RUN_BYTES = 64 * 1024  # a run is closed once its frames reach this size
 
+BOX_BASE = 1 << 32  # device boxes from here up; below it a box is its user's uid
+
 SQL_HEAD_SEQ = "SELECT head_seq FROM users WHERE uid = ?"
+SQL_DEVICE_HEAD_SEQ = "SELECT head_seq FROM devices WHERE box = ?"
 SQL_DELIVERED_SEQ = "SELECT delivered_seq FROM users WHERE uid = ?"
+SQL_DEVICE_DELIVERED_SEQ = "SELECT delivered_seq FROM devices WHERE box = ?"
 SQL_INSERT_RUN = (
     "INSERT INTO inbox_runs (recipient, first_seq, last_seq, senders, client_ids, frames)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 SQL_RAISE_HEAD_SEQ = "UPDATE users SET head_seq = max(head_seq, ?2) WHERE uid = ?1"
+SQL_RAISE_DEVICE_HEAD_SEQ = "UPDATE devices SET head_seq = max(head_seq, ?2) WHERE box = ?1"
 # Runs ending after since_seq; the first one may start at or before it. A run holds at most
 # MAX_RUN_MESSAGES seqs, which bounds the index range to scan.
 SQL_RUNS_AFTER = (
@@ -58,7 +70,11 @@ SQL_INBOX_BYTES = "SELECT coalesce(sum(length(frames)), 0) FROM inbox_runs WHERE
 SQL_SET_DELIVERED_SEQ = (
     "UPDATE users SET delivered_seq = min(?2, head_seq) WHERE uid = ?1 AND delivered_seq < ?2"
 )
-SQL_REMOVE_USER_RUNS = "DELETE FROM inbox_runs WHERE recipient = ?"
+SQL_SET_DEVICE_DELIVERED_SEQ = (
+    "UPDATE devices SET delivered_seq = min(?2, head_seq) WHERE box = ?1 AND delivered_seq < ?2"
+)
+SQL_REMOVE_BOX_RUNS = "DELETE FROM inbox_runs WHERE recipient = ?"
+SQL_EMPTY_USER_BOX = "UPDATE users SET delivered_seq = head_seq WHERE uid = ?"
 # Runs holding seqs in (?2, ?3]: their senders and ids are owed receipts when delivered.
 SQL_RUNS_BETWEEN = (
     "SELECT first_seq, senders, client_ids FROM inbox_runs WHERE recipient = ?1"
@@ -76,8 +92,11 @@ class Delivered(NamedTuple):
 
 
 class InboxRow(NamedTuple):
-    """A durable message to store. ``client_id`` is the sender's message id (0 for v1);
-    ``frame`` is the whole MESSAGE frame the recipient gets (header included).
+    """A durable message to store in box ``recipient``. ``client_id`` is the sender's
+    message id (0 for v1, and for copies that owe no receipt); ``frame`` is the whole
+    MESSAGE frame the box's device gets (header included). ``dedup_uid`` is the uid the
+    message's dedup record is filed under: -1 (the default) for ``recipient`` itself (a uid
+    box), 0 for none (the other copies of a message fanned out to several boxes).
 
     A NamedTuple, not a dataclass: one is built per relayed message.
     """
@@ -88,6 +107,7 @@ class InboxRow(NamedTuple):
     client_id: int
     timestamp: int
     frame: bytes
+    dedup_uid: int = -1
 
 
 class StoredRun(NamedTuple):
@@ -108,9 +128,10 @@ class Inboxes:
         self._db = db
         self._dedup_records = dedup_records
 
-    def head_seq(self, uid: int) -> int:
-        """The highest seq ever assigned in ``uid``'s inbox; 0 if none or no such user."""
-        row = self._db._con.execute(SQL_HEAD_SEQ, (uid,)).fetchone()
+    def head_seq(self, box: int) -> int:
+        """The highest seq ever assigned in ``box``; 0 if none or no such box."""
+        sql = SQL_HEAD_SEQ if box < BOX_BASE else SQL_DEVICE_HEAD_SEQ
+        row = self._db._con.execute(sql, (box,)).fetchone()
         return 0 if row is None else int(row[0])
 
     def append_inbox(self, rows: Iterable[InboxRow], bucket: int | None = None) -> None:
@@ -126,10 +147,10 @@ class Inboxes:
         ``sqlite3.IntegrityError`` if a run starts at a stored run's first seq; the open
         transaction then holds part of the batch: call :meth:`relay.store.Store.rollback`.
         """
-        # [recipient, first, last, timestamp, frames, senders, ids, size] per run
+        # [recipient, first, last, timestamp, frames, senders, ids, size, dedup uid] per run
         runs: list[list[Any]] = []
         open_runs: dict[int, list[Any]] = {}
-        for recipient, seq, sender, client_id, timestamp, frame in rows:
+        for recipient, seq, sender, client_id, timestamp, frame, dedup_uid in rows:
             run = open_runs.get(recipient)
             if (
                 run is None
@@ -137,8 +158,19 @@ class Inboxes:
                 or timestamp != run[3]
                 or len(run[5]) >= MAX_RUN_MESSAGES
                 or run[7] >= MAX_RUN_BYTES
+                or dedup_uid != run[8]
             ):
-                run = [recipient, seq, seq, timestamp, [frame], [sender], [client_id], len(frame)]
+                run = [
+                    recipient,
+                    seq,
+                    seq,
+                    timestamp,
+                    [frame],
+                    [sender],
+                    [client_id],
+                    len(frame),
+                    dedup_uid,
+                ]
                 open_runs[recipient] = run
                 runs.append(run)
             else:
@@ -154,15 +186,15 @@ class Inboxes:
         heads: dict[int, int] = {}
         inserts = []
         accepted = []
-        for recipient, first, last, timestamp, frames, senders, ids, _ in runs:
+        for recipient, first, last, timestamp, frames, senders, ids, _, dedup_uid in runs:
             packed_senders = pack(U32, senders)
             packed_ids = pack(U64, ids)
             inserts.append((recipient, first, last, packed_senders, packed_ids, b"".join(frames)))
-            if any(ids):
+            if dedup_uid and any(ids):
                 accepted.append(
                     (
                         timestamp // bucket_seconds if bucket is None else bucket,
-                        recipient,
+                        recipient if dedup_uid < 0 else dedup_uid,
                         first,
                         timestamp,
                         encode_records(senders, ids),
@@ -172,14 +204,20 @@ class Inboxes:
         con.executemany(SQL_INSERT_RUN, inserts)
         if accepted:
             self._dedup_records.add_runs(accepted)
-        con.executemany(SQL_RAISE_HEAD_SEQ, heads.items())
+        user_heads = [item for item in heads.items() if item[0] < BOX_BASE]
+        if user_heads:
+            con.executemany(SQL_RAISE_HEAD_SEQ, user_heads)
+        if len(user_heads) < len(heads):
+            con.executemany(
+                SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
+            )
 
-    def inbox_after(self, uid: int, since_seq: int, limit: int) -> list[StoredRun]:
-        """At most ``limit`` runs of ``uid``'s stored messages with seq > ``since_seq``, in
+    def inbox_after(self, box: int, since_seq: int, limit: int) -> list[StoredRun]:
+        """At most ``limit`` runs of ``box``'s stored messages with seq > ``since_seq``, in
         seq order; the first run is cut to start after ``since_seq`` and after every message
         already delivered (:meth:`inbox_floor`)."""
-        floor = max(since_seq, self.inbox_floor(uid))
-        cur = self._db._con.execute(SQL_RUNS_AFTER, (uid, floor, limit))
+        floor = max(since_seq, self.inbox_floor(box))
+        cur = self._db._con.execute(SQL_RUNS_AFTER, (box, floor, limit))
         runs = [StoredRun(*row) for row in cur]
         if runs and runs[0].first_seq <= floor:
             first = runs[0]
@@ -188,24 +226,25 @@ class Inboxes:
             runs[0] = StoredRun(floor + 1, first.last_seq, first.frames[offset:])
         return runs
 
-    def inbox_floor(self, uid: int) -> int:
-        """``uid``'s delivered_seq: its stored messages are exactly the seqs in
-        (floor, head_seq], so they number ``head_seq - floor``. 0 for an unknown uid."""
-        row = self._db._con.execute(SQL_DELIVERED_SEQ, (uid,)).fetchone()
+    def inbox_floor(self, box: int) -> int:
+        """``box``'s delivered_seq: its stored messages are exactly the seqs in
+        (floor, head_seq], so they number ``head_seq - floor``. 0 for an unknown box."""
+        sql = SQL_DELIVERED_SEQ if box < BOX_BASE else SQL_DEVICE_DELIVERED_SEQ
+        row = self._db._con.execute(sql, (box,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def inbox_count(self, uid: int) -> int:
-        """How many messages are stored for ``uid`` (not yet delivered)."""
-        return self.head_seq(uid) - self.inbox_floor(uid)
+    def inbox_count(self, box: int) -> int:
+        """How many messages are stored in ``box`` (not yet delivered)."""
+        return self.head_seq(box) - self.inbox_floor(box)
 
-    def inbox_bytes(self, uid: int) -> int:
-        """Bytes of ``uid``'s stored runs (a run delivered in part counts whole until it is
+    def inbox_bytes(self, box: int) -> int:
+        """Bytes of ``box``'s stored runs (a run delivered in part counts whole until it is
         deleted): what :meth:`delete_inbox_through` frees, summed, when all is delivered."""
-        size: int = self._db._con.execute(SQL_INBOX_BYTES, (uid,)).fetchone()[0]
+        size: int = self._db._con.execute(SQL_INBOX_BYTES, (box,)).fetchone()[0]
         return size
 
-    def delete_inbox_through(self, uid: int, seq: int, *, receipts: bool = True) -> Delivered:
-        """``uid`` has received every message through ``seq``: raise its delivered_seq and
+    def delete_inbox_through(self, box: int, seq: int, *, receipts: bool = True) -> Delivered:
+        """``box``'s device has received every message through ``seq``: raise its delivered_seq and
         delete the runs that end at or below it (head_seq and dedup records are kept).
 
         Returns the (sender, client_id) of the messages newly delivered that have a client
@@ -213,23 +252,29 @@ class Inboxes:
         them: the caller knows none is owed), and the bytes of the deleted runs.
         """
         con = self._db.write()
-        floor = self.inbox_floor(uid)
+        floor = self.inbox_floor(box)
         if seq <= floor:
             return Delivered([], 0)
         owed: list[tuple[int, int]] = []
         if receipts:
             append = owed.append
-            for first, senders, ids in con.execute(SQL_RUNS_BETWEEN, (uid, floor, seq)):
+            for first, senders, ids in con.execute(SQL_RUNS_BETWEEN, (box, floor, seq)):
                 sender_list = unpack(U32, senders)
                 id_list = unpack(U64, ids)
                 for index in range(max(0, floor + 1 - first), min(len(id_list), seq - first + 1)):
                     client_id = id_list[index]
                     if client_id:
                         append((sender_list[index], client_id))
-        freed = sum(size for (size,) in con.fetchall(SQL_DELETE_RUNS_THROUGH, (uid, seq)))
-        con.execute(SQL_SET_DELIVERED_SEQ, (uid, seq))
+        freed = sum(size for (size,) in con.fetchall(SQL_DELETE_RUNS_THROUGH, (box, seq)))
+        con.execute(
+            SQL_SET_DELIVERED_SEQ if box < BOX_BASE else SQL_SET_DEVICE_DELIVERED_SEQ, (box, seq)
+        )
         return Delivered(owed, freed)
 
-    def remove_recipient(self, uid: int) -> None:
-        """Delete every run stored for ``uid`` (its account is removed)."""
-        self._db.write().execute(SQL_REMOVE_USER_RUNS, (uid,))
+    def remove_box(self, box: int) -> None:
+        """Delete every run stored in ``box`` (its user is removed or its device forgotten);
+        a uid box keeps its head_seq and counts as empty."""
+        con = self._db.write()
+        con.execute(SQL_REMOVE_BOX_RUNS, (box,))
+        if box < BOX_BASE:
+            con.execute(SQL_EMPTY_USER_BOX, (box,))

@@ -118,6 +118,20 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         "ALTER TABLE users ADD COLUMN unix_uid INTEGER",
         "CREATE UNIQUE INDEX users_by_unix_uid ON users(unix_uid)",
     ),
+    (
+        # Devices (PROTOCOL.md section 9): one row per (user, device) that logged in. A
+        # device's inbox is its box: the user's uid box (seqs in users.head_seq and
+        # delivered_seq, every inbox before this step) for the first device to log in, a box
+        # from 2**32 up (seqs here) for the others. Nothing else changes: every queued message
+        # stays in its uid box, which the user's first device adopts.
+        """CREATE TABLE devices (
+            box INTEGER PRIMARY KEY,
+            uid INTEGER NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
+            name TEXT NOT NULL, head_seq INTEGER NOT NULL DEFAULT 0,
+            delivered_seq INTEGER NOT NULL DEFAULT 0, last_seen INTEGER NOT NULL)""",
+        "CREATE UNIQUE INDEX devices_by_user ON devices(uid, name)",
+        "CREATE INDEX devices_by_last_seen ON devices(last_seen)",
+    ),
 )
 
 # The tables as earlier steps made them (what the functions of later steps read and write).

@@ -51,8 +51,9 @@ def _online(relay: Relay, uid: int, version: int = 2) -> Connection:
     conn.state = ConnState.OPEN
     conn.uid = uid
     conn.version = version
+    conn.box = relay.devices.register(uid, "", 0)
     relay.connections[conn.id] = conn
-    relay.sessions.attach(uid, conn)
+    relay.sessions.attach(conn)
     return conn
 
 

@@ -74,18 +74,18 @@ def test_deliveries_coalesce_and_owe_receipts_only_for_client_ids(store: Store) 
     _accept(inboxes, 2, 3, 88)
     inboxes.flush_rows()
     store.commit()
-    inboxes.delivered_through(2, 1, receipts=False)
-    inboxes.delivered_through(2, 2, receipts=True)
-    assert inboxes.deliveries == {2: (2, True)}
+    inboxes.delivered_through(2, 2, 1, receipts=False)
+    inboxes.delivered_through(2, 2, 2, receipts=True)
+    assert inboxes.deliveries == {2: (2, True, 2)}
     assert inboxes.deliveries_due()
-    assert inboxes.apply_deliveries() == [(2, [(1, 77)])]
+    assert inboxes.apply_deliveries(set()) == [(2, [(1, 77)])]
     assert not inboxes.deliveries_due()
     store.commit()
     inboxes.committed()
     assert inboxes.count(2) == 1
     assert [run.first_seq for run in store.inbox_after(2, 0, 10)] == [3]
-    inboxes.delivered_through(2, 3, receipts=True)
-    assert inboxes.apply_deliveries() == [(2, [(3, 88)])]
+    inboxes.delivered_through(2, 2, 3, receipts=True)
+    assert inboxes.apply_deliveries(set()) == [(2, [(3, 88)])]
     store.commit()
     assert inboxes.count(2) == 0 and inboxes.bytes_of(2) == store.inbox_bytes(2) == 0
 
@@ -96,14 +96,14 @@ def test_lost_writes_drop_the_caches_and_record_the_deliveries_again(store: Stor
     inboxes.flush_rows()
     store.commit()
     inboxes.committed()
-    inboxes.delivered_through(2, 1, receipts=True)
-    assert inboxes.apply_deliveries() == [(2, [(1, 5)])]
+    inboxes.delivered_through(2, 2, 1, receipts=True)
+    assert inboxes.apply_deliveries(set()) == [(2, [(1, 5)])]
     _accept(inboxes, 3, 2, 6)
     inboxes.flush_rows()
     store.rollback()  # what a failed commit does to the pass's writes
     assert inboxes.writes_lost() == {2}  # the sender of the lost row
     assert (inboxes.head_seq, inboxes.floor, inboxes.stored_bytes) == ({}, {}, {})
     assert inboxes.pending_rows == [] and inboxes.pass_rows == []
-    assert inboxes.deliveries == {2: (1, True)}  # to be applied again
+    assert inboxes.deliveries == {2: (1, True, 2)}  # to be applied again
     assert inboxes.current_head(3) == 0 and inboxes.count(2) == 1
-    assert inboxes.apply_deliveries() == [(2, [(1, 5)])]
+    assert inboxes.apply_deliveries(set()) == [(2, [(1, 5)])]

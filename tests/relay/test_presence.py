@@ -58,8 +58,9 @@ def _online(relay: Relay, uid: int, version: int = 2) -> Connection:
     conn = _connection(uid)
     conn.uid = uid
     conn.version = version
+    conn.box = relay.devices.register(uid, "", 0)
     relay.connections[conn.id] = conn
-    relay.sessions.attach(uid, conn)
+    relay.sessions.attach(conn)
     return conn
 
 
@@ -78,8 +79,8 @@ def test_sessions_show_online_only_oneself_and_online_buddies(store: Store) -> N
     sessions = Sessions(store)
     alice, bob, carol = _connection(1), _connection(2), _connection(3)
     for uid, conn in ((ALICE, alice), (BOB, bob), (CAROL, carol)):
-        conn.uid = uid
-        sessions.attach(uid, conn)
+        conn.uid = conn.box = uid
+        sessions.attach(conn)
     assert sessions.buddies == {ALICE: {BOB}, BOB: {ALICE}, CAROL: set()}
     assert sessions.shows_online(ALICE, ALICE) and sessions.shows_online(ALICE, BOB)
     assert not sessions.shows_online(ALICE, CAROL)  # a pending request shows nothing
@@ -94,11 +95,29 @@ def test_a_new_login_takes_over_without_the_old_session_announcing_anything(stor
     sessions = Sessions(store)
     first, second = _connection(1), _connection(2)
     first.uid = second.uid = ALICE
-    sessions.attach(ALICE, first)
+    first.box = second.box = ALICE
+    assert sessions.attach(first)  # the user comes online
     assert sessions.take_over(ALICE) is first
     assert not sessions.detach(first)  # its teardown is not the user going offline
-    sessions.attach(ALICE, second)
-    assert sessions.get(ALICE) is second and len(sessions) == 1
+    sessions.attach(second)
+    assert sessions.by_box[ALICE] is second and len(sessions) == 1
+
+
+def test_a_user_is_online_while_any_receiving_session_lives(store: Store) -> None:
+    sessions = Sessions(store)
+    tui, tail, script = _connection(1), _connection(2), _connection(3)
+    for conn, box in ((tui, ALICE), (tail, 1 << 32), (script, 0)):
+        conn.uid, conn.box = ALICE, box
+    script.send_only = True
+    assert not sessions.attach(script)  # send-only: no presence
+    assert ALICE not in sessions.online and sessions.buddies[ALICE] == {BOB}
+    assert sessions.attach(tui)
+    assert not sessions.attach(tail)
+    assert sessions.receiving(ALICE) == [tui, tail] and len(sessions) == 3
+    assert not sessions.detach(tui) and ALICE in sessions.online
+    assert sessions.detach(tail) and ALICE not in sessions.online
+    assert sessions.all_of(ALICE) == [script]  # still logged in: may send
+    assert not sessions.detach(script) and ALICE not in sessions.buddies
 
 
 def test_going_offline_is_pushed_to_online_buddies_only(relay: Relay) -> None:
@@ -106,7 +125,7 @@ def test_going_offline_is_pushed_to_online_buddies_only(relay: Relay) -> None:
     relay.close(bob, "left")
     assert _lists(alice) == [[(BOB, False, pb.User.BUDDY), (CAROL, False, pb.User.REQUEST_SENT)]]
     assert _lists(carol) == [] and _lists(dave) == []
-    assert relay.sessions.get(BOB) is None
+    assert not relay.sessions.all_of(BOB)
 
 
 def test_v1_sessions_see_buddies_only_in_their_lists(relay: Relay) -> None:
