@@ -19,4 +19,6 @@ Every piece of state has one owner module; the loop composes them, nothing impor
 - ``store/``: SQLite, one module per aggregate and ``schema`` for migrations.
 - ``admission``, ``intake``, ``memory``, ``auth``, ``ratelimit``, ``transfers``, ``config``,
   ``cli``: limits, hashing, configuration and the command line.
+- ``status``, ``backup``, ``instance_lock``: the admin's side — live figures and the summary
+  line, online backup and restore, one relay per data dir.
 """

@@ -1,4 +1,5 @@
-"""``parley-relay``: run the relay, manage its certificate, manage user accounts.
+"""``parley-relay``: run the relay, manage its certificate, manage user accounts; status,
+backup and restore for its admin (:mod:`relay.status`, :mod:`relay.backup`).
 
 Invariants: every subcommand has ``--help``; errors print one line saying what to do next
 and exit non-zero; passwords are read with getpass (or ``--password-stdin``), never argv.
@@ -7,7 +8,7 @@ An option a subcommand accepts works on either side of it (the subcommand's copy
 creates is private to its user (umask 077): the data dir is 0700 and an existing one that
 others can enter is refused; the store's files are 0600 (:class:`relay.store.Store`).
 
-(About 530 lines: most of it is the argparse description of every setting and limit, which
+(About 750 lines: most of it is the argparse description of every setting and limit, which
 is the operator's documentation; the code that acts on them is short.)
 """
 
@@ -31,7 +32,10 @@ from typing import Any
 from certs import ensure_certificate, fingerprint_of_pem_file
 from protocol.validation import normalize_username, username_key, validate_password
 from relay.auth import hash_password
+from relay.backup import BackupError, backup_store, restore_store
 from relay.config import RelayConfig, default_data_dir, load_config
+from relay.instance_lock import DataDirBusy, DataDirLock
+from relay.status import DEFAULT_MAX_AGE, run_status_command
 from relay.store import Store, StoreError, StoreUnavailable, UserRecord
 
 log = logging.getLogger("parley.relay")
@@ -108,11 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="subcommands:\n  parley-relay cert show|generate   the TLS certificate\n"
         "  parley-relay user add|list|passwd|remove NAME   accounts\n"
         "  parley-relay user link NAME --unix-user USER   bind an account to a Unix user\n"
+        "  parley-relay status [--json]       live figures of the running relay\n"
+        "  parley-relay backup FILE | restore FILE   copy the store, safe while it runs\n"
         "Run 'parley-relay SUBCOMMAND --help' for details.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _add_common(parser)
-    parser.add_argument("--host", help=f"address to listen on (default: {_DEFAULTS.host})")
+    parser.add_argument(
+        "--host",
+        help=f"address to listen on for TLS (default: {_DEFAULTS.host}, this box only; "
+        f"0.0.0.0 opens the relay to the network)",
+    )
     parser.add_argument(
         "--port", type=int, help=f"TCP port; 0 picks a free one (default: {_DEFAULTS.port})"
     )
@@ -300,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"durable messages a new member receives first (default: {_DEFAULTS.room_history})",
     )
+    parser.add_argument(
+        "--summary-interval",
+        type=float,
+        metavar="SECONDS",
+        help=f"log a one-line summary (sessions, msgs/s, store size, largest queue) this "
+        f"often; 0 = never (default: {_DEFAULTS.summary_interval:g})",
+    )
     limits.add_argument(
         "--max-pending-hashes",
         type=int,
@@ -344,7 +361,53 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from the first line of standard input",
     )
+    _add_admin_commands(sub)
     return parser
+
+
+def _add_admin_commands(sub: Any) -> None:
+    """status, backup, restore: what the relay's admin runs beside it."""
+    status = sub.add_parser(
+        "status",
+        help="live figures of the running relay",
+        description="Sessions, devices, rooms, messages per second, store size and the "
+        "largest queues of the relay running on the data dir (it writes them every 2 s to "
+        "status.json there, readable by its own user only). Exit code 3: no relay runs on "
+        "the data dir; 4: it runs but its figures are missing or stale.",
+    )
+    _add_common(status, argparse.SUPPRESS)
+    status.add_argument("--json", action="store_true", help="print the figures as JSON")
+    status.add_argument(
+        "--max-age",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_MAX_AGE,
+        help=f"figures older than this mean the relay is stuck (default: {DEFAULT_MAX_AGE:g})",
+    )
+    backup = sub.add_parser(
+        "backup",
+        help="copy the store to FILE (safe while the relay runs)",
+        description="Copy the store with SQLite's online backup API: a consistent snapshot, "
+        "taken while the relay runs without stopping it. FILE is created 0600.",
+    )
+    _add_common(backup, argparse.SUPPRESS)
+    backup.add_argument("file", type=Path, metavar="FILE", help="the backup file to create")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.add_argument(
+        "--progress",
+        action="store_true",
+        help="print progress whatever the store's size (it is printed for stores of 64 MiB "
+        "and more anyway)",
+    )
+    restore = sub.add_parser(
+        "restore",
+        help="replace the store by a backup (the relay must be stopped)",
+        description="Replace the store by FILE, a backup made with 'parley-relay backup'. "
+        "Refused while a relay runs on the data dir. The previous store is kept beside it "
+        "as parley.db.before-restore-TIME.",
+    )
+    _add_common(restore, argparse.SUPPRESS)
+    restore.add_argument("file", type=Path, metavar="FILE", help="the backup to restore")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -382,6 +445,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_room_members",
         "max_rooms_per_user",
         "room_history",
+        "summary_interval",
     ]
     return {name: getattr(args, name, None) for name in names}
 
@@ -443,10 +507,25 @@ def _fit_open_file_limit(config: RelayConfig) -> RelayConfig:
 
 
 def run_relay(config: RelayConfig) -> int:
+    _private_data_dir(config.data_dir)
+    try:
+        lock = DataDirLock.acquire(config.data_dir, "relay")
+    except DataDirBusy as exc:
+        raise ValueError(
+            f"{exc.holder.describe()} is using the data dir {config.data_dir}: stop it first, "
+            f"or give this relay another --data-dir"
+        ) from None
+    try:
+        return _serve(config)
+    finally:
+        lock.release()
+
+
+def _serve(config: RelayConfig) -> int:
+    """Run the relay on a data dir whose lock this process holds."""
     from relay.handlers import HANDLERS
     from relay.loop import Relay
 
-    _private_data_dir(config.data_dir)
     context = None
     fingerprint = None
     if config.plaintext:
@@ -474,6 +553,7 @@ def run_relay(config: RelayConfig) -> int:
         store.commit()
     host, port = relay.listen()
     relay.install_signal_handlers()
+    relay.maintenance.report()  # status.json from the start: 'parley-relay status' works now
     mode = f"TLS, fingerprint {fingerprint}" if fingerprint else "PLAINTEXT"
     log.info("parley-relay listening on %s:%d (%s), store %s", host, port, mode, config.db_path)
     if config.unix_socket:
@@ -488,7 +568,10 @@ def run_relay(config: RelayConfig) -> int:
             f"Give it to your users: their client shows it on first contact.",
             flush=True,
         )
-    relay.serve_forever()
+    try:
+        relay.serve_forever()
+    finally:
+        relay.maintenance.status.remove()
     log.info("parley-relay stopped")
     return 0
 
@@ -599,6 +682,12 @@ def _link_user(store: Store, record: UserRecord, unix_user: str | None) -> int:
     return 0
 
 
+def _run_backup(args: argparse.Namespace, config: RelayConfig) -> int:
+    size = backup_store(config.db_path, args.file, force=args.force, progress=args.progress)
+    print(f"backed up {config.db_path} to {args.file} ({size} bytes)")
+    return 0
+
+
 def run_cert_command(action: str, config: RelayConfig) -> int:
     if config.cert is not None:
         if action == "generate":
@@ -634,8 +723,21 @@ def main(argv: list[str] | None = None) -> int:
             return run_cert_command(args.action, config)
         if args.command == "user":
             return run_user_command(args, config)
+        if args.command == "status":
+            return run_status_command(config, as_json=args.json, max_age=args.max_age)
+        if args.command == "backup":
+            return _run_backup(args, config)
+        if args.command == "restore":
+            _private_data_dir(config.data_dir)
+            restore_store(
+                config.data_dir,
+                config.db_path,
+                args.file,
+                dedup_bucket_seconds=config.dedup_window_hours * 3600 // 2,
+            )
+            return 0
         return run_relay(config)
-    except StoreError as exc:
+    except (StoreError, BackupError) as exc:
         return _fail(f"{exc}")
     except StoreUnavailable as exc:
         return _fail(f"the store cannot write ({exc}); nothing was changed")

@@ -47,7 +47,7 @@ _UNIX_PATH_MAX = 107  # sun_path holds 108 bytes, the last a NUL
 class RelayConfig:
     """Everything the relay needs to know; see ``parley-relay --help`` for each field."""
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # localhost only: network exposure is an explicit --host 0.0.0.0
     port: int = 1025
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
     cert: Path | None = None
@@ -93,6 +93,8 @@ class RelayConfig:
     max_room_members: int = 500  # members (invited included) per room
     max_rooms_per_user: int = 100  # rooms a user belongs to or is invited to
     room_history: int = 200  # durable messages a member who joins receives first
+    # -- operating (README "Run Parley for a team on one box") -----------------------------
+    summary_interval: float = 300.0  # seconds between one-line summaries in the log; 0 = off
 
     @property
     def db_path(self) -> Path:
@@ -139,6 +141,8 @@ class RelayConfig:
                 f"unix_socket {self.unix_socket!r} is longer than {_UNIX_PATH_MAX} bytes: "
                 "choose a shorter path"
             )
+        if self.summary_interval < 0:
+            raise ValueError("summary_interval must be >= 0 (0 turns the summary line off)")
         if self.room_history < 0:
             raise ValueError("room_history must be >= 0 (0 = a new member sees no history)")
         if self.max_frame_before_login > self.max_frame:

@@ -234,6 +234,7 @@ class Relay:
             if self.now >= next_admin_check:
                 next_admin_check = self.now + _ADMIN_CHECK_INTERVAL
                 self.maintenance.check_admin_actions()
+                self.maintenance.report()
             self.end_iteration()
         self.shutdown()
 

@@ -1,5 +1,5 @@
 """The loop's periodic and pressure-driven work: sweeps, housekeeping, admin kicks, the
-input budget.
+input budget, the status file and summary line for the admin (:mod:`relay.status`).
 
 Invariants:
 - Every piece of work here is bounded per call: expired dedup and token rows are pruned in
@@ -13,13 +13,14 @@ Invariants:
 - A connection reset from here goes through :meth:`MaintenanceLoop.reset_apart`: whatever
   that raises stays with that connection.
 
-State owned: when the next prune is due.
+State owned: when the next prune is due; the status reporter and whether it failed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 from protocol import chat_pb2 as pb
@@ -31,6 +32,7 @@ from relay.devices import EXPIRY_BATCH
 from relay.intake import InputBudget
 from relay.memory import MemoryTrimmer
 from relay.readiness import Readiness
+from relay.status import StatusReporter
 from relay.store import StoreUnavailable
 
 log = logging.getLogger("parley.relay")
@@ -45,6 +47,7 @@ class MaintenanceLoop(Context, Protocol):
     admission: Admission
     trimmer: MemoryTrimmer
     readiness: Readiness
+    connections: dict[int, Connection]
 
     def reset_apart(self, conn: Connection, code: pb.Reset.Code.ValueType, reason: str) -> None: ...
 
@@ -55,6 +58,19 @@ class Maintenance:
     def __init__(self, loop: MaintenanceLoop) -> None:
         self._loop = loop
         self._next_prune = 0.0
+        self.status = StatusReporter(loop.config, loop.now, time.time())
+        self._report_failed = False
+
+    def report(self) -> None:
+        """Once a second: status.json every 2 s, the summary line when due (:mod:`relay.status`:
+        no store access but one bounded query per summary). A bug there is logged and the
+        relay goes on (logged once): figures for the admin never take the relay down."""
+        try:
+            self.status.tick(self._loop)
+        except Exception:
+            if not self._report_failed:
+                log.exception("internal error while reporting the relay's status")
+            self._report_failed = True
 
     def housekeeping(self) -> None:
         """Bounded periodic work: rotate the dedup filter; while the store cannot write,
