@@ -120,6 +120,34 @@ def validate_password(password: str) -> None:
         raise ValueError(f"password is longer than {MAX_PASSWORD_BYTES} bytes")
 
 
+MAX_ROOM_NAME_CHARS = 64  # PROTOCOL.md section 10
+
+
+def normalize_room_name(raw: str) -> str:
+    """Return the NFC form of ``raw`` if it is a valid room name, else raise ``ValueError``.
+
+    PROTOCOL.md section 10: the username rule (letters, digits, ``_ - .``, nothing
+    invisible) but with spaces, 1-64 characters. Not at either end, and never two in a row:
+    names that look alike must not differ only in spacing.
+    """
+    if not isinstance(raw, str):
+        raise TypeError("room name must be a str")
+    if len(raw) > 4 * MAX_ROOM_NAME_CHARS:
+        raise ValueError(f"room name is longer than {MAX_ROOM_NAME_CHARS} characters")
+    name = unicodedata.normalize("NFC", raw)
+    if not 1 <= len(name) <= MAX_ROOM_NAME_CHARS:
+        raise ValueError(f"room name must be 1-{MAX_ROOM_NAME_CHARS} characters")
+    if name != name.strip(" ") or "  " in name:
+        raise ValueError("room name may not start or end with a space or hold two in a row")
+    try:
+        for word in name.split(" "):
+            for start in range(0, len(word), MAX_USERNAME_CHARS):
+                normalize_username(word[start : start + MAX_USERNAME_CHARS])
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("username", "room name")) from None
+    return name
+
+
 def valid_device_name(name: str) -> bool:
     """A device name as PROTOCOL.md section 9 allows: at most 64 printable characters (no
     control, format or line/paragraph separator characters; "" is the v1 device)."""

@@ -1,8 +1,8 @@
 """The narrow interface handlers (and the delivery and presence helpers) see of the relay.
 
 :class:`Context` names everything a handler may use: output (``send``, ``send_message``,
-``reset``, ``close``), the state owners (``sessions``, ``devices``, ``inboxes``, ``dedup``,
-``store``,
+``reset``, ``close``), the state owners (``sessions``, ``devices``, ``rooms``, ``inboxes``,
+``dedup``, ``store``,
 ``outage``, ``transfers``, the auth limits), the clock of the current pass (``now``,
 ``wall``) and the configuration. The loop (:class:`relay.loop.Relay`) satisfies it; mypy
 checks that nothing typed against it reaches further into the loop.
@@ -33,6 +33,7 @@ from relay.dedup import DedupWindow
 from relay.devices import DeviceRegistry
 from relay.inboxes import Inboxes
 from relay.outage import StoreOutage
+from relay.rooms import RoomRegistry
 from relay.sessions import Sessions
 from relay.store import Store
 from relay.transfers import TransferLedger
@@ -45,6 +46,7 @@ class Context(Protocol):
     store: Store
     sessions: Sessions
     devices: DeviceRegistry
+    rooms: RoomRegistry
     inboxes: Inboxes
     dedup: DedupWindow
     outage: StoreOutage

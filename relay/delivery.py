@@ -79,7 +79,7 @@ def store_durable(
     has_id = client_id != 0
     first: tuple[int, int] | None = None
     for box, _named in relay.devices.boxes_of(recipient):
-        size = _room_in(relay, box, len(payload))
+        size = room_in(relay, box, len(payload))
         if size < 0:
             continue
         seq, frame = inboxes.accept(
@@ -99,7 +99,7 @@ def store_durable(
     return first
 
 
-def _room_in(relay: Context, box: int, payload_size: int) -> int:
+def room_in(relay: Context, box: int, payload_size: int) -> int:
     """``box``'s stored bytes if a message of ``payload_size`` fits in its quota, else -1."""
     inboxes = relay.inboxes
     config = relay.config
@@ -129,7 +129,7 @@ def _store_outgoing(
     for box, named in own:
         if not named or box == conn.box:
             continue
-        size = _room_in(relay, box, len(payload))
+        size = room_in(relay, box, len(payload))
         if size < 0:
             continue
         seq, frame = relay.inboxes.accept(box, conn.uid, 0, timestamp, body, size, 0)

@@ -57,14 +57,14 @@ def sender_prefix(uid: int, timestamp: int) -> bytes:
     return _TAG_UID + encode_varint(uid) + _TAG_TIMESTAMP + encode_varint(timestamp)
 
 
-_OUTGOING_TRUE = b"\x58\x01"  # field 11 (outgoing), varint 1
+OUTGOING_TRUE = b"\x58\x01"  # field 11 (outgoing), varint 1: appended to mark a copy
 
 
 def outgoing_prefix(peer: int, timestamp: int) -> bytes:
     """Override fields of an ``outgoing`` copy (PROTOCOL.md section 9): uid = the peer it
     went to, the timestamp, outgoing = true (the seq field follows, per copy)."""
     return (
-        _TAG_UID + encode_varint(peer) + _TAG_TIMESTAMP + encode_varint(timestamp) + _OUTGOING_TRUE
+        _TAG_UID + encode_varint(peer) + _TAG_TIMESTAMP + encode_varint(timestamp) + OUTGOING_TRUE
     )
 
 

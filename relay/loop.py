@@ -71,6 +71,7 @@ from relay.maintenance import Maintenance
 from relay.memory import MemoryTrimmer
 from relay.outage import StoreOutage
 from relay.readiness import Readiness
+from relay.rooms import RoomRegistry
 from relay.sessions import Sessions
 from relay.store import Store, StoreUnavailable
 from relay.timers import TIMER_CLOSE, TIMER_HANDSHAKE, TIMER_LOGIN, ConnectionTimers
@@ -115,6 +116,7 @@ class Relay:
         self.connections: dict[int, Connection] = {}
         self.sessions = Sessions(store)
         self.devices = DeviceRegistry(store)
+        self.rooms = RoomRegistry(store)
         self.dedup = DedupWindow(
             store, config.dedup_window_hours * 3600, config.dedup_filter_bits_log2
         )

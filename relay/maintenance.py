@@ -125,6 +125,7 @@ class Maintenance:
                 loop.reset(conn, pb.Reset.KICKED, reason)
             if loop.store.user_by_uid(uid) is None:
                 loop.devices.forget_user(uid)
+                loop.rooms.forget_all()  # its memberships went with it, maybe its rooms
                 presence.user_removed(loop, uid)
 
     def sweep(self) -> None:

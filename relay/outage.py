@@ -39,6 +39,7 @@ from protocol.types import EPHEMERAL_MESSAGE_TYPES, FrameType
 from relay.connection import Connection
 from relay.devices import DeviceRegistry
 from relay.inboxes import Inboxes
+from relay.rooms import RoomRegistry
 from relay.sessions import Sessions
 from relay.store import Store
 
@@ -60,6 +61,7 @@ class OutageContext(Protocol):
 
     inboxes: Inboxes
     devices: DeviceRegistry
+    rooms: RoomRegistry
     sessions: Sessions
     dirty: set[Connection]
     now: float
@@ -96,6 +98,7 @@ class StoreOutage:
             )
         senders = relay.inboxes.writes_lost()
         lost_boxes = relay.devices.writes_lost()
+        relay.rooms.forget_all()
         for conn in list(relay.dirty):
             self._answer_for_staged(relay, conn)
         for uid in senders:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from protocol.types import FrameType
 from relay.context import Handler
-from relay.handlers import accounts, control, directory, messaging
+from relay.handlers import accounts, control, directory, messaging, rooms
 
 HANDLERS: dict[int, Handler] = {
     FrameType.LOGIN: accounts.handle_login,
@@ -24,5 +24,6 @@ HANDLERS: dict[int, Handler] = {
     FrameType.ACK: messaging.handle_ack,
     FrameType.SYNC: messaging.handle_sync,
     FrameType.PING: control.handle_ping,
+    FrameType.ROOM: rooms.handle_room,
     FrameType.RESET: control.handle_reset,
 }

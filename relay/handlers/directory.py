@@ -3,7 +3,7 @@
 Invariants: every relation change is written to the store and pushed to both users'
 sessions in the same iteration (the push goes out after the commit). ListUser shows
 ``online`` only where :meth:`relay.sessions.Sessions.shows_online` allows it (the caller,
-its buddies).
+its buddies) or for users who share a room with the caller.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def handle_list_user(relay: Context, conn: Connection, payload: bytes) -> None:
                 pb.User(
                     uid=u.uid,
                     username=u.username,
-                    online=relay.sessions.shows_online(conn.uid, u.uid),
+                    online=relay.sessions.shows_online(conn.uid, u.uid)
+                    or (u.uid in relay.sessions.online and relay.rooms.share_room(conn.uid, u.uid)),
                 )
                 for u in users
             ],

@@ -6,7 +6,9 @@ Invariants:
   uid/timestamp/seq appended (see :mod:`relay.forwarding`).
 - Durable messages are acknowledged (v2) only by frames written after the commit.
 - A (sender, id) seen within the dedup window gets the original Ack and stores nothing.
-- Messages go only between buddies; refusals are Ack codes for v2 senders and silent drops
+- Messages go only between buddies, or to a room the sender is in (PROTOCOL.md section 10;
+  file replies also one-to-one between users who share a room); ROOM_EVENT messages come
+  from the relay only. Refusals are Ack codes for v2 senders and silent drops
   for v1 senders (v1 has no way to report them), logged at debug level. While the store
   cannot write, durable messages are refused before anything is written
   (:mod:`relay.outage`); a retry of one already stored still gets its Ack.
@@ -28,8 +30,9 @@ from protocol import ProtocolError
 from protocol import chat_pb2 as pb
 from protocol.types import EPHEMERAL_MESSAGE_TYPES, FrameType, parse_message
 from protocol.validation import MAX_TEXT_BYTES, text_within_limit
-from relay import delivery
+from relay import delivery, room_delivery
 from relay.forwarding import ack_ok_frame
+from relay.store import room_dedup_key
 
 if TYPE_CHECKING:
     from relay.connection import Connection
@@ -87,6 +90,17 @@ def _find_duplicate(
     return record.seq, record.timestamp
 
 
+_ROOM_EVENT = pb.Message.ROOM_EVENT
+# One-to-one file messages allowed between users who share a room (not only buddies).
+_FILE_REPLY_TYPES = frozenset(
+    {
+        pb.Message.FILE_ACCEPT,
+        pb.Message.FILE_DECLINE,
+        pb.Message.FILE_CHUNK,
+        pb.Message.FILE_CANCEL,
+        pb.Message.FILE_PROGRESS,
+    }
+)
 _FILE_TYPES = frozenset(
     {
         pb.Message.FILE_OFFER,
@@ -142,8 +156,16 @@ def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
         else:
             relay.reset(conn, pb.Reset.RATE_LIMITED, "more messages per second than allowed")
         return
+    if message.room:
+        _handle_room_message(relay, conn, message, payload, durable)
+        return
+    if message_type == _ROOM_EVENT:
+        _refuse(relay, conn, client_id, pb.Ack.INVALID, durable)  # only the relay writes them
+        return
     buddies = relay.sessions.buddies.get(sender)
-    if buddies is None or recipient not in buddies:
+    if (buddies is None or recipient not in buddies) and not (
+        message_type in _FILE_REPLY_TYPES and relay.rooms.share_room(sender, recipient)
+    ):
         exists = recipient != 0 and relay.store.user_by_uid(recipient) is not None
         code = pb.Ack.NOT_BUDDY if exists else pb.Ack.NO_SUCH_USER
         _refuse(relay, conn, client_id, code, durable)
@@ -178,6 +200,51 @@ def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
         return
     if v2:  # _ack's OK path, inline: once per relayed message
         conn.pending_acks.append(ack_ok_frame(client_id, stored[0], stored[1]))
+
+
+def _handle_room_message(
+    relay: Context, conn: Connection, message: pb.Message, payload: bytes, durable: bool
+) -> None:
+    """A message to a room (PROTOCOL.md section 10): members only (Ack NOT_MEMBER); durable
+    ones fan out to every member's devices and are Acked {id, OK, timestamp} (no seq: each
+    copy has its own); INPUTING goes to the members' live sessions; a FILE_OFFER is a
+    durable room message, every other file message is one-to-one."""
+    client_id = message.id
+    room = message.room
+    message_type = message.type
+    if not conn.v21 or not relay.rooms.is_in(room, conn.uid):
+        _refuse(relay, conn, client_id, pb.Ack.NOT_MEMBER, durable)
+        return
+    if message_type == _ROOM_EVENT or (
+        message_type in _FILE_TYPES and message_type != pb.Message.FILE_OFFER
+    ):
+        _refuse(relay, conn, client_id, pb.Ack.INVALID, durable)
+        return
+    if not durable:
+        if message_type == pb.Message.INPUTING:
+            room_delivery.forward_room_ephemeral(relay, conn, room, payload)
+        return  # FILE_CHUNK and FILE_PROGRESS go one-to-one
+    if message_type == pb.Message.FILE_OFFER and not _account_transfer(relay, conn, message):
+        return
+    if (
+        message_type == _MESSAGE_TEXT
+        and len(message.msg) > _SURELY_SHORT
+        and not text_within_limit(message.msg)
+    ):
+        _refuse(relay, conn, client_id, pb.Ack.TOO_LARGE, durable)
+        return
+    if client_id == 0:
+        _refuse(relay, conn, client_id, pb.Ack.INVALID, durable)
+        return
+    duplicate = _find_duplicate(relay, conn.uid, client_id, room_dedup_key(room))
+    if duplicate is not None:
+        _ack(relay, conn, client_id, pb.Ack.OK, 0, duplicate[1])
+        return
+    if not relay.store.available:
+        relay.outage.refuse_durable(relay, conn, client_id)
+        return
+    timestamp = room_delivery.store_room_message(relay, conn, room, client_id, payload)
+    conn.pending_acks.append(ack_ok_frame(client_id, 0, timestamp))
 
 
 def handle_ack(relay: Context, conn: Connection, payload: bytes) -> None:

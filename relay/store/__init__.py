@@ -3,8 +3,8 @@
 
 - ``database``: the connection, group commit, availability after a failed write.
 - ``schema``: :data:`MIGRATIONS` and how a file is brought up to date.
-- ``users``, ``relations``, ``inboxes``, ``devices``, ``dedup_records``, ``tokens``, ``kicks``: one
-  table (or table group) each, with its SQL and invariants.
+- ``users``, ``relations``, ``inboxes``, ``devices``, ``rooms``, ``dedup_records``, ``tokens``,
+  ``kicks``: one table (or table group) each, with its SQL and invariants.
 - ``packing``: byte layouts of packed columns. ``facade``: :class:`Store`.
 
 Callers import from here; the names below are the store's public interface.
@@ -27,10 +27,12 @@ from relay.store.inboxes import (
     Delivered,
     InboxRow,
     StoredRun,
+    room_dedup_key,
 )
 from relay.store.kicks import KICKS_PER_CALL
 from relay.store.packing import decode_records, encode_records, record_key
 from relay.store.relations import AddBuddyOutcome, Relation, RelationRecord
+from relay.store.rooms import MemberRecord, RoomRecord
 from relay.store.schema import MIGRATIONS, MigrationStep
 from relay.store.users import UserRecord
 
@@ -49,9 +51,11 @@ __all__ = [
     "Delivered",
     "DeviceRecord",
     "InboxRow",
+    "MemberRecord",
     "MigrationStep",
     "Relation",
     "RelationRecord",
+    "RoomRecord",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -60,4 +64,5 @@ __all__ = [
     "decode_records",
     "encode_records",
     "record_key",
+    "room_dedup_key",
 ]

@@ -3,8 +3,8 @@
 Invariants:
 - One :class:`Store` is one SQLite connection (:class:`relay.store.database.Database`: its
   transactions, group commit and availability rules) shared by one reader/writer per
-  aggregate: users, relations, inboxes, devices, dedup records, tokens, admin kicks. Each aggregate
-  module owns its table's SQL and invariants; nothing else writes its rows.
+  aggregate: users, relations, inboxes, devices, rooms, dedup records, tokens, admin
+  kicks. Each aggregate module owns its table's SQL and invariants; nothing else writes its rows.
 - Rows owned by a user go with it: relations (both ways), devices and tokens through
   ``ON DELETE CASCADE``, its boxes' inbox runs and their dedup records deleted by
   :meth:`Store.remove_user` (no foreign key on the hot tables).
@@ -27,6 +27,7 @@ from relay.store.devices import Devices
 from relay.store.inboxes import Inboxes
 from relay.store.kicks import AdminKicks
 from relay.store.relations import Relations
+from relay.store.rooms import Rooms
 from relay.store.tokens import Tokens
 from relay.store.users import Users
 
@@ -54,6 +55,7 @@ class Store(Database):
         self.inboxes = inboxes = Inboxes(self, dedup_records)
         self.devices = devices = Devices(self, inboxes)
         self.tokens = tokens = Tokens(self)
+        self.rooms = Rooms(self)
         self.kicks = kicks = AdminKicks(self)
 
         self.add_user = users.add_user
@@ -112,4 +114,6 @@ class Store(Database):
         self.dedup_records.remove_recipient(uid)
         for box in self.devices.boxes_of_user(uid):
             self.inboxes.remove_box(box)
-        return self.users.remove_user(uid)
+        removed = self.users.remove_user(uid)
+        self.rooms.delete_orphan_rooms()  # rooms whose last member this was
+        return removed

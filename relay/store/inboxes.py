@@ -83,6 +83,11 @@ SQL_RUNS_BETWEEN = (
 )
 
 
+def room_dedup_key(room: int) -> int:
+    """The key a room message's dedup record is filed under (below -1: never a uid)."""
+    return -2 - room
+
+
 class Delivered(NamedTuple):
     """What :meth:`Inboxes.delete_inbox_through` did: the (sender, client_id) owed a receipt,
     in seq order, and the bytes of the runs it deleted."""
@@ -96,7 +101,9 @@ class InboxRow(NamedTuple):
     message id (0 for v1, and for copies that owe no receipt); ``frame`` is the whole
     MESSAGE frame the box's device gets (header included). ``dedup_uid`` is the uid the
     message's dedup record is filed under: -1 (the default) for ``recipient`` itself (a uid
-    box), 0 for none (the other copies of a message fanned out to several boxes).
+    box), 0 for none (the other copies of a message fanned out to several boxes),
+    :func:`room_dedup_key` (below -1) for the one copy of a room message that files its
+    record (its run keeps no ids: no receipt is owed for room messages).
 
     A NamedTuple, not a dataclass: one is built per relayed message.
     """
@@ -188,7 +195,9 @@ class Inboxes:
         accepted = []
         for recipient, first, last, timestamp, frames, senders, ids, _, dedup_uid in runs:
             packed_senders = pack(U32, senders)
-            packed_ids = pack(U64, ids)
+            # A room's copy files its dedup record but owes no receipt (PROTOCOL.md section
+            # 10): its run keeps no ids.
+            packed_ids = pack(U64, [0] * len(ids) if dedup_uid < -1 else ids)
             inserts.append((recipient, first, last, packed_senders, packed_ids, b"".join(frames)))
             if dedup_uid and any(ids):
                 accepted.append(

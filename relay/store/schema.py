@@ -132,6 +132,24 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         "CREATE UNIQUE INDEX devices_by_user ON devices(uid, name)",
         "CREATE INDEX devices_by_last_seen ON devices(last_seen)",
     ),
+    (
+        # Rooms (PROTOCOL.md section 10): the room, its members (role 0 member, 1 owner,
+        # 2 invited) and the last room_history durable messages of its timeline (their
+        # bodies without a seq: each new member's box gives them its own). New tables only.
+        """CREATE TABLE rooms (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+            created INTEGER NOT NULL, head INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE room_members (
+            room INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+            uid INTEGER NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
+            role INTEGER NOT NULL CHECK (role IN (0, 1, 2)), since INTEGER NOT NULL,
+            PRIMARY KEY (room, uid)) WITHOUT ROWID""",
+        "CREATE INDEX room_members_by_uid ON room_members(uid)",
+        """CREATE TABLE room_history (
+            room INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL, body BLOB NOT NULL,
+            PRIMARY KEY (room, position)) WITHOUT ROWID""",
+    ),
 )
 
 # The tables as earlier steps made them (what the functions of later steps read and write).

@@ -1,0 +1,144 @@
+"""Fan-out of room messages and room events to every device of every member.
+
+PROTOCOL.md section 10, with :mod:`relay.delivery` (which owns pushes and quotas) and
+:mod:`relay.inboxes` (seqs and the pass's rows).
+
+Invariants:
+- A room's durable message is stored in every *named* box (v2.1 device) of every member in
+  the room (MEMBER or OWNER), the sender's other boxes as ``outgoing`` copies, the sending
+  box never; v1 and plain v2 boxes never see rooms. Its body (the client's payload with the
+  sender and timestamp fields appended) is built once: per copy only the seq field differs
+  (and the outgoing flag for the sender's copies). Copies are pushed as they are stored, so
+  one loop pass writes each recipient's connection once (the loop's rule).
+- The relay assigns all copies in one thread, so every member gets a room's messages in the
+  same order. The body is also kept in the room's timeline tail (``room_history``).
+- One copy (the first stored) files the dedup record, under the room's key
+  (:func:`relay.store.room_dedup_key`); no copy owes a receipt.
+- A box over its quota is skipped (as for one-to-one messages).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from protocol import chat_pb2 as pb
+from protocol.framing import pack_header
+from protocol.types import FrameType
+from relay.connection import ConnState
+from relay.delivery import push, room_in, sender_prefix
+from relay.forwarding import OUTGOING_TRUE, override_tail
+from relay.rooms import INVITED
+from relay.store import room_dedup_key
+
+if TYPE_CHECKING:
+    from relay.connection import Connection
+    from relay.context import Context
+
+_MESSAGE_HEADER_TYPE = FrameType.MESSAGE
+
+
+def store_room_message(
+    relay: Context, conn: Connection, room: int, client_id: int, payload: bytes
+) -> int:
+    """Store a durable message ``conn`` sent to ``room`` for every member's devices and
+    push it; return its timestamp (the sender's Ack carries it)."""
+    timestamp = relay.wall
+    prefix = conn.prefix if conn.prefix_wall == timestamp else sender_prefix(relay, conn)
+    body = payload + prefix
+    _fan_out(relay, room, body, conn, client_id)
+    relay.store.rooms.append_history(room, body, relay.config.room_history)
+    relay.durable_count += 1
+    return timestamp
+
+
+def store_room_event(relay: Context, room: int, actor: int, event: str, uids: set[int]) -> None:
+    """Store the durable ROOM_EVENT ``event`` by ``actor`` in ``room``'s timeline for the
+    devices of ``uids`` (and in the room's history)."""
+    body = pb.Message(
+        uid=actor, timestamp=relay.wall, type=pb.Message.ROOM_EVENT, msg=event, room=room
+    ).SerializeToString()
+    _store_for(relay, body, uids)
+    relay.store.rooms.append_history(room, body, relay.config.room_history)
+
+
+def store_room_history(relay: Context, room: int, uid: int) -> None:
+    """A new member joins: the room's last ``room_history`` durable messages go to its
+    devices first (before the join event and live traffic)."""
+    limit = relay.config.room_history
+    if limit <= 0:
+        return
+    for body in relay.store.rooms.history(room, limit):
+        _store_for(relay, body, {uid})
+
+
+def forward_room_ephemeral(relay: Context, conn: Connection, room: int, payload: bytes) -> None:
+    """INPUTING in a room: to the live v2.1 receiving sessions of the members in it but the
+    sender's own; dropped for any under pressure."""
+    forwarded = payload + override_tail(conn.uid, relay.wall, 0)
+    frame = pack_header(len(forwarded), _MESSAGE_HEADER_TYPE) + forwarded
+    half_water = relay.config.high_water // 2
+    online = relay.sessions.online
+    for uid, role in relay.rooms.members(room).items():
+        if role == INVITED:
+            continue
+        for target in online.get(uid, ()):
+            if (
+                target is conn
+                or not target.v21
+                or target.state is not ConnState.OPEN
+                or target.pending_bytes > half_water
+            ):
+                continue
+            relay.send(target, frame)
+
+
+def _fan_out(relay: Context, room: int, body: bytes, conn: Connection, client_id: int) -> None:
+    """The hot loop of a room message: one copy per named box of each member in the room."""
+    inboxes = relay.inboxes
+    by_box = relay.sessions.by_box
+    boxes_of = relay.devices.boxes_of
+    sender = conn.uid
+    timestamp = relay.wall
+    outgoing = body + OUTGOING_TRUE
+    dedup_key = room_dedup_key(room)
+    record_id = client_id  # the first copy files the dedup record
+    for uid, role in relay.rooms.members(room).items():
+        if role == INVITED:
+            continue
+        own = uid == sender
+        for box, named in boxes_of(uid):
+            if not named or (own and box == conn.box):
+                continue
+            size = room_in(relay, box, len(body))
+            if size < 0:
+                continue
+            if own:
+                seq, frame = inboxes.accept(box, sender, 0, timestamp, outgoing, size, 0)
+            elif record_id:
+                seq, frame = inboxes.accept(
+                    box, sender, record_id, timestamp, body, size, dedup_key
+                )
+                record_id = 0
+            else:
+                seq, frame = inboxes.accept(box, sender, 0, timestamp, body, size, 0)
+            target = by_box.get(box)
+            if target is not None:
+                push(relay, target, seq, frame, False)
+
+
+def _store_for(relay: Context, body: bytes, uids: set[int]) -> None:
+    """Store ``body`` (a whole Message, no seq) in every named box of ``uids``."""
+    inboxes = relay.inboxes
+    by_box = relay.sessions.by_box
+    timestamp = relay.wall
+    for uid in sorted(uids):
+        for box, named in relay.devices.boxes_of(uid):
+            if not named:
+                continue
+            size = room_in(relay, box, len(body))
+            if size < 0:
+                continue
+            seq, frame = inboxes.accept(box, 0, 0, timestamp, body, size, 0)
+            target = by_box.get(box)
+            if target is not None:
+                push(relay, target, seq, frame, False)
