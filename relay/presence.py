@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from relay.context import Context
 
 
-def buddy_list(relay: Context, uid: int, version: int) -> pb.ListBuddyResponse:
+def buddy_list(relay: Context, conn: Connection) -> pb.ListBuddyResponse:
+    """``conn``'s user's relations as its session may see them: BUDDY only for v1, requests
+    too for v2, and (PROTOCOL.md section 12) the users it blocked, as BLOCKED, for v2.1."""
     online = relay.sessions.online
     users = [
         pb.User(
@@ -37,14 +39,19 @@ def buddy_list(relay: Context, uid: int, version: int) -> pb.ListBuddyResponse:
             relation=pb.User.Relation.ValueType(r.relation),
             protocol_version=r.peer_protocol_version,
         )
-        for r in relay.store.relations_of(uid)
-        if version >= 2 or r.relation == Relation.BUDDY
+        for r in relay.store.relations_of(conn.uid)
+        if conn.version >= 2 or r.relation == Relation.BUDDY
     ]
+    if conn.v21:
+        users.extend(
+            pb.User(uid=peer, username=name, relation=pb.User.BLOCKED)
+            for peer, name in relay.store.blocks.blocked_of(conn.uid)
+        )
     return pb.ListBuddyResponse(users=users)
 
 
 def push_list(relay: Context, conn: Connection) -> None:
-    relay.send_message(conn, FrameType.LIST_BUDDY, buddy_list(relay, conn.uid, conn.version))
+    relay.send_message(conn, FrameType.LIST_BUDDY, buddy_list(relay, conn))
 
 
 def push_lists(relay: Context, uid: int) -> None:

@@ -25,5 +25,6 @@ HANDLERS: dict[int, Handler] = {
     FrameType.SYNC: messaging.handle_sync,
     FrameType.PING: control.handle_ping,
     FrameType.ROOM: rooms.handle_room,
+    FrameType.BLOCK: directory.handle_block,
     FrameType.RESET: control.handle_reset,
 }

@@ -1,4 +1,6 @@
-"""LIST_USER, LIST_BUDDY, ADD_BUDDY, REMOVE_BUDDY (PROTOCOL.md section 6).
+"""LIST_USER, LIST_BUDDY, ADD_BUDDY, REMOVE_BUDDY (PROTOCOL.md section 6) and BLOCK (section
+12: a blocked user's buddy requests to the blocker are dropped, answered PENDING as any
+request, so the block is not revealed; asking a user one blocked lifts the block).
 
 Invariants: every relation change is written to the store and pushed to both users'
 sessions in the same iteration (the push goes out after the commit). ListUser shows
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from protocol import ProtocolError
 from protocol import chat_pb2 as pb
 from protocol.types import FrameType, parse_message
 from relay import presence
@@ -57,10 +60,38 @@ def handle_list_buddy(relay: Context, conn: Connection, payload: bytes) -> None:
 
 def handle_add_buddy(relay: Context, conn: Connection, payload: bytes) -> None:
     request = parse_message(pb.AddBuddyRequest, payload)
+    blocks = relay.store.blocks
+    if blocks.has_blocked(request.uid, conn.uid):
+        # Dropped, answered as any request to a non-buddy: the block is not revealed.
+        relay.send_message(
+            conn, FrameType.ADD_BUDDY, pb.AddBuddyResponse(code=pb.AddBuddyResponse.PENDING)
+        )
+        return
+    if blocks.unblock(conn.uid, request.uid):
+        presence.relation_changed(relay, conn.uid)  # asking someone lifts one's block of them
     outcome = relay.store.add_buddy(conn.uid, request.uid)
     relay.send_message(conn, FrameType.ADD_BUDDY, pb.AddBuddyResponse(code=_ADD_CODES[outcome]))
     if outcome is not AddBuddyOutcome.FAILED:
         presence.relation_changed(relay, conn.uid, request.uid)
+
+
+def handle_block(relay: Context, conn: Connection, payload: bytes) -> None:
+    """BLOCK (PROTOCOL.md section 12, v2.1 sessions): end any relation with the user and
+    drop their requests, invitations and one-to-one messages from now on; or lift it."""
+    request = parse_message(pb.BlockRequest, payload)
+    if not conn.v21:
+        raise ProtocolError("BLOCK needs a v2.1 login (name a device, or send_only)")
+    peer = request.uid
+    codes = pb.BlockResponse
+    if peer == conn.uid or relay.store.user_by_uid(peer) is None:
+        relay.send_message(conn, FrameType.BLOCK, pb.BlockResponse(code=codes.FAILED))
+        return
+    if request.blocked:
+        relay.store.blocks.block(conn.uid, peer)
+    else:
+        relay.store.blocks.unblock(conn.uid, peer)
+    relay.send_message(conn, FrameType.BLOCK, pb.BlockResponse(code=codes.SUCCESS))
+    presence.relation_changed(relay, conn.uid, peer)
 
 
 def handle_remove_buddy(relay: Context, conn: Connection, payload: bytes) -> None:

@@ -164,7 +164,9 @@ def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
         return
     buddies = relay.sessions.buddies.get(sender)
     if (buddies is None or recipient not in buddies) and not (
-        message_type in _FILE_REPLY_TYPES and relay.rooms.share_room(sender, recipient)
+        message_type in _FILE_REPLY_TYPES
+        and relay.rooms.share_room(sender, recipient)
+        and not relay.store.blocks.has_blocked(recipient, sender)
     ):
         exists = recipient != 0 and relay.store.user_by_uid(recipient) is not None
         code = pb.Ack.NOT_BUDDY if exists else pb.Ack.NO_SUCH_USER

@@ -153,6 +153,9 @@ def _invite(relay: Context, conn: Connection, request: pb.RoomRequest) -> None:
     if len(rooms.rooms_of(invitee)) >= relay.config.max_rooms_per_user:
         _respond(relay, conn, request, Code.TOO_MANY_ROOMS)
         return
+    if relay.store.blocks.has_blocked(invitee, conn.uid):
+        _respond(relay, conn, request, Code.SUCCESS, room)  # dropped (PROTOCOL.md section 12)
+        return
     relay.store.rooms.set_member(room, invitee, INVITED, relay.wall)
     rooms.changed(room, invitee)
     _changed(relay, conn, request, f"invite {invitee}", {invitee})

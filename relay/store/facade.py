@@ -3,8 +3,9 @@
 Invariants:
 - One :class:`Store` is one SQLite connection (:class:`relay.store.database.Database`: its
   transactions, group commit and availability rules) shared by one reader/writer per
-  aggregate: users, relations, inboxes, devices, rooms, dedup records, tokens, admin
-  kicks. Each aggregate module owns its table's SQL and invariants; nothing else writes its rows.
+  aggregate: users, relations, blocks, inboxes, devices, rooms, dedup records, tokens,
+  admin kicks. Each aggregate module owns its table's SQL and invariants; nothing else
+  writes its rows.
 - Rows owned by a user go with it: relations (both ways), devices and tokens through
   ``ON DELETE CASCADE``, its boxes' inbox runs and their dedup records deleted by
   :meth:`Store.remove_user` (no foreign key on the hot tables).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from relay.store.blocks import Blocks
 from relay.store.database import BUSY_TIMEOUT_S, Database
 from relay.store.dedup_records import DedupRecords
 from relay.store.devices import Devices
@@ -56,6 +58,7 @@ class Store(Database):
         self.devices = devices = Devices(self, inboxes)
         self.tokens = tokens = Tokens(self)
         self.rooms = Rooms(self)
+        self.blocks = Blocks(self)
         self.kicks = kicks = AdminKicks(self)
 
         self.add_user = users.add_user

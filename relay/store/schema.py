@@ -150,6 +150,14 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
             position INTEGER NOT NULL, body BLOB NOT NULL,
             PRIMARY KEY (room, position)) WITHOUT ROWID""",
     ),
+    (
+        # Blocking (PROTOCOL.md section 12): uid blocked peer. A new table only.
+        """CREATE TABLE blocks (
+            uid INTEGER NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
+            peer INTEGER NOT NULL REFERENCES users(uid) ON DELETE CASCADE,
+            PRIMARY KEY (uid, peer)) WITHOUT ROWID""",
+        "CREATE INDEX blocks_by_peer ON blocks(peer)",
+    ),
 )
 
 # The tables as earlier steps made them (what the functions of later steps read and write).
