@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 
 from protocol import chat_pb2 as pb
+from protocol.types import FrameType
 from relay.cli import _overrides, build_parser
 from relay.config import load_config
 from tests.harness import RelayProcess
-from tests.wire import WireClient
+from tests.wire import WireClient, make_buddies
 
 USERS = ("parleyt1", "parleyt2", "parleyt3")
 LINK_HINT = "ask the relay's admin to run 'parley-relay user link parleyt3 --unix-user parleyt3'"
@@ -243,3 +244,62 @@ def test_unix_socket_settings_from_the_config_file_and_flags(tmp_path: Path) -> 
     none = load_config(None, _overrides(build_parser().parse_args(["--no-unix-socket"])))
     assert none.unix_socket == "" and none.local_accounts is True
     assert load_config(None, {}).unix_socket.endswith("/relay.sock")
+
+
+def _socket_session_in_child(user: pwd.struct_passwd, path: Path, device: str) -> tuple[int, int]:
+    """Fork a child that logs in over the socket as ``user`` (no password) with ``device``,
+    writes "ready" on the returned pipe, then the text of the first message it receives
+    (or the Reset that ended it) and exits. Returns (pid, read end of the pipe)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            client = WireClient.over_unix(str(path))
+            response = client.login("", "", version=2, device=device)
+            assert response.code == pb.LoginResponse.SUCCESS, response
+            os.write(write_end, b"ready\n")
+            while True:
+                frame_type, message = client.recv(timeout=20)
+                if frame_type == FrameType.MESSAGE:
+                    os.write(write_end, f"message {message.msg}\n".encode())
+                    break
+                if frame_type == FrameType.RESET:
+                    os.write(write_end, f"reset {message.msg}\n".encode())
+                    break
+            status = 0
+        except BaseException as exc:
+            os.write(write_end, f"error {exc!r}\n".encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return pid, read_end
+
+
+def test_tls_and_socket_sessions_of_one_user_coexist(
+    unix_users: dict[str, pwd.struct_passwd], socket_dir: Path, tmp_path: Path
+) -> None:
+    path = socket_dir / "run" / "relay.sock"
+    t1 = unix_users[USERS[0]]
+    with RelayProcess(tmp_path / "relay", unix_socket=path) as relay:
+        assert login_as(t1, path)["code"] == "SUCCESS"  # the local account exists
+        changed = admin(relay, "user", "passwd", "parleyt1", "--password-stdin", stdin="pw1\n")
+        assert changed.returncode == 0, changed.stderr
+        laptop = WireClient(relay.host, relay.port, fingerprint=relay.fingerprint)
+        assert laptop.login("parleyt1", "pw1", version=2, device="laptop").code == 0
+        friend = WireClient(relay.host, relay.port, fingerprint=relay.fingerprint)
+        friend.register("friend")
+        assert friend.login("friend", version=2, device="tui").code == 0
+        make_buddies(friend, laptop)
+        pid, pipe = _socket_session_in_child(t1, path, "tui@box")
+        with os.fdopen(pipe, "r") as child:
+            assert child.readline().strip() == "ready"
+            friend.send_text(laptop.uid, "to every device", msg_id=1)
+            assert laptop.next_message().msg == "to every device"  # TLS session still on
+            assert child.readline().strip() == "message to every device"  # socket too
+        os.waitpid(pid, 0)
+        laptop.round_trip()  # and never kicked
