@@ -102,6 +102,8 @@ def store_durable(
 def room_in(relay: Context, box: int, payload_size: int) -> int:
     """``box``'s stored bytes if a message of ``payload_size`` fits in its quota, else -1."""
     inboxes = relay.inboxes
+    if box in inboxes.batches:
+        inboxes.close_batch(box)
     config = relay.config
     floor = inboxes.floor.get(box)
     head = inboxes.head_seq.get(box)
@@ -172,6 +174,20 @@ def push(relay: Context, conn: Connection, seq: int, frame: bytes, has_id: bool)
     conn.pushed_seq = seq
     if conn.version < 2:
         conn.v1_unacked.append((conn.bytes_queued, seq, has_id))
+
+
+def push_run(relay: Context, box: int, first_seq: int, last_seq: int, frames: bytes) -> None:
+    """Push a run of consecutive stored messages (a closed fan-out batch) to ``box``'s live
+    session, unless it is catching up, paused or over high water (the store has them)."""
+    conn = relay.sessions.by_box.get(box)
+    if conn is None or conn.catching_up or conn.paused or first_seq <= conn.pushed_seq:
+        return
+    if conn.pending_bytes > relay.config.high_water:
+        conn.paused = True  # named boxes are v2.1 sessions: resumed from the store
+        relay.paused_count += 1
+        return
+    relay.send(conn, frames)
+    conn.pushed_seq = last_seq
 
 
 def start_backlog(relay: Context, conn: Connection, since_seq: int, send_sync: bool) -> None:

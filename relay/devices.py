@@ -12,6 +12,8 @@ Invariants:
   for its first device), as of the latest change the relay made. The relay is the only
   writer of the devices table while it runs (an admin's ``user remove`` deletes rows too,
   and the relay forgets that user's entry when it applies the kick: :meth:`forget_user`).
+- ``generation`` grows whenever any user's boxes may have changed: caches derived from
+  boxes (a room's delivery targets, :mod:`relay.rooms`) compare it.
 - A :class:`Box` says whether its device is named (v2.1: it receives ``outgoing`` copies);
   the uid box of a user with no device counts as the device ``""``.
 - Devices registered since the last commit are remembered (:attr:`created`): if that commit
@@ -39,12 +41,13 @@ class Box(NamedTuple):
 class DeviceRegistry:
     """Each user's boxes, cached; devices registered in the open transaction."""
 
-    __slots__ = ("_boxes", "created", "store")
+    __slots__ = ("_boxes", "created", "generation", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._boxes: dict[int, tuple[Box, ...]] = {}
         self.created: list[int] = []
+        self.generation = 0  # grows whenever some user's boxes change (caches built on them)
 
     def boxes_of(self, uid: int) -> tuple[Box, ...]:
         """Where a durable message to ``uid`` is stored: one box per device, or its uid box
@@ -65,6 +68,7 @@ class DeviceRegistry:
         if created:
             self.created.append(box)
             self._boxes.pop(uid, None)
+            self.generation += 1
         return box
 
     def seen(self, box: int, now: int) -> None:
@@ -76,6 +80,7 @@ class DeviceRegistry:
     def forget_user(self, uid: int) -> None:
         """``uid``'s devices changed outside this registry (its account was removed)."""
         self._boxes.pop(uid, None)
+        self.generation += 1
 
     def expire(self, now: int, expiry_days: int, live: set[int]) -> list[tuple[int, int, str]]:
         """Forget at most :data:`EXPIRY_BATCH` devices not seen for ``expiry_days`` days,
@@ -88,6 +93,7 @@ class DeviceRegistry:
                 continue
             self.store.forget_device(box)
             self._boxes.pop(uid, None)
+            self.generation += 1
             forgotten.append((uid, box, name))
         return forgotten
 
@@ -100,4 +106,5 @@ class DeviceRegistry:
         devices registered in it (gone with it)."""
         lost, self.created = self.created, []
         self._boxes.clear()
+        self.generation += 1
         return lost

@@ -19,6 +19,12 @@ Invariants:
   :meth:`Inboxes.delivered_through` and applied once per pass, before its commit
   (:meth:`Inboxes.apply_deliveries`); what the last attempt applied is remembered until the
   commit succeeded, and recorded again if it failed. While the store cannot write they wait.
+- Room copies (fan-out) go into one open :class:`relay.run_batches.RunBatch` per box for
+  the pass; a batch is closed (stored as one run, pushed through ``push_run``) before any
+  other seq of its box is assigned or read (:meth:`Inboxes.settle`), when it is full, and
+  when the pass's rows are flushed, so each box's seqs reach the store and the wire in
+  order. Room messages' dedup records and history bodies wait in ``room_records`` and
+  ``room_history`` until that flush.
 - A message stored in several boxes of one user owes its sender one receipt, when the first
   of them is delivered: the (sender, id) pairs receipted for such users are remembered, the
   latest :data:`RECEIPT_MEMORY` of them (a pair forgotten sooner may be receipted twice,
@@ -29,12 +35,22 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable
 
 from protocol.framing import pack_header
 from protocol.types import FrameType
 from relay.dedup import DedupWindow
 from relay.forwarding import seq_field
-from relay.store import InboxRow, Store, StoreUnavailable
+from relay.run_batches import RunBatch
+from relay.store import (
+    MAX_RUN_BYTES,
+    MAX_RUN_MESSAGES,
+    InboxRow,
+    Store,
+    StoreUnavailable,
+    encode_records,
+    room_dedup_key,
+)
 
 # box -> (highest seq its session has received, whether any of those rows may owe its
 # sender a receipt, the box's user)
@@ -57,9 +73,24 @@ def _note_delivery(table: DeliveryTable, box: int, seq: int, receipts: bool, uid
 class Inboxes:
     """Seq caches, the pass's rows and the deliveries of one relay (module docstring)."""
 
-    def __init__(self, store: Store, dedup: DedupWindow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        dedup: DedupWindow,
+        quota: tuple[int, int] = (100_000, 64 * 1024 * 1024),
+        push_run: Callable[[int, int, int, bytes], None] | None = None,
+    ) -> None:
+        """``quota``: messages and bytes a box may hold; ``push_run(box, first_seq,
+        last_seq, frames)`` puts a closed batch on its box's live session, if any."""
         self.store = store
         self.dedup = dedup
+        self.quota_messages, self.quota_bytes = quota
+        self.push_run = push_run or (lambda box, first, last, frames: None)
+        self.batches: dict[int, RunBatch] = {}
+        self.pending_runs: list[tuple[int, int, int, int, bytes]] = []
+        self.room_records: dict[int, tuple[list[int], list[int], int]] = {}
+        self.room_history: dict[int, list[bytes]] = {}  # room -> bodies to keep, this pass
+        self.history_keep = 200
         self.head_seq: dict[int, int] = {}
         self.floor: dict[int, int] = {}  # box -> seq below the oldest stored row
         self.stored_bytes: dict[int, int] = {}  # box -> bytes of its stored and pending rows
@@ -73,12 +104,16 @@ class Inboxes:
 
     def current_head(self, box: int) -> int:
         """The highest seq assigned in ``box``'s inbox (accepted this pass included)."""
+        if box in self.batches:
+            self.close_batch(box)
         head = self.head_seq.get(box)
         return self.store.head_seq(box) if head is None else head
 
     def count(self, box: int) -> int:
         """Messages stored for ``box``: seqs in (floor, head], floor being its delivered_seq
         (which buffered rows do not change: no flush needed)."""
+        if box in self.batches:
+            self.close_batch(box)
         floor = self.floor.get(box)
         head = self.head_seq.get(box)
         if floor is not None and head is not None:
@@ -91,6 +126,8 @@ class Inboxes:
     def bytes_of(self, box: int) -> int:
         """Bytes stored for ``box`` (its runs, counted whole until deleted, and its rows not
         yet flushed), from the cache or, once, from the store."""
+        if box in self.batches:
+            self.close_batch(box)
         size = self.stored_bytes.get(box)
         if size is None:
             self.flush_rows()
@@ -115,6 +152,8 @@ class Inboxes:
         ``stored_bytes`` is the box's :meth:`bytes_of` before this message. The hot path: one
         call per stored copy.
         """
+        if self.batches and recipient in self.batches:
+            self.close_batch(recipient)  # its copies take the seqs before this one
         heads = self.head_seq
         seq = heads.get(recipient)
         if seq is None:
@@ -130,14 +169,96 @@ class Inboxes:
         return seq, frame
 
     def flush_rows(self) -> None:
-        """Hand buffered rows to the store (in the open transaction). If the store cannot
-        write, they are lost with the pass's other writes and answered for at the end of the
-        pass (:mod:`relay.outage`)."""
+        """Hand buffered rows, runs and room dedup records to the store (in the open
+        transaction), closing every open batch first. If the store cannot write, they are
+        lost with the pass's other writes and answered for at the end of the pass
+        (:mod:`relay.outage`)."""
+        if self.batches:
+            for box in list(self.batches):
+                self.close_batch(box)
         if self.pending_rows:
             rows, self.pending_rows = self.pending_rows, []
             self.pass_rows.append(rows)
             with contextlib.suppress(StoreUnavailable):
                 self.store.append_inbox(rows, self.dedup.current_bucket())
+        if self.pending_runs:
+            runs, self.pending_runs = self.pending_runs, []
+            with contextlib.suppress(StoreUnavailable):
+                self.store.append_runs(runs)
+        if self.room_history:
+            history, self.room_history = self.room_history, {}
+            with contextlib.suppress(StoreUnavailable):
+                for room, bodies in history.items():
+                    self.store.rooms.append_history(room, bodies, self.history_keep)
+        if self.room_records:
+            records, self.room_records = self.room_records, {}
+            bucket = self.dedup.current_bucket()
+            with contextlib.suppress(StoreUnavailable):
+                self.store.dedup_records.add_runs(
+                    [
+                        (bucket, room_dedup_key(room), 0, timestamp, encode_records(s, i))
+                        for room, (s, i, timestamp) in records.items()
+                    ]
+                )
+
+    # -- fan-out batches (room copies) -------------------------------------------------------
+
+    def settle(self, box: int) -> None:
+        """Close ``box``'s open batch, if any: its seqs, sizes and frames are then known."""
+        if box in self.batches:
+            self.close_batch(box)
+
+    def open_batch(self, box: int, timestamp: int, copy_size: int) -> RunBatch | None:
+        """A new batch for ``box`` (its open one closed first) with room for at least one
+        copy of ``copy_size`` bytes, or None if the box's quota leaves none."""
+        if box in self.batches:
+            self.close_batch(box)
+        stored = self.count(box)
+        size = self.bytes_of(box)
+        room = self.quota_messages - stored
+        bytes_left = self.quota_bytes - size
+        if room <= 0 or copy_size > bytes_left:
+            return None
+        first = self.current_head(box) + 1
+        batch = RunBatch(
+            box,
+            first,
+            timestamp,
+            first + min(room, MAX_RUN_MESSAGES),
+            max(min(bytes_left, MAX_RUN_BYTES), copy_size),
+            size,
+        )
+        self.batches[box] = batch
+        return batch
+
+    def close_batch(self, box: int) -> None:
+        """Store ``box``'s open batch as one run and push it (``push_run``)."""
+        batch = self.batches.pop(box)
+        first, last = batch.first_seq, batch.next_seq - 1
+        if last < first:
+            return
+        frames = b"".join(batch.pieces)
+        self.head_seq[box] = last
+        self.stored_bytes[box] = batch.stored_before + len(frames)
+        self.pending_runs.append((box, first, last, batch.timestamp, frames))
+        self.push_run(box, first, last, frames)
+
+    def add_room_history(self, room: int, body: bytes) -> None:
+        """Keep a room message's body in the room's timeline tail at the next flush."""
+        bodies = self.room_history.get(room)
+        if bodies is None:
+            self.room_history[room] = [body]
+        else:
+            bodies.append(body)
+
+    def add_room_record(self, room: int, sender: int, client_id: int, timestamp: int) -> None:
+        """File the dedup record of a room message at the next flush."""
+        records = self.room_records.get(room)
+        if records is None:
+            self.room_records[room] = ([sender], [client_id], timestamp)
+        else:
+            records[0].append(sender)
+            records[1].append(client_id)
 
     # -- deliveries --------------------------------------------------------------------------
 
@@ -225,6 +346,10 @@ class Inboxes:
         senders = {row.sender for batch in self.pass_rows for row in batch}
         self.pass_rows.clear()
         self.pending_rows = []
+        self.batches.clear()
+        self.pending_runs = []
+        self.room_records = {}
+        self.room_history = {}
         self.head_seq.clear()
         self.floor.clear()
         self.stored_bytes.clear()

@@ -116,11 +116,17 @@ class Relay:
         self.connections: dict[int, Connection] = {}
         self.sessions = Sessions(store)
         self.devices = DeviceRegistry(store)
-        self.rooms = RoomRegistry(store)
+        self.rooms = RoomRegistry(store, self.devices)
         self.dedup = DedupWindow(
             store, config.dedup_window_hours * 3600, config.dedup_filter_bits_log2
         )
-        self.inboxes = Inboxes(store, self.dedup)
+        self.inboxes = Inboxes(
+            store,
+            self.dedup,
+            (config.inbox_quota, config.inbox_quota_bytes),
+            lambda box, first, last, frames: delivery.push_run(self, box, first, last, frames),
+        )
+        self.inboxes.history_keep = config.room_history
         self.outage = StoreOutage(store)
         self.dirty: set[Connection] = set()
         self.to_reap: list[Connection] = []

@@ -10,6 +10,8 @@ Invariants:
   ``rooms_of(uid)`` the store's room -> role of ``uid``, as of the last change the relay
   made; the relay is the only writer of the rooms tables while it runs (an admin's ``user
   remove`` deletes rows too: the relay then forgets everything, :meth:`forget_all`).
+- ``targets(room)`` is every named box of everyone in the room, as of the devices'
+  ``generation`` it was built at (rebuilt when that grows) and the room's membership.
 - If the pass's writes are lost, every cache is dropped (:meth:`forget_all`) and read
   again from the store.
 - Roles are the protocol's: MEMBER 0, OWNER 1, INVITED 2; only MEMBER and OWNER are *in*
@@ -18,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+from relay.devices import DeviceRegistry
 from relay.store import Store
 from relay.store.rooms import INVITED, MEMBER, OWNER
 
@@ -27,12 +30,15 @@ __all__ = ["INVITED", "MEMBER", "OWNER", "RoomRegistry"]
 class RoomRegistry:
     """Cached room memberships (module docstring)."""
 
-    __slots__ = ("_members", "_rooms_of", "store")
+    __slots__ = ("_members", "_rooms_of", "_targets", "devices", "store")
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, devices: DeviceRegistry) -> None:
         self.store = store
+        self.devices = devices
         self._members: dict[int, dict[int, int]] = {}
         self._rooms_of: dict[int, dict[int, int]] = {}
+        # room -> (devices' generation, [(box, uid)] of every named box of those in it)
+        self._targets: dict[int, tuple[int, list[tuple[int, int]]]] = {}
 
     def members(self, room: int) -> dict[int, int]:
         """uid -> role of everyone in ``room``, invited included (empty: no such room)."""
@@ -75,9 +81,28 @@ class RoomRegistry:
         result.discard(uid)
         return result
 
+    def targets(self, room: int) -> list[tuple[int, int]]:
+        """(box, uid) of every named box (v2.1 device) of everyone in ``room``: where its
+        messages go. Cached until the room's membership or anyone's boxes change."""
+        generation = self.devices.generation
+        cached = self._targets.get(room)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        boxes_of = self.devices.boxes_of
+        targets = [
+            (box, uid)
+            for uid, role in self.members(room).items()
+            if role != INVITED
+            for box, named in boxes_of(uid)
+            if named
+        ]
+        self._targets[room] = (generation, targets)
+        return targets
+
     def changed(self, room: int, *uids: int) -> None:
         """``room``'s membership changed for ``uids`` (written to the store already)."""
         self._members.pop(room, None)
+        self._targets.pop(room, None)
         for uid in uids:
             self._rooms_of.pop(uid, None)
 
@@ -85,6 +110,7 @@ class RoomRegistry:
         """Drop every cache (lost writes, or rows changed by another process)."""
         self._members.clear()
         self._rooms_of.clear()
+        self._targets.clear()
 
 
 ROLES_IN_ROOM = frozenset({MEMBER, OWNER})

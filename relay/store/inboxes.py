@@ -221,6 +221,29 @@ class Inboxes:
                 SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
             )
 
+    def append_runs(self, runs: Iterable[tuple[int, int, int, int, bytes]]) -> None:
+        """Store runs built by the caller: (box, first_seq, last_seq, timestamp, frames back
+        to back), each above its box's head_seq. They owe no receipt and file no dedup record
+        (room copies: the caller files those per message): their senders and ids are kept
+        as zeros."""
+        inserts = []
+        heads: dict[int, int] = {}
+        for box, first, last, _timestamp, frames in runs:
+            count = last - first + 1
+            inserts.append((box, first, last, bytes(4 * count), bytes(8 * count), frames))
+            heads[box] = max(last, heads.get(box, 0))
+        if not inserts:
+            return
+        con = self._db.write()
+        con.executemany(SQL_INSERT_RUN, inserts)
+        user_heads = [item for item in heads.items() if item[0] < BOX_BASE]
+        if user_heads:
+            con.executemany(SQL_RAISE_HEAD_SEQ, user_heads)
+        if len(user_heads) < len(heads):
+            con.executemany(
+                SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
+            )
+
     def inbox_after(self, box: int, since_seq: int, limit: int) -> list[StoredRun]:
         """At most ``limit`` runs of ``box``'s stored messages with seq > ``since_seq``, in
         seq order; the first run is cut to start after ``since_seq`` and after every message

@@ -39,7 +39,7 @@ SQL_SET_MEMBER = (
 )
 SQL_SET_ROLE = "UPDATE room_members SET role = ? WHERE room = ? AND uid = ?"
 SQL_REMOVE_MEMBER = "DELETE FROM room_members WHERE room = ? AND uid = ?"
-SQL_BUMP_HEAD = "UPDATE rooms SET head = head + 1 WHERE id = ? RETURNING head"
+SQL_BUMP_HEAD = "UPDATE rooms SET head = head + ? WHERE id = ? RETURNING head"
 SQL_APPEND_HISTORY = "INSERT INTO room_history (room, position, body) VALUES (?, ?, ?)"
 SQL_TRIM_HISTORY = "DELETE FROM room_history WHERE room = ? AND position <= ?"
 SQL_HISTORY = (
@@ -113,14 +113,25 @@ class Rooms:
         """Delete ``room`` with its invitations and history."""
         self._db.write().execute(SQL_DELETE_ROOM, (room,))
 
-    def append_history(self, room: int, body: bytes, keep: int) -> None:
-        """Add a durable message's body to ``room``'s timeline tail, keeping the ``keep``
-        newest."""
+    def append_history(self, room: int, bodies: list[bytes], keep: int) -> None:
+        """Add durable messages' bodies (in order) to ``room``'s timeline tail, keeping the
+        ``keep`` newest. A room deleted meanwhile keeps nothing."""
         con = self._db.write()
-        (position,) = con.execute(SQL_BUMP_HEAD, (room,)).fetchone()
+        row = con.execute(SQL_BUMP_HEAD, (len(bodies), room)).fetchone()
+        if row is None:
+            return
+        head = int(row[0])
+        first = head - len(bodies) + 1
         if keep > 0:
-            con.execute(SQL_APPEND_HISTORY, (room, position, body))
-        con.execute(SQL_TRIM_HISTORY, (room, position - keep))
+            con.executemany(
+                SQL_APPEND_HISTORY,
+                [
+                    (room, first + index, body)
+                    for index, body in enumerate(bodies)
+                    if first + index > head - keep
+                ],
+            )
+        con.execute(SQL_TRIM_HISTORY, (room, head - keep))
 
     def history(self, room: int, limit: int) -> list[bytes]:
         """The ``limit`` newest bodies of ``room``'s timeline, oldest first."""

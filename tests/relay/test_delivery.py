@@ -43,7 +43,7 @@ def relay(tmp_path: Path) -> Iterator[Relay]:
         relay.readiness.selector.close()
 
 
-def _online(relay: Relay, uid: int, version: int = 2) -> Connection:
+def _online(relay: Relay, uid: int, version: int = 2, device: str = "") -> Connection:
     ours, theirs = socket.socketpair()
     _PEERS.append(theirs)  # the session's far end: open, so writes succeed
     ours.setblocking(False)
@@ -51,7 +51,8 @@ def _online(relay: Relay, uid: int, version: int = 2) -> Connection:
     conn.state = ConnState.OPEN
     conn.uid = uid
     conn.version = version
-    conn.box = relay.devices.register(uid, "", 0)
+    conn.box = relay.devices.register(uid, device, 0)
+    conn.device, conn.v21 = device, bool(device)
     relay.connections[conn.id] = conn
     relay.sessions.attach(conn)
     return conn
@@ -117,3 +118,38 @@ def test_a_v1_message_counts_as_delivered_once_its_frame_is_written(relay: Relay
     delivery.apply_deliveries(relay)
     relay.store.commit()
     assert relay.store.inbox_count(BOB) == 0  # delivered: gone from the store
+
+
+def test_room_copies_and_direct_messages_to_one_box_keep_seq_order_on_the_wire(
+    relay: Relay,
+) -> None:
+    """Room copies are batched per box for the pass; a direct message to the same box in
+    between closes the batch first, so the box's seqs are pushed and stored in order."""
+    from relay.rooms import MEMBER
+
+    alice, bob = _online(relay, ALICE, device="tui"), _online(relay, BOB, device="tui")
+    room = relay.store.rooms.create_room("r", ALICE, 0)
+    relay.store.rooms.set_member(room, BOB, MEMBER, 0)
+    relay.rooms.forget_all()
+    handler = HANDLERS[FrameType.MESSAGE]
+
+    def to_room(text: str, msg_id: int) -> None:
+        message = pb.Message(room=room, type=pb.Message.MESSAGE, msg=text, id=msg_id)
+        handler(relay, alice, message.SerializeToString())
+
+    to_room("room 1", 1)
+    to_room("room 2", 2)
+    _send_text(relay, alice, BOB, "direct", msg_id=3)
+    to_room("room 3", 4)
+    relay.inboxes.flush_rows()
+    relay.store.commit()
+    pushed = [message for _, message in _staged(bob)]
+    assert [(m.seq, m.msg, m.room) for m in pushed] == [
+        (1, "room 1", room),
+        (2, "room 2", room),
+        (3, "direct", 0),
+        (4, "room 3", room),
+    ]
+    stored = relay.store.inbox_after(bob.box, 0, 10)
+    frames = FrameDecoder(1 << 20).feed(b"".join(run.frames for run in stored))
+    assert [pb.Message.FromString(f.payload).seq for f in frames] == [1, 2, 3, 4]

@@ -1,0 +1,67 @@
+"""A run of one box built during one loop pass from fan-out copies (room messages).
+
+The fan-out loop (:mod:`relay.room_delivery`) adds a copy to its box's open batch with a
+few list operations and no call; :meth:`relay.inboxes.Inboxes.close_batch` turns a batch
+into one stored run and one push. :class:`relay.inboxes.Inboxes` owns the open batches.
+
+Invariants (for an open batch):
+- It covers the consecutive seqs ``first_seq`` .. ``next_seq - 1`` of its box, assigned
+  above the box's head when it opened; no other seq of that box is assigned while it is
+  open (the inboxes close it first).
+- ``pieces`` holds, per copy, its MESSAGE frame as header, body and seq field: joined,
+  they are the run's frames back to back. ``size`` is their length.
+- It never holds more than ``limit_seq - first_seq`` copies or more than ``byte_limit``
+  bytes (the box's quota left when it opened, and the run size bounds), except one copy
+  larger than the run size bound alone.
+"""
+
+from __future__ import annotations
+
+
+class RunBatch:
+    """The open batch of one box (module docstring)."""
+
+    __slots__ = (
+        "box",
+        "byte_limit",
+        "first_seq",
+        "limit_seq",
+        "next_seq",
+        "pieces",
+        "size",
+        "stored_before",
+        "timestamp",
+    )
+
+    def __init__(
+        self,
+        box: int,
+        first_seq: int,
+        timestamp: int,
+        limit_seq: int,
+        byte_limit: int,
+        stored_before: int,
+    ) -> None:
+        self.box = box
+        self.first_seq = first_seq
+        self.next_seq = first_seq
+        self.timestamp = timestamp
+        self.limit_seq = limit_seq
+        self.byte_limit = byte_limit
+        self.stored_before = stored_before  # the box's stored bytes when it opened
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+
+def seq_field_of(seq: int) -> bytes:
+    """Message field 8 (seq) as bytes: the tag, then the varint."""
+    if seq < 0x80:
+        return bytes((0x40, seq))
+    if seq < 0x4000:
+        return bytes((0x40, (seq & 0x7F) | 0x80, seq >> 7))
+    out = bytearray(b"\x40")
+    while seq >= 0x80:
+        out.append((seq & 0x7F) | 0x80)
+        seq >>= 7
+    out.append(seq)
+    return bytes(out)
