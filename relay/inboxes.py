@@ -41,7 +41,7 @@ from protocol.framing import pack_header
 from protocol.types import FrameType
 from relay.dedup import DedupWindow
 from relay.forwarding import seq_field
-from relay.run_batches import RunBatch
+from relay.run_batches import RunBatch, seq_field_of
 from relay.store import (
     MAX_RUN_BYTES,
     MAX_RUN_MESSAGES,
@@ -87,7 +87,9 @@ class Inboxes:
         self.quota_messages, self.quota_bytes = quota
         self.push_run = push_run or (lambda box, first, last, frames: None)
         self.batches: dict[int, RunBatch] = {}
-        self.pending_runs: list[tuple[int, int, int, int, bytes]] = []
+        self.pending_runs: list[
+            tuple[int, int, int, int, bytes, list[int] | None, list[int] | None]
+        ] = []
         self.room_records: dict[int, tuple[list[int], list[int], int]] = {}
         self.room_history: dict[int, list[bytes]] = {}  # room -> bodies to keep, this pass
         self.history_keep = 200
@@ -208,7 +210,9 @@ class Inboxes:
         if box in self.batches:
             self.close_batch(box)
 
-    def open_batch(self, box: int, timestamp: int, copy_size: int) -> RunBatch | None:
+    def open_batch(
+        self, box: int, timestamp: int, copy_size: int, receipts: bool = False
+    ) -> RunBatch | None:
         """A new batch for ``box`` (its open one closed first) with room for at least one
         copy of ``copy_size`` bytes, or None if the box's quota leaves none."""
         if box in self.batches:
@@ -227,6 +231,7 @@ class Inboxes:
             first + min(room, MAX_RUN_MESSAGES),
             max(min(bytes_left, MAX_RUN_BYTES), copy_size),
             size,
+            receipts,
         )
         self.batches[box] = batch
         return batch
@@ -240,8 +245,48 @@ class Inboxes:
         frames = b"".join(batch.pieces)
         self.head_seq[box] = last
         self.stored_bytes[box] = batch.stored_before + len(frames)
-        self.pending_runs.append((box, first, last, batch.timestamp, frames))
+        self.pending_runs.append(
+            (box, first, last, batch.timestamp, frames, batch.senders, batch.ids)
+        )
         self.push_run(box, first, last, frames)
+
+    def batch_copy(
+        self,
+        box: int,
+        timestamp: int,
+        body: bytes,
+        headers: tuple[bytes, bytes],
+        sender: int,
+        client_id: int,
+    ) -> bool:
+        """Add a copy of a one-to-one message (``body``: payload and override fields) to
+        ``box``'s batch, owing ``sender`` a receipt for ``client_id`` if non-zero; False if
+        the box is full. ``headers``: the frame header for a 2- and a 3-byte seq field."""
+        copy_size = len(body) + 16
+        batch = self.batches.get(box)
+        if (
+            batch is None
+            or batch.ids is None
+            or batch.next_seq >= batch.limit_seq
+            or batch.size + copy_size > batch.byte_limit
+        ):
+            batch = self.open_batch(box, timestamp, copy_size, receipts=True)
+            if batch is None:
+                return False
+        seq = batch.next_seq
+        batch.next_seq = seq + 1
+        field = seq_field_of(seq)
+        header = (
+            headers[len(field) - 2]
+            if len(field) <= 3
+            else pack_header(len(body) + len(field), _MESSAGE_FRAME_TYPE)
+        )
+        batch.pieces += (header, body, field)
+        batch.size += len(header) + len(body) + len(field)
+        assert batch.senders is not None and batch.ids is not None
+        batch.senders.append(sender)
+        batch.ids.append(client_id)
+        return True
 
     def add_room_history(self, room: int, body: bytes) -> None:
         """Keep a room message's body in the room's timeline tail at the next flush."""
@@ -294,7 +339,9 @@ class Inboxes:
         store = self.store
         try:
             for box, (seq, receipts, uid) in due.items():
-                delivered = store.delete_inbox_through(box, seq, receipts=receipts)
+                delivered = store.delete_inbox_through(
+                    box, seq, receipts=receipts, floor=self.floor.get(box)
+                )
                 self._deleted_through(box, seq, delivered.freed_bytes)
                 pairs = delivered.receipts
                 if pairs and uid in several_boxes:
@@ -309,8 +356,7 @@ class Inboxes:
         """The pairs not receipted yet (remembered now, the oldest forgotten past the bound)."""
         memory = self._receipted
         fresh = [pair for pair in pairs if pair not in memory]
-        for pair in fresh:
-            memory[pair] = None
+        memory.update(dict.fromkeys(fresh))
         excess = len(memory) - RECEIPT_MEMORY
         if excess > 0:
             for pair in list(itertools.islice(memory, excess)):

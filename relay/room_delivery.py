@@ -129,6 +129,7 @@ def _fan_out(relay: Context, room: int, body: bytes, conn: Connection) -> None:
         batch = batches.get(box)
         if (
             batch is None
+            or batch.ids is not None
             or batch.next_seq >= batch.limit_seq
             or batch.size + copy_size > batch.byte_limit
         ):

@@ -9,7 +9,9 @@ Invariants (for an open batch):
   above the box's head when it opened; no other seq of that box is assigned while it is
   open (the inboxes close it first).
 - ``pieces`` holds, per copy, its MESSAGE frame as header, body and seq field: joined,
-  they are the run's frames back to back. ``size`` is their length.
+  they are the run's frames back to back. ``size`` is their length. A batch that owes
+  receipts (copies of a one-to-one message in the recipient's other devices) also holds
+  each copy's sender and id; a room batch holds none (stored as zeros).
 - It never holds more than ``limit_seq - first_seq`` copies or more than ``byte_limit``
   bytes (the box's quota left when it opened, and the run size bounds), except one copy
   larger than the run size bound alone.
@@ -25,9 +27,11 @@ class RunBatch:
         "box",
         "byte_limit",
         "first_seq",
+        "ids",
         "limit_seq",
         "next_seq",
         "pieces",
+        "senders",
         "size",
         "stored_before",
         "timestamp",
@@ -41,6 +45,7 @@ class RunBatch:
         limit_seq: int,
         byte_limit: int,
         stored_before: int,
+        receipts: bool = False,
     ) -> None:
         self.box = box
         self.first_seq = first_seq
@@ -51,6 +56,10 @@ class RunBatch:
         self.stored_before = stored_before  # the box's stored bytes when it opened
         self.pieces: list[bytes] = []
         self.size = 0
+        # Per copy, when copies owe their senders a receipt (a user's other devices): the
+        # sender and its message id; None for room copies (no receipts).
+        self.senders: list[int] | None = [] if receipts else None
+        self.ids: list[int] | None = [] if receipts else None
 
 
 def seq_field_of(seq: int) -> bytes:

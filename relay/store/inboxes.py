@@ -221,16 +221,21 @@ class Inboxes:
                 SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
             )
 
-    def append_runs(self, runs: Iterable[tuple[int, int, int, int, bytes]]) -> None:
+    def append_runs(
+        self,
+        runs: Iterable[tuple[int, int, int, int, bytes, list[int] | None, list[int] | None]],
+    ) -> None:
         """Store runs built by the caller: (box, first_seq, last_seq, timestamp, frames back
-        to back), each above its box's head_seq. They owe no receipt and file no dedup record
-        (room copies: the caller files those per message): their senders and ids are kept
-        as zeros."""
+        to back, senders, ids), each above its box's head_seq. They file no dedup record
+        (the caller files those once per message); their senders and ids (owed a receipt
+        when delivered) are kept, or zeros when None (room copies owe none)."""
         inserts = []
         heads: dict[int, int] = {}
-        for box, first, last, _timestamp, frames in runs:
+        for box, first, last, _timestamp, frames, senders, ids in runs:
             count = last - first + 1
-            inserts.append((box, first, last, bytes(4 * count), bytes(8 * count), frames))
+            packed_senders = bytes(4 * count) if senders is None else pack(U32, senders)
+            packed_ids = bytes(8 * count) if ids is None else pack(U64, ids)
+            inserts.append((box, first, last, packed_senders, packed_ids, frames))
             heads[box] = max(last, heads.get(box, 0))
         if not inserts:
             return
@@ -275,28 +280,36 @@ class Inboxes:
         size: int = self._db._con.execute(SQL_INBOX_BYTES, (box,)).fetchone()[0]
         return size
 
-    def delete_inbox_through(self, box: int, seq: int, *, receipts: bool = True) -> Delivered:
+    def delete_inbox_through(
+        self, box: int, seq: int, *, receipts: bool = True, floor: int | None = None
+    ) -> Delivered:
         """``box``'s device has received every message through ``seq``: raise its delivered_seq and
         delete the runs that end at or below it (head_seq and dedup records are kept).
 
         Returns the (sender, client_id) of the messages newly delivered that have a client
         id, in seq order (their senders are owed a receipt; ``receipts=False`` skips reading
-        them: the caller knows none is owed), and the bytes of the deleted runs.
+        them: the caller knows none is owed), and the bytes of the deleted runs. ``floor``:
+        the box's delivered_seq if the caller knows it (saves a read).
         """
         con = self._db.write()
-        floor = self.inbox_floor(box)
+        if floor is None:
+            floor = self.inbox_floor(box)
         if seq <= floor:
             return Delivered([], 0)
         owed: list[tuple[int, int]] = []
         if receipts:
-            append = owed.append
             for first, senders, ids in con.execute(SQL_RUNS_BETWEEN, (box, floor, seq)):
-                sender_list = unpack(U32, senders)
-                id_list = unpack(U64, ids)
-                for index in range(max(0, floor + 1 - first), min(len(id_list), seq - first + 1)):
-                    client_id = id_list[index]
-                    if client_id:
-                        append((sender_list[index], client_id))
+                if not any(ids):
+                    continue  # room copies and v1 messages: no receipt owed
+                start = max(0, floor + 1 - first)
+                end = seq - first + 1
+                owed.extend(
+                    pair
+                    for pair in zip(
+                        unpack(U32, senders)[start:end], unpack(U64, ids)[start:end], strict=True
+                    )
+                    if pair[1]
+                )
         freed = sum(size for (size,) in con.fetchall(SQL_DELETE_RUNS_THROUGH, (box, seq)))
         con.execute(
             SQL_SET_DELIVERED_SEQ if box < BOX_BASE else SQL_SET_DEVICE_DELIVERED_SEQ, (box, seq)
