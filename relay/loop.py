@@ -90,6 +90,12 @@ _INPUT_PRESSURE_GRACE = 1.0  # seconds at the input budget before the largest ho
 # rest wait in its decoder): 64 LIST_USER requests over 500 users cost ~130 ms, which was a
 # bystander's ping p99 in bench_hostile.py scenario (b) before this bound.
 _HANDLING_TIME_PER_PASS = 0.002
+# ...except MESSAGE frames, which only frames_per_pass bounds: a room message costs about
+# 1 us per member's device, so at 500 members the 2 ms bound let ~4 messages through per
+# pass, each pass then writing every member's connection for them (bench_vs_mosquitto
+# room500: 5.2 us per copy under the bound, see docs/BENCHMARKS.md). 64 frames x 500 copies
+# is ~32 ms of work at most per pass.
+_MESSAGE = int(FrameType.MESSAGE)
 
 # `parley-relay user passwd|remove` (another process) asks for a session to end: looked at
 # this often, at the cost of one PRAGMA data_version when nothing was asked.
@@ -373,7 +379,8 @@ class Relay:
 
     def _dispatch(self, conn: Connection, frames: list[Frame]) -> None:
         """Handle ``frames`` in order; past :data:`_HANDLING_TIME_PER_PASS` the rest go back
-        into the decoder and wait for the next pass, whatever each frame costs."""
+        into the decoder and wait for the next pass, whatever each frame costs (MESSAGE
+        frames excepted: see :data:`_MESSAGE`)."""
         handlers = self.handlers
         clock = time.perf_counter
         deadline = clock() + _HANDLING_TIME_PER_PASS
@@ -381,7 +388,7 @@ class Relay:
             for index, (frame_type, payload) in enumerate(frames):
                 if conn.state is not ConnState.OPEN:
                     return
-                if index and clock() > deadline:
+                if index and frame_type != _MESSAGE and clock() > deadline:
                     conn.decoder.unread(frames[index:])
                     self.intake.count(conn, self.now)
                     self.readiness.ready.add(conn)
@@ -578,6 +585,9 @@ class Relay:
         if kind == TIMER_HANDSHAKE and conn.state in (ConnState.PEEKING, ConnState.HANDSHAKE):
             self.close(conn, "handshake timeout")
         elif kind == TIMER_LOGIN and conn.state is ConnState.OPEN and not conn.uid:
+            if conn.auth_pending:  # its password check waits in line: the relay is slow
+                self.add_timer(self.config.login_timeout, TIMER_LOGIN, conn)
+                return
             self.reset(conn, pb.Reset.TIMEOUT, f"no login within {self.config.login_timeout:g} s")
         elif kind == TIMER_CLOSE and conn.state is ConnState.CLOSING:
             # A peer still reading gets the rest (and the Reset), within limits.
