@@ -144,6 +144,9 @@ def _fan_out(relay: Context, room: int, body: bytes, conn: Connection) -> None:
         elif seq < 0x4000:
             field = bytes((0x40, (seq & 0x7F) | 0x80, seq >> 7))
             header = headers[1]
+        elif seq < 0x200000:
+            field = bytes((0x40, (seq & 0x7F) | 0x80, ((seq >> 7) & 0x7F) | 0x80, seq >> 14))
+            header = pack_header(len(piece) + 4, _MESSAGE)
         else:
             field = seq_field_of(seq)
             header = pack_header(len(piece) + len(field), _MESSAGE)

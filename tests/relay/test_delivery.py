@@ -153,3 +153,23 @@ def test_room_copies_and_direct_messages_to_one_box_keep_seq_order_on_the_wire(
     stored = relay.store.inbox_after(bob.box, 0, 10)
     frames = FrameDecoder(1 << 20).feed(b"".join(run.frames for run in stored))
     assert [pb.Message.FromString(f.payload).seq for f in frames] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("head", [126, 16382, 2_097_150, 2**35])
+def test_room_copies_carry_the_right_seq_across_varint_sizes(relay: Relay, head: int) -> None:
+    """The fan-out loop writes the seq field by hand for 1-, 2- and 3-byte varints."""
+    from relay.rooms import MEMBER
+
+    alice, bob = _online(relay, ALICE, device="tui"), _online(relay, BOB, device="tui")
+    room = relay.store.rooms.create_room("r", ALICE, 0)
+    relay.store.rooms.set_member(room, BOB, MEMBER, 0)
+    relay.rooms.forget_all()
+    relay.inboxes.head_seq[bob.box] = head
+    relay.inboxes.floor[bob.box] = head
+    relay.inboxes.stored_bytes[bob.box] = 0
+    for number in range(3):
+        message = pb.Message(room=room, type=pb.Message.MESSAGE, msg=f"m{number}", id=9 + number)
+        HANDLERS[FrameType.MESSAGE](relay, alice, message.SerializeToString())
+    relay.inboxes.flush_rows()
+    pushed = [message for _, message in _staged(bob)]
+    assert [(m.seq, m.msg) for m in pushed] == [(head + n + 1, f"m{n}") for n in range(3)]
