@@ -15,12 +15,13 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.filter import LineFilter
 from textual.message_pump import MessagePump
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -35,7 +36,9 @@ from tui.net import describe_login_error, run_session
 from tui.screens.help import HelpScreen
 from tui.screens.login import LoginScreen
 from tui.screens.main import MainScreen
+from tui.screens.rooms import room_commands
 from tui.settings import AppConfig, LoginRequest, load_remembered
+from tui.terminal import TerminalProfile
 
 
 class ParleyApp(App[None]):
@@ -48,12 +51,23 @@ class ParleyApp(App[None]):
         Binding("f1", "help", "Help"),
     ]
 
-    def __init__(self, config: AppConfig | None = None) -> None:
+    def __init__(
+        self, config: AppConfig | None = None, *, terminal: TerminalProfile | None = None
+    ) -> None:
         super().__init__()
         self.config = config or AppConfig()
+        # ASCII-only or 16-colour terminals (tui/terminal.py): a line filter and a theme.
+        self.terminal = terminal or TerminalProfile.detect()
+        theme = self.terminal.theme
+        if theme is not None:
+            self.register_theme(theme)
+            self.theme = theme.name
         self.session: ClientSession | None = None
         self.transfers: TransferManager | None = None
         self._request: LoginRequest | None = None
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), *self.terminal.line_filters]
 
     def on_mount(self) -> None:
         self.push_screen(LoginScreen(self.config, load_remembered(self.config.settings_path)))
@@ -188,5 +202,7 @@ class ParleyApp(App[None]):
                 "Pick files to send to the buddy of the open chat (Ctrl+T)",
                 main.action_send_file,
             )
+            for title, help_text, callback in room_commands(main):
+                yield SystemCommand(title, help_text, callback)
         yield SystemCommand("Help: keys", "List every key binding", self.action_help)
         yield from super().get_system_commands(screen)

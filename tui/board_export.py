@@ -5,8 +5,10 @@ Invariants:
   counter is added until a free one is found.
 - The peer's name (untrusted) only contributes ``[A-Za-z0-9_-]`` characters to the file
   name, so it can neither leave the chosen directory nor hide as a dot file.
-- The default directory is the user's documents directory (platformdirs), else their
-  downloads directory, else their home; an explicitly configured directory is created.
+- The default directory is the user's documents directory (``~/Documents``, or what the
+  XDG user-dirs configuration names, via platformdirs) when it exists, else their home
+  directory — never created by us (README says the same). An explicitly configured
+  directory (``AppConfig.export_dir``) is created.
 """
 
 from __future__ import annotations
@@ -22,12 +24,9 @@ MAX_TRIES = 1000
 
 
 def default_export_dir() -> Path:
-    """Where exported boards go when nothing is configured."""
-    for find in (platformdirs.user_documents_dir, platformdirs.user_downloads_dir):
-        path = Path(find())
-        if path.is_dir():
-            return path
-    return Path.home()
+    """Where exported boards go when nothing is configured: Documents, else home."""
+    documents = Path(platformdirs.user_documents_dir())
+    return documents if documents.is_dir() else Path.home()
 
 
 def export_stem(peer_name: str, when: datetime.datetime) -> str:

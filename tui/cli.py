@@ -3,7 +3,7 @@
 Invariants:
 - ``send`` and ``tail`` go to :func:`tui.client.cli.main` untouched (its exit codes).
 - Anything else is the TUI; flags: --host, --port (default 1025), --user, --plaintext,
-  --fingerprint, --known-relays, --data-dir, --log-file. A malformed --fingerprint is a
+  --fingerprint, --known-relays, --data-dir, --device, --log-file. A malformed --fingerprint is a
   usage error (exit 2) before the screen is taken over. No password on the command line.
 - Without --host, --plaintext and --fingerprint, a relay socket found by
   :func:`tui.client.local_socket.find_local_socket` opens straight into the chat (a local
@@ -24,6 +24,7 @@ from pathlib import Path
 from tui.client import cli as scripting
 from tui.client.connection import DEFAULT_PORT
 from tui.client.local_socket import find_local_socket
+from tui.client.login import check_device
 from tui.client.store import default_data_dir
 from tui.client.trust import canonical_fingerprint, default_known_relays_path
 from tui.settings import AppConfig
@@ -78,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where history and the outbox are kept (default: {default_data_dir()})",
     )
     parser.add_argument(
+        "--device",
+        metavar="NAME",
+        help="log in as this device (default: tui@<host>, or tui@<host>#2... while another "
+        "Parley window of yours runs here); a second session of one device is "
+        "disconnected by the relay",
+    )
+    parser.add_argument(
         "--log-file",
         type=Path,
         metavar="PATH",
@@ -111,6 +119,8 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
             else None
         ),
     )
+    if args.device is not None:
+        config = replace(config, device=args.device)
     if args.data_dir is not None:
         config = replace(config, data_dir=args.data_dir)
     if args.known_relays is not None:
@@ -132,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             canonical_fingerprint(args.fingerprint)
         except ValueError as exc:
             parser.error(f"--fingerprint: {exc}")
+    if args.device is not None:
+        try:
+            check_device(args.device)
+        except ValueError as exc:
+            parser.error(f"--device: {exc}")
     from tui.app import ParleyApp
 
     setup_logging(args.log_file)

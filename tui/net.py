@@ -21,6 +21,10 @@ Invariants:
   with it, and closed before it.
 - A request with ``unix_path`` logs in on the relay's Unix socket with no password and no
   trust policy consulted (PROTOCOL.md section 11), and leaves the remembered server alone.
+- The session is a device of its user (PROTOCOL.md section 9): ``config.device``, else the
+  first free ``tui@<host>`` slot (:func:`tui.client.device.claim_device`), held until the
+  session is closed, so a second TUI of the same user on this host is another device and
+  neither kicks the other.
 - No widget code here: the host (the App) decides what to show.
 """
 
@@ -34,6 +38,7 @@ from textual.message_pump import MessagePump
 
 from protocol import chat_pb2 as pb
 from tui.client.connection import Endpoint
+from tui.client.device import TUI, claim_device
 from tui.client.login import LoginFailed, LoginRateLimited, RegisterFailed, register_account
 from tui.client.session import ClientSession
 from tui.client.transfer import TransferManager
@@ -72,14 +77,20 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
         await register_account(
             endpoint, policy, request.username, request.password, timeout=options.login_timeout
         )
-    session = ClientSession(
-        endpoint,
-        request.username,
-        None if local else request.password,
-        trust=policy,
-        data_dir=config.data_dir,
-        options=options,
-    )
+    claim = claim_device(config.data_dir, request.username, TUI, explicit=config.device)
+    try:
+        session = ClientSession(
+            endpoint,
+            request.username,
+            None if local else request.password,
+            trust=policy,
+            data_dir=config.data_dir,
+            options=options,
+            device=claim.name,
+        )
+    except BaseException:
+        claim.release()
+        raise
     transfers: TransferManager | None = None
     feed: ClientFeed | None = None
     try:
@@ -109,6 +120,7 @@ async def run_session(host: NetHost, request: LoginRequest) -> None:
         if transfers is not None:
             await transfers.close()  # before the session: offsets persisted, runs stopped
         await session.close()
+        claim.release()
 
 
 async def caught_up(target: MessagePump) -> None:

@@ -49,6 +49,7 @@ class AppConfig:
     downloads_dir: Path | None = None  # received files' default folder; None: downloads dir
     transfer_options: TransferOptions | None = None  # file-transfer tunables; None: defaults
     local_socket: Path | None = None  # the relay's Unix socket: log in there at once, no form
+    device: str | None = None  # --device: this device name, not the first free tui@<host> slot
 
     def trust_policy(self, ask: AskUnknown) -> TrustPolicy:
         """``ValueError`` for a malformed ``--fingerprint``."""

@@ -15,6 +15,8 @@ Invariants:
   prepending an older page costs O(page) wrapping plus one O(lines) list rebuild.
 - Text shown is :func:`tui.display.display_text` of the message (cleaned, bounded); the full
   text stays in the entries.
+- In a room (``sender_name`` given) each incoming message is headed by its sender's name,
+  and a ROOM_EVENT is one line saying what happened (``alice invited bob``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rich.cells import cell_len
 from protocol import chat_pb2 as pb
 from protocol.validation import printable_text
 from tui.client.history import HistoryEntry, MessageState
+from tui.client.rooms import describe_event
 from tui.display import (
     DISPLAY_LINES,
     day_of,
@@ -74,9 +77,11 @@ class Timeline:
         peer_name: str,
         width: int = 80,
         today: Callable[[], datetime.date] = datetime.date.today,
+        sender_name: Callable[[int], str] | None = None,
     ) -> None:
         self.own_name = own_name
         self.peer_name = peer_name
+        self.sender_name = sender_name  # a room: names the sender of each message
         self._width = max(width, GUTTER + 1)
         self._today = today
         self.entries: list[HistoryEntry] = []
@@ -233,7 +238,14 @@ class Timeline:
             return cached
         mark = state_mark(entry.state)
         name = self.own_name if entry.outgoing else self.peer_name
-        if entry.type in FILE_TYPES:
+        if self.sender_name is not None and not entry.outgoing:
+            name = self.sender_name(entry.sender)
+        if entry.type == pb.Message.ROOM_EVENT:
+            namer = self.sender_name or (lambda uid: f"#{uid}")
+            said = describe_event(entry.text, name, namer)
+            body, body_style, notice = printable_text(said, keep_newlines=False), "notice", None
+            name, separator = "", "— "
+        elif entry.type in FILE_TYPES:
             body, body_style, notice = _file_description(entry), "file", None
             separator = " "  # "alice offers report.pdf (2.4 MB)"
         else:

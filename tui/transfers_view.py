@@ -101,9 +101,10 @@ class TransferRowView:
 
     title: Content
     status: Content
-    progress: tuple[int, int] | None  # (bytes, total) while a bar is shown
+    progress: tuple[int, int] | None  # (bytes, total); None: no bar
     state_class: str  # CSS class: -offered, -active, -completed, -failed, -cancelled…
     actions: RowActions
+    bar_visible: bool = True  # False: the bar keeps its value but is hidden (finished)
 
 
 def _title(transfer: Transfer, peer_name: str) -> Content:
@@ -173,6 +174,7 @@ def describe(transfer: Transfer, peer_name: str) -> TransferRowView:
         progress,
         "-" + transfer.state.name.lower(),
         actions_for(transfer),
+        bar_visible=transfer.state is not TransferState.COMPLETED,  # "✓ saved" says it
     )
 
 

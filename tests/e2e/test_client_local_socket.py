@@ -72,6 +72,11 @@ def test_send_and_tail_over_the_socket_without_a_password(
     monkeypatch.delenv("PARLEY_USER", raising=False)
     asyncio.run(_befriend_bob(socket_relay, tmp_path))
     local = ["--data-dir", str(tmp_path / "cli-local")]
+    # Each parley tail is its own device (PROTOCOL.md section 9), receiving what is sent
+    # once it exists: both log in once first.
+    assert main(["tail", *_bob_over_tls(socket_relay, tmp_path), "--once"]) == EXIT_OK
+    assert main(["tail", *local, "--once"]) == EXIT_OK
+    assert capsys.readouterr().out == ""
 
     assert main(["send", *local, "bob", "from the box"]) == EXIT_OK
     assert "sent to bob" in capsys.readouterr().out
@@ -83,9 +88,11 @@ def test_send_and_tail_over_the_socket_without_a_password(
     me = local_login_name()
     assert main(["send", *_bob_over_tls(socket_relay, tmp_path), me, "over TLS"]) == EXIT_OK
     capsys.readouterr()
-    assert main(["tail", *local, "--count", "1"]) == EXIT_OK
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and out.rstrip().endswith("bob: over TLS")
+    assert main(["tail", *local, "--count", "2"]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(f"{me} → bob: from the box")  # its own, sent by parley send
+    assert lines[1].endswith("bob: over TLS")
 
 
 def test_a_missing_socket_is_unreachable_and_a_password_needs_a_user(

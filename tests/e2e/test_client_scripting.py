@@ -47,6 +47,10 @@ def test_send_then_tail_once(
     relay: RelayProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asyncio.run(_accounts(relay, tmp_path, befriend=True))
+    # parley tail is its own device (tail@<host>, PROTOCOL.md section 9): it receives what
+    # is sent once it exists, so it logs in once before the message is sent.
+    assert main(["tail", *_common(relay, tmp_path, "bob"), "--once"]) == EXIT_OK
+    assert capsys.readouterr().out == ""
     assert (
         main(["send", *_common(relay, tmp_path, "alice"), "bob", "build \x1b[31mgreen"]) == EXIT_OK
     )

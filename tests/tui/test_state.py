@@ -23,7 +23,7 @@ from tui.client.events import (
 )
 from tui.client.history import HistoryEntry, MessageState
 from tui.client.trust import FingerprintMismatch
-from tui.state.chat import ChatState, ChatUpdate, Notice, Redraw
+from tui.state.chat import MESSAGES_KEY, ChatState, ChatUpdate, Notice, Redraw
 from tui.state.roster import RowKind, UnreadCounts
 from tui.state.typing import TYPING_VISIBLE_FOR
 
@@ -80,11 +80,11 @@ def test_a_message_from_a_peer_whose_chat_is_closed_counts_as_unread_and_toasts(
 ) -> None:
     update = chat.apply(received(BOB, text="hi there\nsecond line"), now=0.0)
     assert chat.unread.get(BOB) == 1
-    assert update.notices == [Notice("hi there…", title="bob")]
+    assert update.notices == [Notice("hi there…", title="bob", key=MESSAGES_KEY)]
     assert update.roster is Redraw.COALESCED
     assert update.conversation_line is None and not update.mark_read
-    offer = chat.apply(received(BOB, pb.Message.FILE_OFFER, "report.pdf"), now=0.0)
-    assert offer.notices == [Notice("offers a file: report.pdf", title="bob")]
+    offer = chat.apply(received(BOB, pb.Message.FILE_OFFER, "report.pdf"), now=60.0)
+    assert offer.notices == [Notice("offers a file: report.pdf", title="bob", key=MESSAGES_KEY)]
     assert chat.unread.get(BOB) == 2
 
 

@@ -11,12 +11,23 @@ Invariants:
   is used: a local login as this process's Unix user, with no password and no trust
   question (a password is sent only when ``--password-file``/``--password-env`` names one).
   Otherwise TLS to ``--host`` (default localhost) exactly as before.
+- Devices (PROTOCOL.md section 9): ``parley send`` logs in send-only (no device, so it
+  never kicks a running TUI or tail); ``parley tail`` is the device ``tail@<host>`` (the
+  first free slot, see :mod:`tui.client.device`, or ``--device NAME``), held for as long
+  as it runs. What the user sent from other devices is printed as ``me → peer: text``.
+- Rooms (:mod:`tui.client.cli_rooms`): ``parley send --room NAME TEXT`` sends to a room the
+  user joined; ``parley tail`` prints room messages as ``[room] sender: text`` and the
+  room's timeline events as ``[room] * sentence``.
+
+(About 530 lines: the parser's option and help texts are a quarter of it; what rooms need
+beyond the options lives in :mod:`tui.client.cli_rooms`.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import getpass
 import os
@@ -28,7 +39,9 @@ from typing import TextIO
 
 from protocol import chat_pb2 as pb
 from protocol.validation import printable_text
+from tui.client.cli_rooms import RoomNotFound, resolve_room, room_line
 from tui.client.connection import DEFAULT_PORT, Endpoint
+from tui.client.device import TAIL, DeviceClaim, claim_device
 from tui.client.events import (
     AckReceived,
     ConnectionState,
@@ -39,9 +52,10 @@ from tui.client.events import (
 )
 from tui.client.history import HistoryEntry, MessageState, describe_failure
 from tui.client.local_socket import find_local_socket, local_login_name
-from tui.client.login import LoginFailed, SessionError
+from tui.client.login import LoginFailed, RelayReset, SessionError
 from tui.client.session import ClientSession, SessionOptions
 from tui.client.store import default_data_dir
+from tui.client.supervisor import NotConnected
 from tui.client.trust import TrustError, TrustPolicy, TrustStore, default_known_relays_path
 
 EXIT_OK = 0
@@ -71,8 +85,11 @@ class ClientConfig:
     password: str | None  # None: local login over the Unix socket
     trust: TrustPolicy
     data_dir: Path
+    device: str | None = None  # --device: this name instead of the first free slot
 
-    def session(self, options: SessionOptions | None = None) -> ClientSession:
+    def session(
+        self, options: SessionOptions | None = None, *, device: str = "", send_only: bool = False
+    ) -> ClientSession:
         return ClientSession(
             self.endpoint,
             self.username,
@@ -80,7 +97,16 @@ class ClientConfig:
             trust=self.trust,
             data_dir=self.data_dir,
             options=options,
+            device=device,
+            send_only=send_only,
         )
+
+    def claim_device(self, kind: str) -> DeviceClaim:
+        """The device a receiving command of ``kind`` logs in as (release it at the end)."""
+        try:
+            return claim_device(self.data_dir, self.username, kind, explicit=self.device)
+        except ValueError as exc:
+            raise ScriptError(f"--device: {exc}", EXIT_USAGE) from exc
 
 
 async def send_text(
@@ -90,8 +116,10 @@ async def send_text(
     *,
     timeout: float = 30.0,
     err: TextIO | None = None,
+    room: bool = False,
 ) -> HistoryEntry:
-    """Send ``text`` to the user called ``peer_name``; return once the relay answered.
+    """Send ``text`` to the user called ``peer_name`` (``room``: to the room of that name
+    among the user's rooms, see :mod:`tui.client.cli_rooms`); return once the relay answered.
 
     Raises :class:`ScriptError` for an unknown user, a refusal, or no answer in time (the
     message then stays in the outbox and the next session for this user re-sends it). A
@@ -99,13 +127,20 @@ async def send_text(
     retried until ``timeout``.
     """
     err = err if err is not None else sys.stderr
-    session = config.session()
+    session = config.session(send_only=True)
     try:
         await session.start()
-        user = await session.find_user(peer_name, timeout=timeout)
-        if user is None:
-            raise ScriptError(f"no user named {peer_name!r} on the relay", EXIT_REFUSED)
-        entry = session.send_text(user.uid, text)
+        if room:
+            try:
+                peer = (await resolve_room(session, peer_name, timeout=timeout)).peer
+            except RoomNotFound as exc:
+                raise ScriptError(str(exc), EXIT_REFUSED) from None
+        else:
+            user = await session.find_user(peer_name, timeout=timeout)
+            if user is None:
+                raise ScriptError(f"no user named {peer_name!r} on the relay", EXIT_REFUSED)
+            peer = user.uid
+        entry = session.send_text(peer, text)
         msg_id = entry.msg_id
         store_full = False
 
@@ -134,10 +169,14 @@ async def send_text(
         await session.close()
 
 
-def format_line(entry: HistoryEntry, name: str) -> str | None:
-    """One printable line for an incoming message, or None for types tail does not show."""
+def format_line(entry: HistoryEntry, name: str, own_name: str = "") -> str | None:
+    """One printable line for a received message, or None for types tail does not show.
+    ``name`` is the peer's; a message the user sent (``entry.outgoing``: from another
+    device) reads ``own_name → name: text``."""
     when = datetime.datetime.fromtimestamp(entry.timestamp).strftime("%Y-%m-%d %H:%M:%S")
     who = printable_text(name, keep_newlines=False)
+    if entry.outgoing:
+        who = f"{printable_text(own_name, keep_newlines=False)} → {who}"
     if entry.type == pb.Message.MESSAGE:
         body = printable_text(entry.text).replace("\n", "\n    ")
     elif entry.type in (pb.Message.FILE_OFFER, pb.Message.FILE):
@@ -159,22 +198,33 @@ async def tail(
     """Print incoming messages until interrupted (``once``: only the backlog; ``count``:
     stop after that many printed). Returns the number of messages printed."""
     err = err if err is not None else sys.stderr
-    session = config.session()
+    claim = config.claim_device(TAIL)
+    try:
+        session = config.session(device=claim.name)
+    except BaseException:
+        claim.release()
+        raise
     events = session.events()
     printed = 0
     try:
         await session.start()
         if count == 0:
             return 0
+        with contextlib.suppress(NotConnected, TimeoutError):  # room names before printing
+            await session.list_rooms()
         async for event in events:
-            if isinstance(event, MessageReceived) and not event.entry.outgoing:
+            if isinstance(event, MessageReceived):
                 entry = event.entry
                 name = (
                     session.buddies[entry.peer].username
                     if entry.peer in session.buddies
                     else session.store.peer_name(entry.peer) or f"#{entry.peer}"
                 )
-                line = format_line(entry, name)
+                line = (
+                    room_line(session, entry)
+                    if entry.room
+                    else format_line(entry, name, session.username)
+                )
                 if line is not None:
                     out.write(line + "\n")
                     out.flush()
@@ -191,6 +241,7 @@ async def tail(
         return printed
     finally:
         await session.close()
+        claim.release()
 
 
 DESCRIPTION = """\
@@ -216,6 +267,7 @@ relay unreachable or no answer in time.
 
 examples:
   parley send bob "build finished"            # on the relay's box, over its Unix socket
+  parley send --room "dev team" "deployed"    # to a room you joined
   parley send --host relay.example --user alice --password-file ~/.parley-pw bob "build finished"
   PW=secret parley tail --user bob --password-env PW --fingerprint SHA256:...
 """
@@ -299,16 +351,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="send one text message and wait until the relay has stored it",
         description="Send TEXT to USER and wait for the relay's acknowledgement. Exit "
         f"status {EXIT_OK} means the relay stored it for USER (delivered now or at their "
-        "next login).",
+        "next login). It logs in send-only: your running parley windows and tails stay "
+        "connected and show the message as yours.",
     )
-    send.add_argument("recipient", metavar="USER", help="the recipient's username (a buddy)")
-    send.add_argument("text", metavar="TEXT", help="the message text (up to 64 KiB)")
+    send.add_argument(
+        "--room",
+        metavar="NAME",
+        help="send to the room of this name (one you joined) instead of to a USER",
+    )
+    send.add_argument(
+        "recipient", metavar="USER", nargs="?", help="the recipient's username (a buddy)"
+    )
+    send.add_argument("text", metavar="TEXT", nargs="?", help="the message text (up to 64 KiB)")
     tail_cmd = commands.add_parser(
         "tail",
         parents=[common],
         help="print incoming messages as they arrive (Ctrl-C to stop)",
         description="Print the messages received since the last run, then new ones as they "
-        "arrive, one line each: date time sender: text.",
+        "arrive, one line each: date time sender: text. Messages you sent from elsewhere (the "
+        "TUI, parley send) show as: date time you → recipient: text. Room messages show as: "
+        "date time [room] sender: text, and room events (joins, leaves...) as: "
+        "date time [room] * what happened.",
+    )
+    tail_cmd.add_argument(
+        "--device",
+        metavar="NAME",
+        help="log in as this device (default: tail@<host>, or tail@<host>#2... while "
+        "another parley tail of yours runs here); a second session of one device is "
+        "disconnected by the relay",
     )
     tail_cmd.add_argument("--once", action="store_true", help="print what is waiting, then exit")
     tail_cmd.add_argument("--count", type=int, metavar="N", help="exit after printing N messages")
@@ -388,6 +458,7 @@ def config_from_args(args: argparse.Namespace) -> ClientConfig:
             password=read_password(args) if explicit else None,
             trust=TrustPolicy.plaintext(),  # unused: a local endpoint has no TLS
             data_dir=data_dir,
+            device=getattr(args, "device", None),
         )
     if not args.user:
         raise ScriptError("--user is required (or set PARLEY_USER)", EXIT_USAGE)
@@ -398,15 +469,31 @@ def config_from_args(args: argparse.Namespace) -> ClientConfig:
         password=read_password(args),
         trust=policy,
         data_dir=data_dir,
+        device=getattr(args, "device", None),
     )
 
 
+def send_target(args: argparse.Namespace) -> tuple[str, str]:
+    """(recipient or room name, text) of ``parley send USER TEXT`` or ``--room NAME TEXT``."""
+    words = [w for w in (args.recipient, args.text) if w is not None]
+    if args.room is not None:
+        if len(words) != 1:
+            raise ScriptError("usage: parley send --room NAME TEXT", EXIT_USAGE)
+        return args.room, words[0]
+    if len(words) != 2:
+        raise ScriptError("usage: parley send USER TEXT (or --room NAME TEXT)", EXIT_USAGE)
+    return args.recipient, args.text
+
+
 async def run(args: argparse.Namespace) -> int:
+    target = send_target(args) if args.command == "send" else None
     config = config_from_args(args)
-    if args.command == "send":
-        entry = await send_text(config, args.recipient, args.text, timeout=args.timeout)
+    if target is not None:
+        to, text = target
+        room = args.room is not None
+        entry = await send_text(config, to, text, timeout=args.timeout, room=room)
         note = "delivered" if entry.state is MessageState.DELIVERED else "stored by the relay"
-        print(f"sent to {args.recipient}: {note} (id {entry.msg_id})")
+        print(f"sent to {'room ' if room else ''}{to}: {note} (id {entry.msg_id})")
         return EXIT_OK
     await tail(config, sys.stdout, once=args.once, count=args.count)
     return EXIT_OK
@@ -428,6 +515,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoginFailed as exc:
         print(f"parley: login failed: {exc}", file=sys.stderr)
         return EXIT_LOGIN
+    except RelayReset as exc:
+        if exc.code != pb.Reset.KICKED:
+            print(f"parley: cannot reach the relay: {exc}", file=sys.stderr)
+        else:
+            print(
+                f"parley: disconnected: {exc.reason or 'another login took this device'} "
+                "(another session now uses this device; --device NAME runs both)",
+                file=sys.stderr,
+            )
+        return EXIT_UNREACHABLE
     except (OSError, TimeoutError, SessionError) as exc:
         print(f"parley: cannot reach the relay: {exc or type(exc).__name__}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from protocol import chat_pb2 as pb
 from tui.client.history import HistoryEntry
+from tui.client.rooms import RoomChanged, RoomInvited, RoomRemoved
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,13 @@ class Buddy:
     uid: int
     username: str
     online: bool
-    relation: int  # pb.User.BUDDY / REQUEST_SENT / REQUEST_RECEIVED
+    relation: int  # pb.User.BUDDY / REQUEST_SENT / REQUEST_RECEIVED / BLOCKED
     protocol_version: int
+
+    @property
+    def blocked(self) -> bool:
+        """A user this user blocked (PROTOCOL.md section 12), listed only to v2.1 sessions."""
+        return self.relation == pb.User.BLOCKED
 
     @classmethod
     def from_pb(cls, user: pb.User) -> Buddy:
@@ -133,6 +139,9 @@ Event = (
     | ResetReceived
     | GreetingReceived
     | EventsLost
+    | RoomChanged
+    | RoomInvited
+    | RoomRemoved
 )
 Listener = Callable[[Event], None]
 

@@ -7,8 +7,15 @@ Invariants:
 - A :class:`HistoryEntry` is immutable; a change of state is a new entry.
 - ``local_id`` is None only for ephemeral incoming messages, which are never stored.
 - ``text``/``data``/``file`` of an incoming entry are untrusted peer content.
+- An ``outgoing`` entry is a message this user sent: from this installation (PENDING until
+  the relay answers) or, as a copy the relay made (PROTOCOL.md section 9), from another of
+  the user's devices (SENT from the start; ``peer`` is whom it went to).
 - Only the types in :data:`UNREAD_TYPES` are read by a person in the chat, so only they
   count as unread.
+- A room (PROTOCOL.md section 10) is a conversation whose ``peer`` is the negative room id
+  (:func:`room_peer`); its incoming entries name who wrote them in ``sender`` (it may be
+  this user's own uid: a message of theirs replayed with the room's history). ``sender``
+  is 0 for outgoing and one-to-one entries (the ``peer`` wrote an incoming one).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ FAILURE_TEXT: dict[int, str] = {
     pb.Ack.QUOTA_EXCEEDED: "their offline inbox is full",
     pb.Ack.INVALID: "message rejected as invalid",
     pb.Ack.STORE_FULL: "the relay's storage is full; try again later",
+    pb.Ack.NOT_MEMBER: "you are not a member of this room",
     CODE_NO_ACK: "no acknowledgement from the relay after every retry",
 }
 
@@ -72,13 +80,21 @@ class HistoryEntry:
     state: MessageState
     code: int = 0
     attempts: int = 0
+    sender: int = 0
+
+    @property
+    def room(self) -> int:
+        """The room id of a room entry, 0 for a one-to-one one."""
+        return -self.peer if self.peer < 0 else 0
 
     @classmethod
     def from_incoming(cls, message: pb.Message, local_id: int | None = None) -> HistoryEntry:
+        """The entry of a message from the relay; an ``outgoing`` copy of what the user sent
+        from another device is an outgoing entry, SENT (the relay has stored it)."""
         return cls(
             local_id=local_id,
-            peer=message.uid,
-            outgoing=False,
+            peer=room_peer(message.room) if message.room else message.uid,
+            outgoing=message.outgoing,
             msg_id=message.id,
             seq=message.seq or None,
             type=message.type,
@@ -86,13 +102,15 @@ class HistoryEntry:
             data=message.data,
             file=_copy_file(message) if message.HasField("file") else None,
             timestamp=message.timestamp,
-            state=MessageState.RECEIVED,
+            state=MessageState.SENT if message.outgoing else MessageState.RECEIVED,
+            sender=message.uid if message.room and not message.outgoing else 0,
         )
 
     def to_wire(self) -> pb.Message:
         """The Message to send for an outgoing entry."""
         message = pb.Message(
-            uid=self.peer,
+            uid=max(self.peer, 0),
+            room=self.room,
             type=pb.Message.Type.ValueType(self.type),
             msg=self.text,
             data=self.data,
@@ -111,6 +129,11 @@ class Conversation:
     username: str | None
     last_local_id: int
     unread: int
+
+
+def room_peer(room: int) -> int:
+    """The conversation key (``HistoryEntry.peer``) of room ``room``: its negative id."""
+    return -room
 
 
 def describe_failure(entry: HistoryEntry, peer_name: str) -> str:

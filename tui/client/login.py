@@ -6,6 +6,9 @@ Invariants:
 - A resume token is tried first when we have one; TOKEN_INVALID falls back to the password
   on the same connection when the password is known, or, on the relay's Unix socket, to a
   local login (empty password, no token: the relay logs in the peer's Unix account).
+- A ``device`` name or ``send_only`` makes the login a v2.1 one (PROTOCOL.md section 9):
+  the device's own inbox, or none at all; without either it is the plain v2 login of the
+  device ``""``. A device name is checked (:func:`check_device`) before anything is sent.
 - Errors are split by what retrying can fix: :class:`LoginFailed` and
   :class:`~tui.client.trust.TrustError` are fatal (the user must act); ``OSError``,
   ``TimeoutError``, :class:`LoginRateLimited` and :class:`RelayReset` (other than KICKED)
@@ -34,6 +37,7 @@ from tui.client.trust import TrustPolicy
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 2
+MAX_DEVICE_LENGTH = 64  # PROTOCOL.md section 9: at most 64 printable characters
 CLIENT_RESET_LEAVING = pb.Reset(code=pb.Reset.UNKNOWN_ERROR, msg="client leaving")
 
 
@@ -90,6 +94,16 @@ class RelayReset(SessionError):
         super().__init__(f"relay reset the connection: {name} {reason}".rstrip())
 
 
+def check_device(device: str) -> str:
+    """``device`` if it is a valid device name (at most 64 printable characters; "" is the
+    device of plain v2 and v1 logins), else ``ValueError``."""
+    if len(device) > MAX_DEVICE_LENGTH:
+        raise ValueError(f"device name longer than {MAX_DEVICE_LENGTH} characters")
+    if not device.isprintable():
+        raise ValueError("device name with control or other unprintable characters")
+    return device
+
+
 @dataclass(frozen=True)
 class LoginResult:
     connection: FrameConnection
@@ -124,14 +138,20 @@ async def login(
     password: str | None,
     token: str | None,
     since_seq: int,
+    device: str = "",
+    send_only: bool = False,
     connect_timeout: float = 15.0,
     login_timeout: float = 30.0,
     max_frame: int = CLIENT_MAX_FRAME,
 ) -> LoginResult:
-    """Connect and log in with protocol v2. Frames after the LoginResponse (the backlog)
-    stay queued in the returned connection."""
+    """Connect and log in with protocol v2 (v2.1 with a ``device`` or ``send_only``).
+    Frames after the LoginResponse (the backlog) stay queued in the returned connection."""
     if password is None and not token and not endpoint.is_local:
         raise LoginFailed("no password and no resume token to log in with")
+    try:
+        check_device(device)
+    except ValueError as exc:
+        raise LoginFailed(f"invalid device name: {exc}") from None
     conn = await open_connection(endpoint, policy, timeout=connect_timeout, max_frame=max_frame)
     greeting: list[str] = []
     try:
@@ -154,6 +174,8 @@ async def login(
                         token=tok or "",
                         protocol_version=PROTOCOL_VERSION,
                         since_seq=since_seq,
+                        device=device,
+                        send_only=send_only,
                     ),
                 )
                 await conn.drain()

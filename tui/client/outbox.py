@@ -55,8 +55,8 @@ class Outbox:
         file: pb.FileInfo | None = None,
     ) -> HistoryEntry:
         """Persist a new durable message; ``ValueError`` for misuse (bad peer, type, size)."""
-        if peer <= 0:
-            raise ValueError("peer uid must be positive")
+        if peer == 0:
+            raise ValueError("peer must be a uid, or a room's negative id")
         if not is_durable(message_type):
             raise ValueError("ephemeral messages are sent directly, not through the outbox")
         if not text_within_limit(text):

@@ -4,6 +4,10 @@ Owns the inbox cursor (:class:`~tui.client.inbox.InboxTracker`), the Ack batchin
 timer, the relay's head seq as last reported, the Syncs still owed by the relay (and the
 "synced" event), and the handlers that intercept ephemeral message types.
 
+The inbox is the one of the session's ``device`` (PROTOCOL.md section 9): its cursor is
+that device's in the store. A ``send_only`` session has no inbox: it stores, reports and
+acknowledges nothing, and never touches a cursor.
+
 Invariants:
 - Incoming durable messages are stored before they are acknowledged: an Ack is sent only
   after the store committed everything up to its seq.
@@ -43,6 +47,8 @@ class Receiver:
         self,
         store: LocalStore,
         *,
+        device: str = "",
+        send_only: bool = False,
         emit: Callable[[Event], None],
         send: Callable[[FrameType, ProtoMessage], None],
         is_open: Callable[[], bool],
@@ -50,7 +56,9 @@ class Receiver:
         ack_batch: int,
     ) -> None:
         self.store = store
-        self.inbox = InboxTracker(store.last_seq)
+        self.device = device
+        self.receiving = not send_only
+        self.inbox = InboxTracker(store.cursor(device) if self.receiving else 0)
         self.acks = AckBatcher(ack_delay, ack_batch)
         self.head_seq = 0
         self.synced = asyncio.Event()
@@ -80,6 +88,9 @@ class Receiver:
         True when the relay's inbox was reset (head below our cursor): the local cursor
         starts again from 0 and the caller asks for a replay once connected."""
         self.head_seq = head_seq
+        if not self.receiving:  # no inbox: nothing to replay, nothing to wait for
+            self.synced.set()
+            return False
         resync = head_seq < self.inbox.cursor
         if resync:
             log.warning(
@@ -87,7 +98,7 @@ class Receiver:
                 head_seq,
                 self.inbox.cursor,
             )
-            self.store.rebase_inbox()
+            self.store.rebase_inbox(self.device)
             self.inbox = InboxTracker(0)
         self.inbox.begin_backlog()
         self._syncs_pending = 1  # the login's backlog ends with a Sync
@@ -104,12 +115,17 @@ class Receiver:
 
     def request_sync(self) -> None:
         """Ask the relay to replay everything after our cursor (then SyncCompleted)."""
+        if not self.receiving:
+            return
         self._send(FrameType.SYNC, pb.Sync(since_seq=self.inbox.cursor))
         self.synced.clear()
         self.inbox.begin_backlog()
         self._syncs_pending += 1
 
     def on_message(self, message: pb.Message) -> None:
+        if not self.receiving:
+            log.warning("message of type %d to a send-only session ignored", message.type)
+            return
         if not is_durable(message.type):
             handler = self._interceptors.get(message.type)
             if handler is None:
@@ -122,7 +138,7 @@ class Receiver:
             return
         seq = message.seq
         if seq == 0:  # not from a v2 relay's store: nothing to deduplicate on
-            stored = self.store.add_incoming(message)
+            stored = self.store.add_incoming(message, self.device)
             if stored is not None:
                 self._emit(MessageReceived(stored, backlog=False))
             return
@@ -130,7 +146,7 @@ class Receiver:
         if verdict is Verdict.DUPLICATE:
             return
         backlog = self.inbox.backlog
-        stored = self.store.add_incoming(message)
+        stored = self.store.add_incoming(message, self.device)
         before = self.inbox.cursor
         self.inbox.stored(seq)
         if stored is not None:
@@ -142,6 +158,8 @@ class Receiver:
             self._progress(self.inbox.cursor - before)
 
     def on_sync(self, message: pb.Sync) -> None:
+        if not self.receiving:
+            return
         # Only the answer to the last Sync we asked for closes the backlog: an earlier one
         # (e.g. the login's, while a replay from 0 is on its way) must not move the cursor
         # over seqs that are still coming.
@@ -157,7 +175,8 @@ class Receiver:
         self._emit(SyncCompleted(message.head_seq))
 
     def save_cursor(self) -> None:
-        self.store.set_last_seq(self.inbox.cursor)
+        if self.receiving:
+            self.store.set_last_seq(self.inbox.cursor, self.device)
         self.store.commit()
 
     def flush_acks(self) -> None:

@@ -17,9 +17,18 @@ Invariants:
 - Requests of one type are answered in order: see :mod:`tui.client.requests`.
 - Every (re)login resumes by token and ``since_seq``; keepalive and backoff: see
   :mod:`tui.client.supervisor`.
+- The session is one ``device`` of its user (PROTOCOL.md section 9; "" = the plain v2
+  login), fixed for its life: its inbox cursor is that device's, and what the user sends
+  from other devices arrives as ``outgoing`` entries in MessageReceived. A ``send_only``
+  session is no device: it sends and gets answers, receives and acknowledges nothing.
 - All of it runs on one asyncio loop; nothing here is thread-safe.
 
-(About 520 lines: one method per request of the protocol, each short, is the facade's
+Rooms (:mod:`tui.client.rooms`): the session routes RoomResponses to its
+:class:`~tui.client.rooms.RoomTable` (:attr:`ClientSession.rooms`) and asks for the list on
+every login of a receiving device; a room's messages are the conversation of its negative
+id, so sending, the outbox and the inbox treat them as any other.
+
+(About 620 lines: one method per request of the protocol, each short, is the facade's
 public API; the state machines behind them live in the modules named above.)
 """
 
@@ -59,10 +68,12 @@ from tui.client.events import (
 )
 from tui.client.history import ANSWERED, HistoryEntry, MessageState
 from tui.client.inbox import AckBatcher, InboxTracker
-from tui.client.login import LoginResult, RelayReset, login, register_account
+from tui.client.login import LoginResult, RelayReset, check_device, login, register_account
 from tui.client.outbox import Outbox
 from tui.client.receiver import Receiver
 from tui.client.requests import OutcomeWaiters, PendingRequests
+from tui.client.rooms import Op as RoomOp
+from tui.client.rooms import RoomResult, RoomTable
 from tui.client.store import LocalStore, default_data_dir, history_path
 from tui.client.supervisor import NotConnected, Supervisor
 from tui.client.trust import TrustPolicy
@@ -116,9 +127,15 @@ class ClientSession:
         data_dir: Path | None = None,
         options: SessionOptions | None = None,
         rng: Callable[[], float] = random.random,
+        device: str = "",
+        send_only: bool = False,
     ) -> None:
+        """``device``: this session's device name (see :mod:`tui.client.device` for the
+        names Parley's own clients use); ``ValueError`` if it is not a valid one."""
         self.endpoint = endpoint
         self.username = username
+        self.device = check_device(device)
+        self.send_only = send_only
         self.trust = trust
         self.options = options or SessionOptions()
         self._password = password
@@ -139,6 +156,8 @@ class ClientSession:
         )
         self.receiver = Receiver(
             store,
+            device=device,
+            send_only=send_only,
             emit=self._emit,
             send=self._send,
             is_open=lambda: self.supervisor.is_open,
@@ -152,6 +171,7 @@ class ClientSession:
         self.resumed_by_token = False  # the current connection logged in with the token
         self.buddies: dict[int, Buddy] = {}
         self._hub = EventHub()
+        self.rooms = RoomTable(store, self._emit)  # rooms: see tui.client.rooms
         self._requests = PendingRequests()
         self._outcomes = OutcomeWaiters()
         self._retry_wake = asyncio.Event()
@@ -258,8 +278,7 @@ class ClientSession:
             return
         await self.supervisor.stop(self.receiver.flush_acks)
         self._closed = True
-        self.store.set_last_seq(self.inbox.cursor)
-        self.store.commit()
+        self.receiver.save_cursor()
         if self._owns_store:
             self.store.close()
         self._outcomes.fail_all(NotConnected("session closed"))
@@ -290,6 +309,8 @@ class ClientSession:
             password=self._password,
             token=self._token,
             since_seq=self.inbox.cursor,
+            device=self.device,
+            send_only=self.send_only,
             connect_timeout=self.options.connect_timeout,
             login_timeout=self.options.login_timeout,
             max_frame=self.options.max_frame,
@@ -299,6 +320,7 @@ class ClientSession:
         self.receiver.connection_lost()
         self.outbox.on_disconnect()
         self._requests.fail_all(NotConnected(reason))
+        self.rooms.fail_all(NotConnected(reason))
 
     def save_cursor(self) -> None:
         self.receiver.save_cursor()
@@ -317,6 +339,10 @@ class ClientSession:
         """CONNECTED was reported: replay a reset relay's inbox, re-send the outbox."""
         if self._resync:
             self.request_sync()
+        if self.device and not self.send_only and self.supervisor.is_open:  # v2.1: rooms
+            request = self.rooms.request(RoomOp.LIST)
+            self._send(FrameType.ROOM, request)
+            self.rooms.expect_silently(request)
         to_send, failed = self.outbox.on_connect()
         for entry in failed:
             self._emit_outgoing(entry)
@@ -383,7 +409,11 @@ class ClientSession:
         if not self.supervisor.is_open:
             return False
         message = pb.Message(
-            uid=peer, type=pb.Message.Type.ValueType(message_type), msg=text, data=data
+            uid=max(peer, 0),
+            room=max(-peer, 0),  # a room's conversation key is its negative id
+            type=pb.Message.Type.ValueType(message_type),
+            msg=text,
+            data=data,
         )
         if file is not None:
             message.file.CopyFrom(file)
@@ -478,6 +508,73 @@ class ClientSession:
         reply = await self._request(FrameType.REMOVE_BUDDY, pb.RemoveBuddyRequest(uid=uid), timeout)
         return int(reply.code)
 
+    # --- rooms (PROTOCOL.md section 10) and blocking (section 12): v2.1 sessions only ------
+    # A room is the conversation ``-room_id``: send(-room_id, ...), store.page(-room_id).
+
+    def send_room_text(self, room: int, text: str) -> HistoryEntry:
+        return self.send(-room, pb.Message.MESSAGE, text=text)
+
+    async def _room_call(
+        self, op: int, room: int = 0, *, name: str = "", uid: int = 0, timeout: float | None
+    ) -> RoomResult:
+        self._require_v21("rooms")
+        if self.supervisor.connection is None:
+            raise NotConnected("not connected to the relay")
+        request = self.rooms.request(op, room, name=name, uid=uid)
+        self._send(FrameType.ROOM, request)  # first: if it raises, no waiter is left behind
+        future = self.rooms.expect(request)
+        return await asyncio.wait_for(future, timeout or self.options.request_timeout)
+
+    def _require_v21(self, what: str) -> None:
+        if not (self.device or self.send_only):
+            raise RuntimeError(f"{what} need a v2.1 session (a device, or send_only)")
+
+    async def create_room(self, name: str, timeout: float | None = None) -> RoomResult:
+        return await self._room_call(RoomOp.CREATE, name=name, timeout=timeout)
+
+    async def invite(self, room: int, uid: int, timeout: float | None = None) -> RoomResult:
+        return await self._room_call(RoomOp.INVITE, room, uid=uid, timeout=timeout)
+
+    async def join(self, room: int, timeout: float | None = None) -> RoomResult:
+        return await self._room_call(RoomOp.JOIN, room, timeout=timeout)
+
+    async def decline(self, room: int, timeout: float | None = None) -> RoomResult:
+        return await self._room_call(RoomOp.DECLINE, room, timeout=timeout)
+
+    async def leave(self, room: int, timeout: float | None = None) -> RoomResult:
+        return await self._room_call(RoomOp.LEAVE, room, timeout=timeout)
+
+    async def kick(self, room: int, uid: int, timeout: float | None = None) -> RoomResult:
+        return await self._room_call(RoomOp.KICK, room, uid=uid, timeout=timeout)
+
+    async def rename(self, room: int, name: str, timeout: float | None = None) -> RoomResult:
+        return await self._room_call(RoomOp.RENAME, room, name=name, timeout=timeout)
+
+    async def list_rooms(self, timeout: float | None = None) -> RoomResult:
+        """Every room this user is in or invited to (also refreshes :attr:`rooms`)."""
+        return await self._room_call(RoomOp.LIST, timeout=timeout)
+
+    async def members(self, room: int, timeout: float | None = None) -> RoomResult:
+        """``room`` with its members and their presence now."""
+        return await self._room_call(RoomOp.MEMBERS, room, timeout=timeout)
+
+    async def block(self, uid: int, timeout: float | None = None) -> int:
+        """BlockResponse code; the relay then pushes a buddy list with ``uid`` BLOCKED."""
+        self._require_v21("blocking")
+        request = pb.BlockRequest(uid=uid, blocked=True)
+        reply = await self._request(FrameType.BLOCK, request, timeout)
+        return int(reply.code)
+
+    async def unblock(self, uid: int, timeout: float | None = None) -> int:
+        self._require_v21("blocking")
+        reply = await self._request(FrameType.BLOCK, pb.BlockRequest(uid=uid), timeout)
+        return int(reply.code)
+
+    def is_blocked(self, uid: int) -> bool:
+        """This user blocked ``uid``: hide its room messages (the relay still sends them)."""
+        buddy = self.buddies.get(uid)
+        return buddy is not None and buddy.blocked
+
     # --- receiving ----------------------------------------------------------------------
 
     def dispatch(self, frame_type: FrameType, message: ProtoMessage | str) -> None:
@@ -487,6 +584,12 @@ class ClientSession:
         elif isinstance(message, pb.Ack):
             self._emit(AckReceived(message))
             entry = self.outbox.on_ack(message)
+            if entry is None and message.id:
+                # Another process sharing the store (a device of this user: it got the
+                # receipt too) may have moved the row first: report where it stands.
+                entry = self.store.find_outgoing(message.id)
+                if entry is not None and entry.state not in ANSWERED:
+                    entry = None
             if entry is not None:
                 self._emit_outgoing(entry)
         elif isinstance(message, pb.Sync):
@@ -497,8 +600,11 @@ class ClientSession:
             self.store.set_peer_names((b.uid, b.username) for b in buddies)
             self._emit(BuddyListChanged(buddies))
             self._requests.resolve(frame_type, message)
+        elif isinstance(message, pb.RoomResponse):
+            self.rooms.on_response(message)
         elif isinstance(
-            message, pb.ListUserResponse | pb.AddBuddyResponse | pb.RemoveBuddyResponse
+            message,
+            pb.ListUserResponse | pb.AddBuddyResponse | pb.RemoveBuddyResponse | pb.BlockResponse,
         ):
             if not self._requests.resolve(frame_type, message):
                 log.warning("unexpected %s from relay ignored", frame_type.name)

@@ -11,10 +11,24 @@ Invariants:
 - The outbox is the set of outgoing rows in state PENDING. An outgoing message is committed
   (:meth:`LocalStore.add_outgoing`) before anyone can send it. ``msg_id`` of outgoing rows is
   unique, non-zero and fits 63 bits (SQLite integers are signed).
-- An inbound durable message is stored at most once per inbox ``seq`` (unique index);
-  ``meta.last_seq`` is the inbox cursor: everything up to it has been stored.
+- Every device (PROTOCOL.md section 9) has its own inbox ``seq`` space and cursor: the
+  ``received`` table maps each (device, seq) stored to its message row, at most once; the
+  cursor of device ``d`` is ``meta["last_seq"]`` for the device ``""`` (what schema 1
+  kept) and ``meta["last_seq@d"]`` otherwise: everything of that device's inbox up to it
+  has been stored. Several devices may share one file (the TUI, ``parley tail`` and
+  ``parley send`` of one user on one box do): one message that reached two devices is one
+  row — the same (peer, id) from another device's inbox, or an ``outgoing`` copy of a
+  message whose id is already an outgoing row (sent by this installation or already
+  copied), maps to the existing row; the lookup and the insert happen under the file's
+  write lock, so two processes storing one message at once still make one row.
   :meth:`add_incoming` does not commit: the caller commits before acknowledging (so an Ack
   never claims a message the disk does not have).
+- Rooms (PROTOCOL.md section 10) are conversations keyed by their negative id; a room
+  message is one row per file however many devices or joins brought it (known by (room,
+  id), a ROOM_EVENT by (room, actor, second, text)), and each device reports it once.
+  Schema 2 files get the ``sender`` column (schema 3) when opened.
+- Schema 1 files are migrated in place when opened: their inbound seqs become the inbox of
+  the device ``""``; no row is lost.
 - State transitions of outgoing rows only move forward: PENDING → SENT → DELIVERED, PENDING →
   FAILED, FAILED → PENDING (explicit resend) or SENT (a late OK Ack); DELIVERED is final.
 - ``conversations.unread`` counts incoming messages of the chat-visible types
@@ -22,10 +36,14 @@ Invariants:
 - ``snapshots`` holds derived state that can always be rebuilt from ``messages`` (e.g. a
   drawing board as of a local id): losing or ignoring a row costs time, never data.
 - Everything runs on the caller's thread; WAL + synchronous=NORMAL keeps each call short.
+
+(About 600 lines: every statement on ``messages`` — history, outbox, the devices' inboxes, rooms —
+in one module, so that the invariants above can be checked in one place.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -42,7 +60,7 @@ from protocol.validation import username_key
 from tui.client.history import UNREAD_TYPES, Conversation, HistoryEntry, MessageState
 from tui.client.sqlite_files import open_private_database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 MAX_MESSAGE_ID = (1 << 63) - 1
 
 _SCHEMA = """
@@ -75,8 +93,14 @@ CREATE TABLE IF NOT EXISTS messages (
     attempts  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_by_peer ON messages (peer, local_id);
-CREATE UNIQUE INDEX IF NOT EXISTS inbound_seq ON messages (seq)
-    WHERE outgoing = 0 AND seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS inbound_id ON messages (peer, msg_id) WHERE outgoing = 0;
+CREATE TABLE IF NOT EXISTS received (
+    device   TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    local_id INTEGER NOT NULL,
+    PRIMARY KEY (device, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS received_by_row ON received (local_id);
 CREATE UNIQUE INDEX IF NOT EXISTS outbound_id ON messages (msg_id) WHERE outgoing = 1;
 CREATE INDEX IF NOT EXISTS outbox ON messages (local_id) WHERE outgoing = 1 AND state = 0;
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -86,9 +110,21 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 """
 
+# Schema 1 → 2: inbound seqs were unique per file (one inbox); they become the inbox of the
+# device "" (every pre-device login was that device), and the per-file unique index goes.
+_MIGRATE_FROM_1 = """
+INSERT OR IGNORE INTO received (device, seq, local_id)
+    SELECT '', seq, local_id FROM messages WHERE outgoing = 0 AND seq IS NOT NULL;
+DROP INDEX IF EXISTS inbound_seq;
+"""
+
+# Schema 2 → 3: rooms (PROTOCOL.md section 10). A room is the conversation of its negative
+# id; ``sender`` names the author of an incoming room message (0 otherwise).
+_SENDER_COLUMN = "ALTER TABLE messages ADD COLUMN sender INTEGER NOT NULL DEFAULT 0"
+
 _COLUMNS = (
     "local_id, peer, outgoing, msg_id, seq, type, text, data, file, timestamp, state, code, "
-    "attempts"
+    "attempts, sender"
 )
 
 
@@ -115,9 +151,24 @@ class LocalStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self._db.row_factory = None
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         self._db.executescript(_SCHEMA)
+        if version < 2:
+            self._db.executescript(_MIGRATE_FROM_1)
+        if version < 3:
+            self._add_sender_column()
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db.commit()
+
+    def _add_sender_column(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "sender" in columns:
+            return
+        try:
+            self._db.execute(_SENDER_COLUMN)
+        except sqlite3.OperationalError as exc:  # another process sharing the file was first
+            if "duplicate column" not in str(exc):
+                raise
 
     @classmethod
     def open(cls, path: Path | str) -> LocalStore:
@@ -146,17 +197,22 @@ class LocalStore:
 
     @property
     def last_seq(self) -> int:
-        """The inbox cursor: every message with seq <= last_seq has been stored."""
-        return from_sql_u64(self.meta_get("last_seq"))
+        """The inbox cursor of the device ``""`` (see :meth:`cursor`)."""
+        return self.cursor("")
 
-    def set_last_seq(self, seq: int) -> None:
-        """Move the cursor (not committed; commit before acknowledging ``seq``)."""
-        self.meta_set("last_seq", to_sql_u64(seq))
+    def cursor(self, device: str) -> int:
+        """``device``'s inbox cursor: every message of its inbox with seq <= it is stored."""
+        return from_sql_u64(self.meta_get(_cursor_key(device)))
 
-    def rebase_inbox(self) -> None:
-        """The relay's inbox restarted below our cursor: forget inbound seqs, cursor = 0."""
-        self._db.execute("UPDATE messages SET seq = NULL WHERE outgoing = 0")
-        self.meta_set("last_seq", 0)
+    def set_last_seq(self, seq: int, device: str = "") -> None:
+        """Move ``device``'s cursor (not committed; commit before acknowledging ``seq``)."""
+        self.meta_set(_cursor_key(device), to_sql_u64(seq))
+
+    def rebase_inbox(self, device: str = "") -> None:
+        """The relay's inbox of ``device`` restarted below our cursor: forget that device's
+        seqs, its cursor = 0 (the rows stay; a replayed message maps to its row again)."""
+        self._db.execute("DELETE FROM received WHERE device = ?", (device,))
+        self.meta_set(_cursor_key(device), 0)
         self._db.commit()
 
     # --- peers and conversations --------------------------------------------------------
@@ -230,32 +286,126 @@ class LocalStore:
         ).fetchone()
         return _entry(row) if row else None
 
-    def add_incoming(self, message: pb.Message) -> HistoryEntry | None:
-        """Store a durable incoming message; None if its seq is already stored.
+    def add_incoming(self, message: pb.Message, device: str = "") -> HistoryEntry | None:
+        """Store a durable message from ``device``'s inbox; None if that device already
+        stored its seq. An ``outgoing`` copy (sent by this user from another device) is an
+        outgoing row in state SENT. A message another device sharing this file already
+        stored (see the module docstring) is not stored again: its existing entry is
+        returned, so this device still reports it once.
 
         Does not commit and does not move the cursor (see the module docstring).
         """
-        entry = HistoryEntry.from_incoming(message)
+        seq = to_sql_u64(message.seq) if message.seq else None
+        began = not self._db.in_transaction
+        if began:
+            # Take the write lock before looking: another process of this user (a device
+            # sharing the file) may be storing the same message right now.
+            self._db.execute("BEGIN IMMEDIATE")
+        if (
+            seq is not None
+            and self._db.execute(
+                "SELECT 1 FROM received WHERE device = ? AND seq = ?", (device, seq)
+            ).fetchone()
+        ):
+            if began:  # nothing written: do not keep the lock until the next commit
+                self._db.commit()
+            return None
+        existing = self._same_message(message, device)
+        if (
+            existing is not None
+            and message.room
+            and self._db.execute(
+                "SELECT 1 FROM received WHERE local_id = ? AND device = ?",
+                (existing.local_id, device),
+            ).fetchone()
+        ):
+            # This device already has it (a room's history sent again on a new join).
+            if began:
+                self._db.commit()
+            return None
+        if existing is not None:
+            entry = existing
+            if entry.outgoing and entry.state in (MessageState.PENDING, MessageState.FAILED):
+                # The copy proves the relay stored it; the row itself is its sender's to
+                # move (that process still waits for its Ack), so only this report says so.
+                entry = dataclasses.replace(entry, state=MessageState.SENT, code=0)
+        else:
+            entry = self._insert_incoming(HistoryEntry.from_incoming(message))
+        if seq is not None and entry.local_id is not None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO received (device, seq, local_id) VALUES (?, ?, ?)",
+                (device, seq, entry.local_id),
+            )
+        return entry
+
+    def _same_message(self, message: pb.Message, device: str) -> HistoryEntry | None:
+        """The row of ``message`` if another device (or this installation sending it) has
+        already stored it: same outgoing id, or same (peer, id) not yet from ``device``."""
+        if message.room:
+            return self._same_room_message(message)
+        if not 0 < message.id <= MAX_MESSAGE_ID:
+            return None  # v1 senders give no id: nothing to recognise it by
+        if message.outgoing:
+            return self.find_outgoing(message.id)
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM messages m WHERE outgoing = 0 AND peer = ? AND msg_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM received r WHERE r.local_id = m.local_id "
+            "AND r.device = ?) ORDER BY local_id LIMIT 1",
+            (message.uid, message.id, device),
+        ).fetchone()
+        return _entry(row) if row else None
+
+    def _same_room_message(self, message: pb.Message) -> HistoryEntry | None:
+        """The row of room ``message`` if it is already stored, whichever device (or this
+        installation sending it) stored it, and however often: a member who joins again
+        gets the room's history again. A message is known by (room, id) (ids are random
+        63-bit numbers); a ROOM_EVENT, which has no id, by its room, actor, second and
+        text."""
+        peer = -message.room
+        if 0 < message.id <= MAX_MESSAGE_ID:
+            own = self.find_outgoing(message.id)
+            if own is not None and own.peer == peer:
+                return own
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE outgoing = 0 AND peer = ? "
+                "AND msg_id = ? ORDER BY local_id LIMIT 1",
+                (peer, message.id),
+            ).fetchone()
+        elif message.type == pb.Message.ROOM_EVENT:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE outgoing = 0 AND peer = ? "
+                "AND msg_id = 0 AND type = ? AND sender = ? AND timestamp = ? AND text = ? "
+                "ORDER BY local_id LIMIT 1",
+                (peer, message.type, message.uid, message.timestamp, message.msg),
+            ).fetchone()
+        else:
+            return None
+        return _entry(row) if row else None
+
+    def _insert_incoming(self, entry: HistoryEntry) -> HistoryEntry:
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO messages (peer, outgoing, msg_id, seq, type, text, data, "
-            "file, timestamp, state) VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (peer, outgoing, msg_id, seq, type, text, data, "
+            "file, timestamp, state, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.peer,
+                int(entry.outgoing),
                 to_sql_u64(entry.msg_id),
-                to_sql_u64(entry.seq) if entry.seq is not None else None,
+                None if entry.outgoing or entry.seq is None else to_sql_u64(entry.seq),
                 entry.type,
                 entry.text,
                 entry.data,
                 entry.file.SerializeToString() if entry.file is not None else None,
                 entry.timestamp,
-                int(MessageState.RECEIVED),
+                int(entry.state),
+                entry.sender,
             ),
         )
-        if cursor.rowcount == 0:
-            return None
         local_id = int(cursor.lastrowid or 0)
-        self._touch_conversation(entry.peer, local_id, int(entry.type in UNREAD_TYPES))
-        return HistoryEntry.from_incoming(message, local_id)
+        unread = not entry.outgoing and entry.type in UNREAD_TYPES
+        self._touch_conversation(entry.peer, local_id, int(unread))
+        return dataclasses.replace(
+            entry, local_id=local_id, seq=None if entry.outgoing else entry.seq
+        )
 
     # --- snapshots of derived state -------------------------------------------------------
 
@@ -392,6 +542,10 @@ class LocalStore:
         )
 
 
+def _cursor_key(device: str) -> str:
+    return "last_seq" if not device else f"last_seq@{device}"
+
+
 def to_sql_u64(value: int) -> int:
     """A uint64 as the signed 64-bit integer SQLite stores (two's complement)."""
     return value - (1 << 64) if value > MAX_MESSAGE_ID else value
@@ -417,6 +571,7 @@ def _entry(row: Any) -> HistoryEntry:
         state,
         code,
         attempts,
+        sender,
     ) = row
     info: pb.FileInfo | None = None
     if file is not None:
@@ -436,4 +591,5 @@ def _entry(row: Any) -> HistoryEntry:
         state=MessageState(state),
         code=int(code),
         attempts=int(attempts),
+        sender=int(sender),
     )

@@ -7,6 +7,10 @@ Invariants:
 - Names are hostile: options are ``Content`` built from cleaned plain strings.
 - Returns the chosen :class:`~tui.client.events.UserInfo`, or None (Escape). Yourself and
   people who already are buddies are listed but cannot be chosen.
+- Enter in the query field acts on the results *of that query* (a pending debounce or a
+  search in flight is replaced by an immediate search first): a single match that can be
+  chosen is chosen, otherwise the results get the focus with the first one highlighted.
+  Down in the query field does the latter at once.
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ class UserSearchDialog(ModalScreen[UserInfo | None]):
         self.title_text = title
         self.users: list[UserInfo] = []
         self._debounce: Timer | None = None
+        self._shown_query: str | None = None  # the query whose results are listed
+        self._submitted = False  # Enter was pressed: act when its results arrive
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -99,24 +105,45 @@ class UserSearchDialog(ModalScreen[UserInfo | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        results = self.query_one("#results", OptionList)
-        if results.option_count:
-            results.focus()
-            if results.highlighted is None:
-                results.action_first()
+        query = event.value.strip()
+        if self._shown_query == query and self._debounce is None:
+            self._act_on_results()
+            return
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        self._submitted = True
+        self.run_search(event.value)
+
+    def _act_on_results(self) -> None:
+        """Enter in the query field: choose a single match, else go to the results."""
+        choosable = [user for user in self.users if self._can_choose(user)]
+        if len(self.users) == 1 and len(choosable) == 1:
+            self.dismiss(choosable[0])
+            return
+        self.action_focus_results()
+
+    def _can_choose(self, user: UserInfo) -> bool:
+        return user.uid != self.own_uid and self.relations.get(user.uid) != pb.User.BUDDY
 
     @work(exclusive=True, group="user-search", exit_on_error=False)
     async def run_search(self, query: str) -> None:
+        self._debounce = None
         status = self.query_one("#search-status", Static)
         status.update(Content("searching…"))
         try:
             found = await self.search(query.strip())
         except Exception as exc:  # NotConnected, TimeoutError, ...: say so, stay open
             status.update(Content(f"search failed: {exc or type(exc).__name__}"))
+            self._submitted = False
             return
-        self.show_results(found)
+        self.show_results(found, query.strip())
+        if self._submitted:
+            self._submitted = False
+            self._act_on_results()
 
-    def show_results(self, found: UserList) -> None:
+    def show_results(self, found: UserList, query: str = "") -> None:
+        self._shown_query = query
         self.users = list(found.users)
         options: list[Option] = []
         for user in self.users:
@@ -128,7 +155,7 @@ class UserSearchDialog(ModalScreen[UserInfo | None]):
                 (safe_name(user.username, user.uid), "bold"),
                 (tag, "$text-muted"),
             )
-            disabled = mine or relation == pb.User.BUDDY
+            disabled = not self._can_choose(user)
             options.append(Option(prompt, id=f"user-{user.uid}", disabled=disabled))
         results = self.query_one("#results", OptionList)
         results.set_options(options)
@@ -147,7 +174,13 @@ class UserSearchDialog(ModalScreen[UserInfo | None]):
                 return
 
     def action_focus_results(self) -> None:
-        self.query_one("#results", OptionList).focus()
+        """Focus the results with a result highlighted (one key press, not two)."""
+        results = self.query_one("#results", OptionList)
+        if not results.option_count:
+            return
+        results.focus()
+        if results.highlighted is None:
+            results.action_first()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -6,12 +6,17 @@ Invariants:
   flight the form is disabled; :meth:`LoginScreen.show_error` re-enables it.
 - Error texts can contain what the relay said: they are shown as ``Content`` (never markup).
 - The password field is masked and is never prefilled.
+- Enter submits from every field, the checkboxes included (Space toggles them).
+- Tab and Shift+Tab are priority bindings: the focus moves when the key is read, so a burst
+  of keys (a paste, a password manager typing user, Tab, password) lands in the fields it
+  was meant for. A paste of ``user<Tab>password`` into the user field fills both.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -22,6 +27,30 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
 
 from tui.client.connection import DEFAULT_PORT
 from tui.settings import AppConfig, LoginRequest, RememberedServer, parse_server
+
+
+class FormCheckbox(Checkbox, inherit_bindings=False):
+    """A checkbox of the form: Space toggles it, Enter submits the form."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_button", "Toggle", show=False),
+        Binding("enter", "screen.submit", "Log in", show=False),
+    ]
+
+
+class UserInput(Input):
+    """The user name field: a pasted ``user<Tab>password`` fills the password too."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        user, tab, rest = event.text.partition("\t")
+        if not tab:
+            return  # Input's own handler (dispatched after this one) pastes it
+        event.stop()
+        event.prevent_default()
+        self.value = user.strip()
+        password = self.screen.query_one("#password", Input)
+        password.value = rest.splitlines()[0] if rest else ""
+        password.focus()
 
 
 class LoginScreen(Screen[None]):
@@ -44,7 +73,11 @@ class LoginScreen(Screen[None]):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+l", "submit", "Log in")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+l", "submit", "Log in"),
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
+    ]
     AUTO_FOCUS = "#username"
 
     class Submitted(Message):
@@ -69,13 +102,13 @@ class LoginScreen(Screen[None]):
                 yield Input(self.initial_server, id="server", placeholder="host:port")
             with Horizontal(classes="row"):
                 yield Label("User")
-                yield Input(self.initial_user, id="username", placeholder="your user name")
+                yield UserInput(self.initial_user, id="username", placeholder="your user name")
             with Horizontal(classes="row"):
                 yield Label("Password")
                 yield Input(id="password", password=True, placeholder="password")
             with Vertical(id="toggles"):
-                yield Checkbox("Register a new account", id="register", compact=True)
-                yield Checkbox("Remember server and user", True, id="remember", compact=True)
+                yield FormCheckbox("Register a new account", id="register", compact=True)
+                yield FormCheckbox("Remember server and user", True, id="remember", compact=True)
             with Horizontal(id="login-actions"):
                 yield Button("Log in", id="login", variant="primary")
             yield Static("", id="login-message")
@@ -87,8 +120,9 @@ class LoginScreen(Screen[None]):
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id == "register":
-            label = "Register and log in" if event.value else "Log in"
-            self.query_one("#login", Button).label = label
+            button = self.query_one("#login", Button)
+            button.label = "Register and log in" if event.value else "Log in"
+            button.refresh(layout=True)  # the label's width changed: so does the button's
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

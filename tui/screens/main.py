@@ -1,6 +1,7 @@
 """``MainScreen``: buddies on the left, the workspace (conversation) on the right, status bar.
 
-Layout: ``#body`` is a Horizontal of the ``BuddyList`` and the ``#workspace``
+Layout: ``#body`` is a Horizontal of the ``#sidebar`` (``BuddyList`` over ``RoomList``; rooms:
+the base class :class:`~tui.screens.rooms.RoomScreen`) and the ``#workspace``
 ``TabbedContent``. The workspace gets its panes from :meth:`MainScreen.workspace_panes`;
 with a single pane its tab strip is hidden. Further panes (files, board) are added by
 returning more ``TabPane`` s there — nothing else in the layout changes. The Board pane
@@ -21,6 +22,8 @@ Invariants:
 - Requests to the relay (add/remove buddy, :class:`~tui.buddy_requests.BuddyRequests`) run
   in this screen's workers; their outcomes, failures included, are toasts, never crashes.
   The connection itself belongs to the App's ``net`` worker.
+- Kicked by another login on this session's device, the screen says so and offers to take
+  the session back (:class:`~tui.dialogs.kicked.KickedDialog`) instead of sitting offline.
 - Typing hints (timers in :mod:`tui.state.typing`, kept by the chat state): sent at most once
   per second while editing; a peer's marker shows for ``TYPING_VISIBLE_FOR`` after each hint
   and goes when their message arrives.
@@ -35,9 +38,8 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
@@ -45,29 +47,33 @@ from protocol.validation import text_within_limit
 from tui.buddy_requests import BuddyRequests
 from tui.client.events import ConnectionState, ConnectionStateChanged, UserInfo
 from tui.client.history import HistoryEntry, MessageState
-from tui.client.login import SessionError
+from tui.client.login import RelayReset, SessionError
 from tui.client.session import ClientSession
 from tui.client.transfer import TransferManager
 from tui.client.transfer.events import TransferEvent
 from tui.dialogs.confirm import answer_request, confirm_remove
 from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
+from tui.dialogs.kicked import KickedDialog, is_kick
 from tui.dialogs.switch_conversation import SwitchConversationDialog
 from tui.dialogs.user_search import UserSearchDialog
 from tui.display import safe_name
 from tui.feed import TransfersLoaded
 from tui.messages import SessionEvent
+from tui.screens.rooms import RoomScreen
 from tui.settings import AppConfig
 from tui.state.chat import ChatState, ChatUpdate, Notice, Redraw
-from tui.state.roster import CHAT_TYPES, RosterRow, RowKind, stored_unread
+from tui.state.roster import RosterRow, RowKind, stored_unread
+from tui.toasts import Toasts
 from tui.widgets.board_pane import BoardPane
 from tui.widgets.buddy_list import BuddyList
 from tui.widgets.composer import Composer
 from tui.widgets.conversation import ConversationView
 from tui.widgets.files_pane import FilesPane
+from tui.widgets.room_list import RoomList
 from tui.widgets.status_bar import StatusBar
 
 
-class MainScreen(Screen[None]):
+class MainScreen(RoomScreen):
     """The chat screen; see the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -95,6 +101,7 @@ class MainScreen(Screen[None]):
             session.buddies.values(), session.state, peer_name=session.store.peer_name
         )
         self.requests = BuddyRequests(session)
+        self.toasts = Toasts()  # one toast per notice key (a burst of messages: one)
         self._roster_dirty = False
         self._read_dirty = False
 
@@ -102,7 +109,9 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
-            yield BuddyList(id="buddies")
+            with Vertical(id="sidebar"):
+                yield BuddyList(id="buddies")
+                yield RoomList(id="rooms")
             with TabbedContent(id="workspace"):
                 yield from self.workspace_panes()
         yield StatusBar(id="status")
@@ -130,6 +139,7 @@ class MainScreen(Screen[None]):
         workspace = self.query_one("#workspace", TabbedContent)
         workspace.set_class(workspace.tab_count <= 1, "-single-pane")
         self.query_one("#buddies", BuddyList).border_title = "Buddies"
+        self.room_list.border_title = "Rooms"
         self.view.border_title = "Conversation"
         self.composer.disabled = True
         session = self.session
@@ -172,7 +182,19 @@ class MainScreen(Screen[None]):
 
     def refresh_roster(self) -> None:
         self.buddy_list.set_rows(self.chat.roster(time.monotonic()), self.chat.active)
+        self.refresh_rooms()
         self._show_typing_line()
+        unseen = self.chat.unseen_in_open_chat  # the Board or Files tab is in front
+        chat_tab = self.query_one("#workspace", TabbedContent).get_tab("chat")
+        chat_tab.label = f"Chat ({unseen})" if unseen else "Chat"
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """The chat pane came to the front (its messages are seen) or went behind."""
+        if event.tabbed_content.id == "workspace":
+            peer = self.chat.show_chat(event.pane.id == "chat")
+            if peer is not None:
+                self.session.store.mark_read(peer)
+            self.refresh_roster()
 
     def _show_typing_line(self) -> None:
         line = self.query_one("#typing", Static)
@@ -193,11 +215,10 @@ class MainScreen(Screen[None]):
         store = self.session.store
         name = self.name_of(uid)
 
-        def load(before: int | None, limit: int) -> list[HistoryEntry]:
-            return store.page(uid, before=before, limit=limit, types=CHAT_TYPES)
-
-        self.view.open(uid, safe_name(self.session.username), name, load)
-        self.view.border_title = Content.assemble("Chat with ", (name, "bold"))
+        load, sender_name = self.history_loader(uid)  # a room: its events and senders too
+        self.view.open(uid, safe_name(self.session.username), name, load, sender_name)
+        title = "Room " if uid < 0 else "Chat with "
+        self.view.border_title = Content.assemble(title, (name, "bold"))
         self.board_pane.open_peer(uid, name)
         if had_unread:
             store.mark_read(uid)
@@ -394,7 +415,8 @@ class MainScreen(Screen[None]):
             else:
                 files.apply(event)
             return
-        self.show_update(self.chat.apply(event, time.monotonic()))
+        if not self.room_event(event):
+            self.show_update(self.chat.apply(event, time.monotonic()))
 
     def show_update(self, update: ChatUpdate) -> None:
         """Route what one event changed to the widgets that show it."""
@@ -422,13 +444,7 @@ class MainScreen(Screen[None]):
             self.schedule_roster_refresh()
 
     def show_notice(self, notice: Notice) -> None:
-        self.notify(
-            notice.text,
-            title=notice.title,
-            severity=notice.severity,
-            timeout=notice.timeout,
-            markup=False,
-        )
+        self.toasts.show(self.app, notice)
 
     def _show_connection(self, event: ConnectionStateChanged) -> None:
         status = self.query_one("#status", StatusBar)
@@ -437,6 +453,22 @@ class MainScreen(Screen[None]):
             status.set_identity(
                 status.user, status.relay, self.session.fingerprint, plaintext=status.plaintext
             )
+        elif event.state is ConnectionState.OFFLINE and is_kick(event.error):
+            self.offer_take_back(event.error)
+
+    def offer_take_back(self, error: BaseException | None) -> None:
+        """Another login on this device took the session: say so, offer to log in again
+        (which disconnects the other one)."""
+        if isinstance(self.app.screen, KickedDialog):
+            return
+        session = self.session
+        reason = error.reason if isinstance(error, RelayReset) else ""
+
+        def answered(take_back: bool | None) -> None:
+            if take_back:
+                session.reconnect_now()
+
+        self.app.push_screen(KickedDialog(session.username, session.device, reason), answered)
 
     def _reload(self) -> None:
         """We fell behind the session's event stream: reload what the store has."""

@@ -8,12 +8,14 @@ unit-tested without an app.
 
 State owned here: the buddies as last reported by the session, the unread counts, the
 typing markers (ours and theirs), the open conversation, the connection state as last
-reported, whether we were ever connected, and the per-peer count of backlog messages not
-yet summed up.
+reported, whether we were ever connected, the per-peer count of backlog messages not
+yet summed up, whether the chat pane is on screen, and the current burst of live messages.
 
 Invariants:
 - Events are applied in the order the session emitted them; time is passed in (``now``,
   monotonic seconds), never read here.
+- What the user sent from another device (an ``outgoing`` MessageReceived) is shown as
+  their own message, like one sent here: never unread, never a notice.
 - Only chat messages (:data:`~tui.state.roster.CHAT_TYPES`) reach the conversation or the
   unread counts; board strokes go to the board, transfer traffic is ignored (the Files pane
   follows the transfer engine).
@@ -21,15 +23,22 @@ Invariants:
   ``markup=False``.
 - Backlog messages (replayed after a login) are summed up in one notice at ``SyncCompleted``
   instead of one notice each.
-- The open conversation is always with a buddy: when the peer stops being one, the update
-  says to close it.
+- Live messages nobody is looking at give one toast per burst: every message notice has the
+  key :data:`MESSAGES_KEY` (the screen replaces the toast with the same key), and while
+  messages keep coming less than :data:`BURST_WINDOW` apart it sums the burst up (opening
+  a chat or showing the chat pane ends the burst).
+- A message of the open conversation is "seen" only while the chat pane is shown
+  (:meth:`ChatState.show_chat`); with the Board or Files tab in front it counts as unread
+  and is announced like any other, until the chat is shown again.
+- The open conversation is with a buddy or a room (its negative id): when the peer stops
+  being a buddy, the update says to close it.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from protocol import chat_pb2 as pb
@@ -53,6 +62,10 @@ from tui.state.typing import TypingThrottle, TypingTracker
 
 Severity = Literal["information", "warning", "error"]
 
+MESSAGES_KEY = "messages"  # the one toast that announces new messages
+BURST_WINDOW = 5.0  # seconds between messages of one burst (as long as a toast shows)
+BURST_NAMES = 5  # names listed in a burst summary
+
 
 class Redraw(enum.IntEnum):
     """When the buddy list must be redrawn (a backlog of thousands of messages must not
@@ -71,6 +84,7 @@ class Notice:
     title: str = ""
     severity: Severity = "information"
     timeout: float | None = None
+    key: str = ""  # a new notice replaces the toast of the previous one with this key
 
 
 @dataclass
@@ -105,8 +119,12 @@ class ChatState:
         self.unread = unread or UnreadCounts()
         self.typing = TypingTracker()
         self.throttle = TypingThrottle()
+        self.room_typist: dict[int, int] = {}  # a room (its negative id) → who hinted last
         self.active: int | None = None
         self.backlog: dict[int, int] = {}
+        self.burst: dict[int, int] = {}  # live messages of the current burst, per peer
+        self.burst_at = float("-inf")  # when its last message came
+        self.chat_shown = True  # the chat pane (not Board or Files) is in front
         self.was_connected = False
         self._peer_name = peer_name
 
@@ -128,7 +146,7 @@ class ChatState:
         """The name of the open chat's peer while they are typing, else None."""
         peer = self.active
         if peer is not None and self.typing.is_typing(peer, now):
-            return self.name_of(peer)
+            return self.name_of(self.room_typist.get(peer, peer) if peer < 0 else peer)
         return None
 
     # --- changes from the user ------------------------------------------------------------------
@@ -136,16 +154,34 @@ class ChatState:
     def open(self, uid: int) -> bool:
         """``uid``'s chat is now the open one; True if it had unread messages (now read)."""
         self.active = uid
+        self.burst.clear()  # the user is looking: the next message starts a new toast
         return self.unread.clear(uid)
 
     def close(self) -> None:
         self.active = None
 
     def read_open_chat(self) -> int | None:
-        """The open chat was seen: its unread count goes; returns its peer (None: no chat)."""
-        if self.active is not None:
-            self.unread.clear(self.active)
+        """The open chat was seen: its unread count goes; returns its peer (None: no chat,
+        or the chat pane is not shown)."""
+        if self.active is None or not self.chat_shown:
+            return None
+        self.unread.clear(self.active)
         return self.active
+
+    def show_chat(self, shown: bool) -> int | None:
+        """The chat pane came to the front (``shown``) or went behind another tab. Returns
+        the open chat's peer when its unread messages are now seen (mark them read)."""
+        self.chat_shown = shown
+        if shown:
+            self.burst.clear()
+        if shown and self.active is not None and self.unread.clear(self.active):
+            return self.active
+        return None
+
+    @property
+    def unseen_in_open_chat(self) -> int:
+        """Unread messages of the open chat (non-zero only while the chat is not shown)."""
+        return self.unread.get(self.active) if self.active is not None else 0
 
     def replace_unread(self, unread: UnreadCounts) -> None:
         self.unread = unread
@@ -209,8 +245,19 @@ class ChatState:
     def _message_received(self, event: MessageReceived, now: float, update: ChatUpdate) -> None:
         entry = event.entry
         peer = entry.peer
+        if entry.outgoing:  # the user sent it from another device (PROTOCOL.md section 9)
+            if entry.type == pb.Message.GRAPHICS:
+                # Not on this canvas yet (the board skips our own strokes: the canvas drew
+                # them), so it is applied like a peer's.
+                update.board_incoming = replace(entry, outgoing=False)
+                return
+            self._outgoing_changed(entry, update)
+            update.roster = Redraw.COALESCED
+            return
         if entry.type == pb.Message.INPUTING:
-            if peer in self.buddies and self.typing.hint(peer, now):
+            if entry.room:  # a room's marker names who typed last
+                self.room_typist[peer] = entry.sender
+            if (peer in self.buddies or entry.room) and self.typing.hint(peer, now):
                 update.roster = Redraw.NOW
             return
         if entry.type == pb.Message.GRAPHICS:
@@ -218,17 +265,34 @@ class ChatState:
             return
         if entry.type not in CHAT_TYPES:
             return  # file transfer traffic belongs to another pane
-        self.typing.stop(peer)
+        if not entry.room or self.room_typist.get(peer) == entry.sender:
+            self.typing.stop(peer)
+        update.roster = Redraw.COALESCED
         if peer == self.active:
             update.conversation_line = entry
-            update.mark_read = True
+            if self.chat_shown:
+                update.mark_read = True
+                return
+        self.unread.bump(peer, entry.local_id)
+        if event.backlog:
+            self.backlog[peer] = self.backlog.get(peer, 0) + 1
         else:
-            self.unread.bump(peer)
-            if event.backlog:
-                self.backlog[peer] = self.backlog.get(peer, 0) + 1
-            else:
-                update.notices.append(Notice(_preview(entry), title=self.name_of(peer)))
-        update.roster = Redraw.COALESCED
+            update.notices.append(self._burst_notice(entry, now))
+
+    def _burst_notice(self, entry: HistoryEntry, now: float) -> Notice:
+        """The toast for a live message: its preview, or the sum of the burst it is in."""
+        if now - self.burst_at > BURST_WINDOW:
+            self.burst.clear()
+        self.burst_at = now
+        self.burst[entry.peer] = self.burst.get(entry.peer, 0) + 1
+        total = sum(self.burst.values())
+        if total == 1:
+            return Notice(_preview(entry), title=self.name_of(entry.peer), key=MESSAGES_KEY)
+        peers = sorted(self.burst.items())
+        who = ", ".join(f"{self.name_of(peer)} ({count})" for peer, count in peers[:BURST_NAMES])
+        if len(peers) > BURST_NAMES:
+            who += f" and {len(peers) - BURST_NAMES} more"
+        return Notice(f"{total} new messages: {who}", title="New messages", key=MESSAGES_KEY)
 
     def _outgoing_changed(self, entry: HistoryEntry, update: ChatUpdate) -> None:
         if entry.type == pb.Message.GRAPHICS:
@@ -274,10 +338,14 @@ class ChatState:
                 update.notices.append(Notice(f"{name} accepted your buddy request."))
         self.buddies = new
         for uid in self.typing.typing(now):
-            if uid not in new:
+            if uid > 0 and uid not in new:  # a room's marker (negative id) is not a buddy's
                 self.typing.stop(uid)
         active = self.active
-        if active is not None and (active not in new or new[active].relation != pb.User.BUDDY):
+        if (
+            active is not None
+            and active > 0  # a room (its negative id) closes on RoomRemoved, not here
+            and (active not in new or new[active].relation != pb.User.BUDDY)
+        ):
             self.active = None
             update.close_conversation = True
         update.roster = Redraw.NOW

@@ -8,6 +8,10 @@ Invariants:
   traffic belong to other panes.
 - Row names are :func:`tui.display.safe_name` of the peer's name (plain text, bounded).
 - A row's :attr:`RosterRow.key` is stable: the same person keeps it across updates.
+- A message is counted once: counts read from the store (:func:`stored_unread`) remember the
+  newest ``local_id`` they include, and :meth:`UnreadCounts.bump` ignores the events of
+  messages at or below it (the session reports its backlog as events *after* storing it,
+  possibly before the screen read the store).
 """
 
 from __future__ import annotations
@@ -27,14 +31,22 @@ CHAT_TYPES = frozenset({pb.Message.MESSAGE, pb.Message.FILE_OFFER, pb.Message.FI
 
 
 class UnreadCounts:
-    """Unread messages per peer (what the buddy list shows)."""
+    """Unread messages per peer (what the buddy list shows).
 
-    def __init__(self, initial: Iterable[tuple[int, int]] = ()) -> None:
+    ``counted_through``: the newest ``local_id`` the initial counts include (0: none)."""
+
+    def __init__(
+        self, initial: Iterable[tuple[int, int]] = (), *, counted_through: int = 0
+    ) -> None:
         self._counts: dict[int, int] = {peer: n for peer, n in initial if n > 0}
+        self.counted_through = counted_through
 
-    def bump(self, peer: int, by: int = 1) -> int:
-        self._counts[peer] = self._counts.get(peer, 0) + by
-        return self._counts[peer]
+    def bump(self, peer: int, local_id: int | None = None) -> int:
+        """Count one more message from ``peer`` unless its ``local_id`` (the store's id of
+        the message) is already in the initial counts; returns the count."""
+        if local_id is None or local_id > self.counted_through:
+            self._counts[peer] = self._counts.get(peer, 0) + 1
+        return self._counts.get(peer, 0)
 
     def clear(self, peer: int) -> bool:
         """Forget the count of ``peer``; True if there was one."""
@@ -68,12 +80,14 @@ def chat_unread(newest_last: Sequence[HistoryEntry], stored_unread: int) -> int:
 def stored_unread(store: LocalStore) -> UnreadCounts:
     """Unread chat messages per peer, from the store (see :func:`chat_unread`)."""
     counts = []
-    for conversation in store.conversations():
+    conversations = store.conversations()
+    newest = max((c.last_local_id for c in conversations), default=0)
+    for conversation in conversations:
         if conversation.unread > 0:
             limit = min(2 * conversation.unread, 2_000)
             page = store.page(conversation.peer, limit=limit, types=CHAT_TYPES)
             counts.append((conversation.peer, chat_unread(page, conversation.unread)))
-    return UnreadCounts(counts)
+    return UnreadCounts(counts, counted_through=newest)
 
 
 class RowKind(enum.Enum):

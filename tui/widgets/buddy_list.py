@@ -5,7 +5,13 @@ Invariants:
   with ``Content.assemble`` from plain strings (names are hostile: never markup).
 - The widget never talks to the network: choosing a row or pressing a key posts a
   :class:`BuddyList.RowAction` and the screen acts on it.
-- Updating keeps the highlighted person highlighted (by row key), whatever moved.
+- Updating keeps the highlighted person highlighted (by row key, else by uid: a request that
+  became a buddy keeps the cursor), whatever moved; if that person is gone the cursor goes
+  to the row now at the same place. A list with a person in it always has one highlighted,
+  so Enter always has a row to open.
+- A row is one line: a name too long for the pane is cut with ``…`` so that the presence
+  dot, the unread count and the typing marker stay visible; the full name is the row's
+  tooltip and the open chat's title.
 - Accept/decline show in the footer only on an incoming request; remove only on a buddy or
   one of our pending requests (``check_action``).
 """
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.cells import cell_len, chop_cells
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
@@ -29,25 +37,41 @@ ACTIONS_BY_KIND: dict[str, frozenset[RowKind]] = {
 }
 
 
-def row_prompt(row: RosterRow, active: bool = False) -> Content:
-    """The text of one row (plain strings in styled spans, nothing parsed)."""
+def fit_name(name: str, cells: int) -> str:
+    """``name`` in at most ``cells`` terminal cells, cut with ``…`` (at least one cell)."""
+    if cell_len(name) <= cells:
+        return name
+    return chop_cells(name, max(cells - 1, 0))[0] + "…" if cells > 1 else "…"
+
+
+def row_prompt(row: RosterRow, active: bool = False, width: int | None = None) -> Content:
+    """The text of one row (plain strings in styled spans, nothing parsed), fitted into
+    ``width`` cells by cutting the name (None: not fitted)."""
     if row.kind is RowKind.HEADER:
         return Content.assemble((row.name, "bold $text-muted"))
+    before: list[tuple[str, str]]
+    after: list[tuple[str, str]] = []
+    name_style = ""
     if row.kind is RowKind.INCOMING:
-        return Content.assemble(
-            ("? ", "bold $warning"), (row.name, "bold"), (" wants to be buddies", "$text-muted")
-        )
-    if row.kind is RowKind.OUTGOING:
-        return Content.assemble(("… ", "$text-muted"), (row.name, "$text-muted italic"))
-    parts: list[str | tuple[str, str]] = [
-        ("● ", "$text-success") if row.online else ("○ ", "$text-muted"),
-        (row.name, "bold underline" if active else ("bold" if row.unread else "")),
-    ]
-    if row.unread:
-        parts.append((f" ({row.unread})", "bold $text-accent"))
-    if row.typing:
-        parts.append((" typing…", "italic $text-muted"))
-    return Content.assemble(*parts)
+        before, name_style = [("? ", "bold $warning")], "bold"
+        after = [(" wants to be buddies", "$text-muted")]
+    elif row.kind is RowKind.OUTGOING:
+        before, name_style = [("… ", "$text-muted")], "$text-muted italic"
+    else:
+        before = [("● ", "$text-success") if row.online else ("○ ", "$text-muted")]
+        name_style = "bold underline" if active else ("bold" if row.unread else "")
+        if row.unread:
+            after.append((f" ({row.unread})", "bold $text-accent"))
+        if row.typing:
+            after.append((" typing…", "italic $text-muted"))
+    name = row.name
+    if width is not None and width > 0:
+        fixed = sum(cell_len(text) for text, _ in before + after)
+        if row.kind is RowKind.INCOMING and fixed + cell_len(name) > width:
+            after = [("?", "$text-muted")]  # "wants to be buddies" goes first
+            fixed = sum(cell_len(text) for text, _ in before + after)
+        name = fit_name(name, width - fixed)
+    return Content.assemble(*before, (name, name_style), *after)
 
 
 class BuddyList(OptionList):
@@ -56,6 +80,8 @@ class BuddyList(OptionList):
     DEFAULT_CSS = """
     BuddyList {
         height: 1fr;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -87,26 +113,55 @@ class BuddyList(OptionList):
     def set_rows(self, rows: list[RosterRow], active_uid: int | None = None) -> None:
         """Show ``rows``, keeping the highlighted person highlighted."""
         current = self.highlighted_row
+        at = self.highlighted
         keys_before = [row.key for row in self.rows]
         self.rows = rows
         self.active_uid = active_uid
         if keys_before == [row.key for row in rows]:
-            for index, row in enumerate(rows):
-                self.replace_option_prompt_at_index(index, self._prompt(row))
+            self._replace_prompts()
             return
         self.set_options(
             Option(self._prompt(row), id=row.key, disabled=row.kind is RowKind.HEADER)
             for row in rows
         )
-        wanted = current.key if current is not None else None
-        for index, row in enumerate(rows):
-            if row.key == wanted or (wanted is None and row.kind is not RowKind.HEADER):
-                self.highlighted = index
-                break
+        index = self._cursor_after_change(current, at)
+        if index is not None:
+            self.highlighted = index
         self.refresh_bindings()
 
+    def _cursor_after_change(self, current: RosterRow | None, at: int | None) -> int | None:
+        """Where the cursor goes once the rows changed: the same row (key), else the same
+        person (uid), else the row now at the old place (or the nearest one above), else the
+        first person; None if nobody is listed."""
+        people = [i for i, row in enumerate(self.rows) if row.kind is not RowKind.HEADER]
+        if not people:
+            return None
+        if current is not None:
+            for index in people:
+                if self.rows[index].key == current.key:
+                    return index
+            for index in people:
+                if current.uid and self.rows[index].uid == current.uid:
+                    return index
+        if at is not None:
+            above = [i for i in people if i <= at]
+            return above[-1] if above else people[0]
+        return people[0]
+
     def _prompt(self, row: RosterRow) -> Content:
-        return row_prompt(row, active=row.kind is RowKind.BUDDY and row.uid == self.active_uid)
+        width = self.scrollable_content_region.width
+        return row_prompt(
+            row,
+            active=row.kind is RowKind.BUDDY and row.uid == self.active_uid,
+            width=width if width > 0 else None,
+        )
+
+    def _replace_prompts(self) -> None:
+        for index, row in enumerate(self.rows):
+            self.replace_option_prompt_at_index(index, self._prompt(row))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._replace_prompts()  # names are fitted to the width
 
     @property
     def highlighted_row(self) -> RosterRow | None:
@@ -130,6 +185,8 @@ class BuddyList(OptionList):
         return row is not None and row.kind in kinds
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        row = self.highlighted_row
+        self.tooltip = row.name if row is not None else None
         self.refresh_bindings()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -111,11 +111,21 @@ class ConversationView(StyledLinesView, can_focus=True):
 
     # --- public API -------------------------------------------------------------------------
 
-    def open(self, peer: int, own_name: str, peer_name: str, loader: PageLoader) -> None:
-        """Show the conversation with ``peer``: its newest page, scrolled to the bottom."""
+    def open(
+        self,
+        peer: int,
+        own_name: str,
+        peer_name: str,
+        loader: PageLoader,
+        sender_name: Callable[[int], str] | None = None,
+    ) -> None:
+        """Show the conversation with ``peer``: its newest page, scrolled to the bottom.
+        A room's: ``sender_name`` names the sender of each incoming message."""
         self.peer = peer
         self._loader = loader
-        self.timeline = Timeline(own_name, peer_name, width=self._text_width())
+        self.timeline = Timeline(
+            own_name, peer_name, width=self._text_width(), sender_name=sender_name
+        )
         page = loader(None, FIRST_PAGE)
         self._has_more = len(page) >= FIRST_PAGE
         self.timeline.prepend(page)

@@ -6,6 +6,11 @@ Footer while the pane has the focus; the buttons do the same): ``s`` send files 
 open chat's buddy, ``a`` accept (asks where to save), ``d`` decline, ``c`` cancel,
 ``Del`` remove a finished row.
 
+Layout (usable from 60×20): one line of compact buttons, showing only what applies to the
+selected row — Send, plus Accept and Decline for an offer we received (Decline is its
+cancel), Cancel for anything else unfinished, Remove for a finished row — so the row of
+buttons fits a narrow pane and Cancel is never pushed out of sight. Rows wrap their text.
+
 Invariants:
 - The engine (:class:`~tui.client.transfer.TransferManager`) is the only source of truth.
   The pane does not listen to it: the main screen hands it, in the order of the net
@@ -88,8 +93,8 @@ class FilesPane(TabPane):
             background: $surface;
         }
         & > #files-list:focus { border: round $accent; }
-        & > #files-buttons { height: auto; padding: 0 1; }
-        & > #files-buttons > Button { margin-right: 1; min-width: 10; }
+        & > #files-buttons { height: 1; padding: 0 1; }
+        & > #files-buttons > Button { margin-right: 1; min-width: 0; }
     }
     """
 
@@ -123,11 +128,11 @@ class FilesPane(TabPane):
         yield ListView(id="files-list")
         yield Static("", id="files-hint")
         with Horizontal(id="files-buttons"):
-            yield Button("Send files… (s)", id="files-send", variant="primary")
-            yield Button("Accept… (a)", id="files-accept", variant="success")
-            yield Button("Decline (d)", id="files-decline")
-            yield Button("Cancel (c)", id="files-cancel", variant="error")
-            yield Button("Remove (Del)", id="files-forget")
+            yield Button("Send… (s)", id="files-send", variant="primary", compact=True)
+            yield Button("Accept… (a)", id="files-accept", variant="success", compact=True)
+            yield Button("Decline (d)", id="files-decline", compact=True)
+            yield Button("Cancel (c)", id="files-cancel", variant="error", compact=True)
+            yield Button("Remove (Del)", id="files-forget", compact=True)
 
     def on_mount(self) -> None:
         self.list_view.border_title = "File transfers"
@@ -240,7 +245,11 @@ class FilesPane(TabPane):
         for button_id, action in _BUTTONS.items():
             need = _ACTION_NEEDS.get(action)
             enabled = need is None or getattr(can, need)
-            self.query_one(f"#{button_id}", Button).disabled = not enabled
+            if action == "cancel_transfer" and can.decline:
+                enabled = False  # an offer we received: Decline is its cancel
+            button = self.query_one(f"#{button_id}", Button)
+            button.disabled = not enabled
+            button.display = enabled
         self.refresh_bindings()
         open_offers = sum(
             1 for t in self.book.ordered() if not t.outgoing and t.state is TransferState.OFFERED

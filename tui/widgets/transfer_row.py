@@ -2,7 +2,9 @@
 
 Invariant: it only shows a :class:`~tui.transfers_view.TransferRowView` (texts already
 made safe, as ``Content``); it never talks to the engine. Updating it repaints its own
-three widgets and nothing else.
+three widgets and nothing else. Title and state wrap (a narrow terminal shows all of a
+saved path and of the totals, on more lines); the state sits under the bar, and a finished
+row shows no bar.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ class TransferRow(ListItem):
     TransferRow {
         height: auto;
         padding: 0 1;
-        & > .transfer-title { height: 1; }
-        & > .transfer-line { height: 1; }
+        & > .transfer-title { height: auto; }
+        & > .transfer-line { height: auto; layout: vertical; }
         & ProgressBar { width: auto; margin-right: 1; }
         & ProgressBar > Bar { width: 24; }
-        & .transfer-status { width: 1fr; height: 1; color: $text-muted; }
+        & .transfer-status { width: 1fr; height: auto; color: $text-muted; }
         &.-offered .transfer-status { color: $text-accent; text-style: bold; }
         &.-active .transfer-status { color: $foreground; }
         &.-completed .transfer-status { color: $text-success; }
@@ -78,7 +80,7 @@ class TransferRow(ListItem):
             bar.display = False
         else:
             done, total = view.progress
-            bar.display = True
+            bar.display = view.bar_visible
             if total <= 0:
                 done = total = 1
             bar.update(total=total, progress=min(done, total))

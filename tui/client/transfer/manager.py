@@ -137,7 +137,9 @@ class TransferManager:
     # --- sending -------------------------------------------------------------------------
 
     async def offer(self, peer: int, path: Path | str) -> Transfer:
-        """Offer the file at ``path`` to buddy ``peer``; returns the OFFERED transfer. The
+        """Offer the file at ``path`` to buddy ``peer``, or to a room (``peer`` = the room's
+        negative id: each member who accepts gets a transfer of its own, and the room
+        offer stays OFFERED until cancelled); returns the OFFERED transfer. The
         file is hashed first (off the loop). ``TransferError`` for something that is not a
         readable regular file, and for a v1 peer when the file does not fit one message.
         The relay may still refuse (size, open transfers…): a TransferFailed event says so.
@@ -315,7 +317,7 @@ class TransferManager:
         latest = self.store.get(current.id)
         if latest is None or latest.state.final:
             return latest or current  # the peer ended it while we were stopping
-        if not current.legacy:
+        if not current.legacy and current.peer > 0:  # a room takes no FILE_CANCEL
             self.engine.send_durable(current, _M.FILE_CANCEL, text=reason[:200])
         why = reason or "cancelled"
         return self.engine.end(

@@ -224,6 +224,18 @@ class TransferStore:
         ).fetchone()
         return _row(row) if row else None
 
+    def find_room_offer(self, transfer_id: int) -> Transfer | None:
+        """The file this user offered to a room (``peer`` = the room's negative id) with
+        this wire id: each member who accepts it gets a transfer of its own."""
+        if transfer_id <= 0:
+            return None
+        row = self._db.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM transfers "
+            "WHERE outgoing = 1 AND peer < 0 AND transfer_id = ?",
+            (to_sql_u64(transfer_id),),
+        ).fetchone()
+        return _row(row) if row else None
+
     def find_by_history(self, history_id: int) -> Transfer | None:
         row = self._db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM transfers WHERE history_id = ?", (history_id,)

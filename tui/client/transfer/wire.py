@@ -11,6 +11,10 @@ Invariants:
   else about finished transfers is ignored.
 - Durable messages are handled when the session reports them (MessageReceived, live or
   backlog), which happens once per message, ever.
+- Rooms (PROTOCOL.md section 10): an offer in a room is an incoming transfer from its
+  sender (every reply goes one-to-one to that user); the sender's own offer to a room
+  stays OFFERED, and each member's accept starts a transfer of its own to that member,
+  copied from it (until the room offer is cancelled: then an accept gets FILE_CANCEL).
 """
 
 from __future__ import annotations
@@ -139,15 +143,18 @@ class TransferWire:
             self._on_cancel(entry.peer, info, entry.text)
 
     def _on_offer(self, entry: HistoryEntry, info: pb.FileInfo) -> None:
+        sender = entry.sender if entry.room else entry.peer  # a room's offer: from its sender
         if len(info.sha256) != 32:
-            log.info("ignoring a file offer from %d without a valid SHA-256", entry.peer)
+            log.info("ignoring a file offer from %d without a valid SHA-256", sender)
             return
-        if self.store.find(False, entry.peer, info.transfer_id) is not None:
+        if sender == self.session.uid:  # our own room offer, replayed with the room's history
+            return
+        if self.store.find(False, sender, info.transfer_id) is not None:
             return
         offered = Transfer(
             0,
             False,
-            entry.peer,
+            sender,
             info.transfer_id,
             safe_basename(entry.text),
             peer_text(entry.text, 1024),
@@ -178,6 +185,8 @@ class TransferWire:
 
     def _on_accept(self, peer: int, info: pb.FileInfo) -> None:
         transfer = self.store.find(True, peer, info.transfer_id)
+        if transfer is None:
+            transfer = self._room_copy(peer, info.transfer_id)
         if transfer is None or transfer.state in (TransferState.CANCELLED, TransferState.FAILED):
             reason = transfer.reason if transfer is not None else "unknown transfer"
             self.session.send(
@@ -197,6 +206,27 @@ class TransferWire:
         )
         self.engine.start_outgoing(updated, offset)
         self.engine.emit(TransferUpdated(updated))
+
+    def _room_copy(self, peer: int, transfer_id: int) -> Transfer | None:
+        """A member accepts a file this user offered to a room: its own transfer, as
+        offered (None if no room offer has this id; the room offer itself if it ended)."""
+        offer = self.store.find_room_offer(transfer_id)
+        if offer is None or offer.state is not TransferState.OFFERED:
+            return offer
+        copy = Transfer(
+            0,
+            True,
+            peer,
+            transfer_id,
+            offer.name,
+            offer.offered_name,
+            offer.size,
+            offer.sha256,
+            TransferState.OFFERED,
+            path=offer.path,
+            source_mtime=offer.source_mtime,
+        )
+        return self.store.add(copy)
 
     def _on_decline(self, peer: int, info: pb.FileInfo) -> None:
         transfer = self.store.find(True, peer, info.transfer_id)

@@ -1,0 +1,288 @@
+"""``RoomScreen``: the room half of the main screen (PROTOCOL.md section 10).
+
+:class:`~tui.screens.main.MainScreen` derives from it; it owns no state of its own. The
+rooms are the session's room table (:attr:`tui.client.session.ClientSession.rooms`), a
+room's unread count is the chat state's count of its conversation (the room's negative id),
+and a room opens in the same conversation view as a buddy, with a sender name on every
+line and the membership events as timeline lines.
+
+Invariants:
+- Room requests (create, invite, join, decline, leave, rename) run in this screen's
+  workers; their outcomes, failures included, are toasts, never crashes.
+- Hostile text (room and member names) reaches the screen only through ``Content``, plain
+  ``Static`` s or ``notify(..., markup=False)`` (the toasts).
+- The room list is redrawn from the room table on every room event and with the buddy
+  list (unread counts); the open room closes when the user is no longer in it.
+- Live room messages from a user this user blocked are not shown, counted or announced
+  (the relay still delivers them: PROTOCOL.md section 12); history pages still hold them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from textual.content import Content
+from textual.screen import Screen
+
+from protocol import chat_pb2 as pb
+from tui.client.events import Event, MessageReceived, UserInfo
+from tui.client.history import HistoryEntry
+from tui.client.login import SessionError
+from tui.client.rooms import RoomChanged, RoomInfo, RoomInvited, RoomRemoved, RoomResult
+from tui.client.session import ClientSession
+from tui.dialogs.confirm import Choice, ChoiceDialog
+from tui.dialogs.room_name import RoomNameDialog
+from tui.dialogs.user_search import UserSearchDialog
+from tui.display import safe_name
+from tui.state.chat import ChatState, Notice
+from tui.state.rooms import RoomRow, room_rows
+from tui.state.roster import CHAT_TYPES
+from tui.widgets.conversation import ConversationView, PageLoader
+from tui.widgets.room_list import RoomList
+
+ROOM_ERRORS = (SessionError, TimeoutError, ConnectionError, RuntimeError)
+# A room's conversation also shows its membership events.
+ROOM_TYPES = CHAT_TYPES | {pb.Message.ROOM_EVENT}
+
+
+class RoomScreen(Screen[None]):
+    """Rooms on the main screen; see the module docstring."""
+
+    session: ClientSession
+    chat: ChatState
+
+    # --- provided by the main screen --------------------------------------------------------
+
+    def open_conversation(self, uid: int, *, focus: bool = True) -> None:
+        raise NotImplementedError
+
+    def close_conversation(self) -> None:
+        raise NotImplementedError
+
+    def show_notice(self, notice: Notice) -> None:
+        raise NotImplementedError
+
+    @property
+    def view(self) -> ConversationView:
+        raise NotImplementedError
+
+    # --- the room list ----------------------------------------------------------------------
+
+    @property
+    def room_list(self) -> RoomList:
+        return self.query_one("#rooms", RoomList)
+
+    def history_loader(self, peer: int) -> tuple[PageLoader, Callable[[int], str] | None]:
+        """How the conversation view loads ``peer``'s history, and names each sender (a
+        room; None for a buddy, whose name heads every incoming line)."""
+        store = self.session.store
+        room = peer < 0
+        types = ROOM_TYPES if room else CHAT_TYPES
+
+        def load(before: int | None, limit: int) -> list[HistoryEntry]:
+            return store.page(peer, before=before, limit=limit, types=types)
+
+        return load, (self.chat.name_of if room else None)
+
+    def refresh_rooms(self) -> None:
+        rows = room_rows(self.session.rooms.rooms.values(), self.chat.unread)
+        self.room_list.set_rows(rows, self.chat.active)
+
+    def room_name(self, room: int) -> str:
+        info = self.session.rooms.get(room)
+        return safe_name(info.name if info is not None else None, room)
+
+    def room_event(self, event: Event) -> bool:
+        """Show a session event about rooms; True if nothing else needs it."""
+        if isinstance(event, RoomInvited):
+            name = safe_name(event.room.name, event.room.id)
+            self.show_notice(
+                Notice(
+                    f"You are invited to the room {name}. Select it: a joins, d declines.",
+                    title="Room invitation",
+                    timeout=10,
+                )
+            )
+        elif isinstance(event, RoomRemoved):
+            if self.chat.active == -event.room_id:
+                self.close_conversation()
+        elif (
+            isinstance(event, MessageReceived)
+            and event.entry.room
+            and not event.entry.outgoing
+            and event.entry.type != pb.Message.ROOM_EVENT
+            and self.session.is_blocked(event.entry.sender)
+        ):
+            return True  # PROTOCOL.md section 12: clients hide a blocked user's room messages
+        elif isinstance(event, MessageReceived) and event.entry.type == pb.Message.ROOM_EVENT:
+            if event.entry.peer == self.chat.active:
+                self.view.add(event.entry)
+            return True
+        elif not isinstance(event, RoomChanged):
+            return False
+        self.refresh_rooms()
+        return True
+
+    def on_room_list_row_action(self, message: RoomList.RowAction) -> None:
+        row, action = message.row, message.action
+        if action == "open" and row.invited:
+            question = Content.assemble("You are invited to the room ", (row.name, "bold"), ".")
+            choices = [
+                Choice("join", "Join", "a", "success"),
+                Choice("decline", "Decline", "d", "error"),
+                Choice("later", "Later", "l"),
+            ]
+            self.app.push_screen(
+                ChoiceDialog(question, choices),
+                lambda answer: self._answer(row, answer) if answer else None,
+            )
+        elif action == "open":
+            self.open_conversation(row.peer)
+        else:
+            self._answer(row, action)
+
+    def _answer(self, row: RoomRow, answer: str) -> None:
+        if answer == "join":
+            self._room_request(
+                self.session.join(row.room), f"You joined {row.name}.", open_room=True
+            )
+        elif answer == "decline":
+            self._room_request(self.session.decline(row.room), f"You declined {row.name}.")
+
+    # --- actions (keys and the command palette) -------------------------------------------------
+
+    def action_create_room(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                shown = safe_name(name)
+                self._room_request(
+                    self.session.create_room(name), f"Room {shown} created.", open_room=True
+                )
+
+        self.app.push_screen(RoomNameDialog("New room"), chosen)
+
+    def _open_room(self) -> int | None:
+        """The open conversation's room id, or None (with a toast saying so)."""
+        active = self.chat.active
+        if active is None or active >= 0:
+            self.notify("Open a room first (rooms are listed under your buddies).")
+            return None
+        return -active
+
+    def action_invite_to_room(self) -> None:
+        room = self._open_room()
+        if room is None:
+            return
+        name = self.room_name(room)
+        dialog = UserSearchDialog(
+            self.session.list_users,
+            own_uid=self.session.uid,
+            relations=self.chat.relations(),
+            title=f"Invite to {name}: search users",
+        )
+
+        def chosen(user: UserInfo | None) -> None:
+            if user is not None:
+                who = safe_name(user.username, user.uid)
+                self._room_request(
+                    self.session.invite(room, user.uid), f"{who} is invited to {name}."
+                )
+
+        self.app.push_screen(dialog, chosen)
+
+    def action_leave_room(self) -> None:
+        room = self._open_room()
+        if room is None:
+            return
+        name = self.room_name(room)
+        question = Content.assemble("Leave the room ", (name, "bold"), "?")
+        choices = [Choice("leave", "Leave", "y", "error"), Choice("stay", "Stay", "n")]
+
+        def answered(answer: str | None) -> None:
+            if answer == "leave":
+                self._room_request(self.session.leave(room), f"You left {name}.")
+
+        self.app.push_screen(ChoiceDialog(question, choices), answered)
+
+    def action_room_members(self) -> None:
+        """Ask the relay for the open room's members now and list them with presence."""
+        room = self._open_room()
+        if room is None:
+            return
+
+        async def run() -> None:
+            try:
+                result = await self.session.members(room)
+            except ROOM_ERRORS as exc:
+                self.show_notice(Notice(f"Room request failed: {exc}", severity="error"))
+                return
+            if result.room is None:
+                self.show_notice(Notice(f"Not done: {result.reason}.", severity="error"))
+                return
+            self.show_notice(
+                Notice(members_text(result.room), title=f"Members of {self.room_name(room)}")
+            )
+
+        self.run_worker(run(), group="rooms", exit_on_error=False)
+
+    def action_rename_room(self) -> None:
+        room = self._open_room()
+        if room is None:
+            return
+        info = self.session.rooms.get(room)
+
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                self._room_request(
+                    self.session.rename(room, name), f"Room renamed to {safe_name(name)}."
+                )
+
+        self.app.push_screen(RoomNameDialog("Rename the room", info.name if info else ""), chosen)
+
+    def _room_request(
+        self, call: Awaitable[RoomResult], success: str, *, open_room: bool = False
+    ) -> None:
+        """Run a room request in a worker; toast its outcome (and open the room)."""
+
+        async def run() -> None:
+            try:
+                result = await call
+            except ROOM_ERRORS as exc:
+                self.show_notice(Notice(f"Room request failed: {exc}", severity="error"))
+                return
+            if not result.ok:
+                self.show_notice(Notice(f"Not done: {result.reason}.", severity="error"))
+                return
+            self.show_notice(Notice(success))
+            self.refresh_rooms()
+            if open_room and result.room is not None:
+                self.open_conversation(result.room.peer)
+
+        self.run_worker(run(), group="rooms", exit_on_error=False)
+
+
+RoomCommand = tuple[str, str, Callable[[], None]]
+_ROLE_WORDS: dict[int, str] = {pb.Member.OWNER: "owner", pb.Member.INVITED: "invited"}
+
+
+def members_text(room: RoomInfo) -> str:
+    """``alice (owner, online), bob, carol (invited)``: plain text, names made safe."""
+    parts = []
+    for member in room.members:
+        notes = [_ROLE_WORDS[member.role]] if member.role in _ROLE_WORDS else []
+        if member.online:
+            notes.append("online")
+        name = safe_name(member.username, member.uid)
+        parts.append(f"{name} ({', '.join(notes)})" if notes else name)
+    return ", ".join(parts)
+
+
+def room_commands(screen: RoomScreen) -> list[RoomCommand]:
+    """The command palette's room entries: (title, help, callback)."""
+    return [
+        ("Room: create", "Create a room and open it", screen.action_create_room),
+        ("Room: invite", "Invite a user into the open room", screen.action_invite_to_room),
+        ("Room: members", "List the open room's members", screen.action_room_members),
+        ("Room: rename", "Rename the open room (its owner only)", screen.action_rename_room),
+        ("Room: leave", "Leave the open room", screen.action_leave_room),
+    ]
