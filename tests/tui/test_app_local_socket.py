@@ -25,7 +25,14 @@ async def test_opens_straight_into_the_chat_over_the_socket(
     )
     app = ParleyApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen")
+        # The main screen is app.screen before its on_mount ran; quitting then would end the
+        # app while it mounts: wait until it is set up (on_mount titles the conversation).
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, MainScreen)
+            and app.screen.view.border_title == "Conversation",
+            "the main screen, mounted",
+        )
         session = app.session
         assert session is not None and session.uid is not None
         assert session.endpoint.is_local and session.username == local_login_name()
