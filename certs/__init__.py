@@ -19,11 +19,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 CERT_FILE_NAME = "relay-cert.pem"
 KEY_FILE_NAME = "relay-key.pem"
 DEFAULT_VALIDITY_DAYS = 3650
@@ -47,6 +42,13 @@ def generate_self_signed(
     validity_days: int = DEFAULT_VALIDITY_DAYS,
 ) -> CertificatePair:
     """Create an ECDSA P-256 key and a self-signed certificate; refuse to overwrite either."""
+    # Imported here: loading ``cryptography`` takes 60 ms and a few MiB, which the relay's
+    # start only pays when it has to create its certificate.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     for path in (cert_path, key_path):
         if path.exists():
             raise FileExistsError(f"{path} exists; remove it first to make a new certificate")
@@ -116,10 +118,23 @@ def fingerprint_of_der(der: bytes) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----"
+)
+
+
 def load_certificate_der(cert_path: Path) -> bytes:
-    """DER bytes of the first certificate in a PEM file."""
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    return cert.public_bytes(serialization.Encoding.DER)
+    """DER bytes of the first certificate in a PEM file (ValueError if it has none)."""
+    match = _PEM_CERTIFICATE.search(cert_path.read_bytes())
+    if match is None:
+        raise ValueError(f"{cert_path} holds no PEM certificate")
+    try:
+        der = base64.b64decode(b"".join(match.group(1).split()), validate=True)
+    except binascii.Error:
+        raise ValueError(f"{cert_path} holds a damaged PEM certificate") from None
+    if not der.startswith(b"\x30"):  # a DER certificate is a SEQUENCE
+        raise ValueError(f"{cert_path} holds a damaged PEM certificate")
+    return der
 
 
 def fingerprint_of_pem_file(cert_path: Path) -> str:

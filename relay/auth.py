@@ -4,6 +4,10 @@ Invariants:
 - scrypt never runs on the event-loop thread: :class:`HashWorker` runs it in a small thread
   pool and hands each result back through a wake-up socket the loop selects on; callbacks
   then run on the loop thread, so everything the loop owns stays single-threaded.
+- Password work waits in a bounded FIFO instead of being refused (:meth:`HashWorker.enqueue`):
+  at most ``max_pending`` jobs are in the pool at once, at most ``max_waiting`` more wait in
+  order, and a finished job starts the next waiting one on the loop thread. A waiting job
+  that is no longer wanted (its connection closed) is dropped unrun when its turn comes.
 - Passwords exist only in the request being handled; stored hashes are
   ``scrypt$N$r$p$salt$hash`` (base64), compared in constant time.
 - Resume tokens are random 32-byte values; only their SHA-256 is stored.
@@ -95,12 +99,22 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
+_Waiting = tuple[
+    Callable[..., Any],
+    tuple[Any, ...],
+    Callable[[Any, BaseException | None], None],
+    Callable[[], bool],
+]
+
+
 class HashWorker:
     """A thread pool for scrypt whose results come back to the loop thread.
 
     ``submit(fn, args, callback)`` runs ``fn(*args)`` in a worker; the loop selects on
     :meth:`fileno` and calls :meth:`run_callbacks` when it is readable, which calls
-    ``callback(result, error)`` on the loop thread. ``pending`` bounds the backlog.
+    ``callback(result, error)`` on the loop thread. ``pending`` counts the jobs in the
+    pool (running or queued in it, not yet called back); :meth:`enqueue` bounds it and keeps
+    the overflow waiting in ``waiting`` (module docstring).
     """
 
     def __init__(self, workers: int | None = None) -> None:
@@ -117,6 +131,9 @@ class HashWorker:
         self._wake_w.setblocking(False)
         self.pending = 0
         self.computations = 0
+        self.max_pending = 0  # the bound of the latest enqueue: waiting jobs start below it
+        # fn, args, callback, wanted: jobs beyond ``max_pending``, oldest first
+        self.waiting: deque[_Waiting] = deque()
 
     def fileno(self) -> int:
         return self._wake_r.fileno()
@@ -147,6 +164,36 @@ class HashWorker:
 
         self._pool.submit(job)
 
+    def enqueue(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        callback: Callable[[Any, BaseException | None], None],
+        wanted: Callable[[], bool],
+        *,
+        max_pending: int,
+        max_waiting: int,
+    ) -> bool:
+        """Submit now if fewer than ``max_pending`` jobs are in the pool and none waits,
+        else wait in line; False (nothing queued) when ``max_waiting`` jobs already wait.
+        ``wanted()`` is asked when a waiting job's turn comes: False drops it unrun."""
+        self.max_pending = max_pending
+        if self.pending < max_pending and not self.waiting:
+            self.submit(fn, args, callback)
+            return True
+        if len(self.waiting) >= max_waiting:
+            return False
+        self.waiting.append((fn, args, callback, wanted))
+        return True
+
+    def _start_waiting(self) -> None:
+        """Move waiting jobs into the pool while it holds fewer than ``max_pending``."""
+        waiting = self.waiting
+        while waiting and self.pending < self.max_pending:
+            fn, args, callback, wanted = waiting.popleft()
+            if wanted():
+                self.submit(fn, args, callback)
+
     def run_callbacks(self) -> int:
         """Drain the wake-up socket and run every finished job's callback; return the count."""
         try:
@@ -159,6 +206,7 @@ class HashWorker:
             try:
                 callback, result, error = self._done.get_nowait()
             except queue.Empty:
+                self._start_waiting()
                 return count
             self.pending -= 1
             count += 1
@@ -168,6 +216,7 @@ class HashWorker:
                 logging.getLogger("parley.relay").exception("a password-check callback failed")
 
     def close(self) -> None:
+        self.waiting.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._wake_r.close()
         self._wake_w.close()

@@ -8,7 +8,7 @@ An option a subcommand accepts works on either side of it (the subcommand's copy
 creates is private to its user (umask 077): the data dir is 0700 and an existing one that
 others can enter is refused; the store's files are 0600 (:class:`relay.store.Store`).
 
-(About 750 lines: most of it is the argparse description of every setting and limit, which
+(About 770 lines: most of it is the argparse description of every setting and limit, which
 is the operator's documentation; the code that acts on them is short.)
 """
 
@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import dataclasses
 import getpass
-import importlib.metadata
 import logging
 import os
 import pwd
@@ -35,6 +34,7 @@ from relay.auth import hash_password
 from relay.backup import BackupError, backup_store, restore_store
 from relay.config import RelayConfig, default_data_dir, load_config
 from relay.instance_lock import DataDirBusy, DataDirLock
+from relay.memory import trim_after_start, tune_allocator
 from relay.status import DEFAULT_MAX_AGE, run_status_command
 from relay.store import Store, StoreError, StoreUnavailable, UserRecord
 
@@ -49,10 +49,23 @@ _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def _version() -> str:
+    import importlib.metadata  # here: importing it costs 35 ms of every relay start
+
     try:
         return importlib.metadata.version("parley-chat")
     except importlib.metadata.PackageNotFoundError:
         return "(version unknown: not installed as a package)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (see :func:`_version`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def _add_common(parser: argparse.ArgumentParser, default: Any = None) -> None:
@@ -116,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  parley-relay backup FILE | restore FILE   copy the store, safe while it runs\n"
         "Run 'parley-relay SUBCOMMAND --help' for details.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version number and exit")
     _add_common(parser)
     parser.add_argument(
         "--host",
@@ -323,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"password checks queued at once, in all (default: {_DEFAULTS.max_pending_hashes})",
     )
+    limits.add_argument(
+        "--max-waiting-logins",
+        type=int,
+        metavar="N",
+        help=f"password logins waiting in line for those checks; beyond, refused "
+        f"(default: {_DEFAULTS.max_waiting_logins})",
+    )
     sub = parser.add_subparsers(dest="command", metavar="")
 
     cert = sub.add_parser(
@@ -441,6 +461,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "inbox_quota_bytes",
         "registrations_per_address_per_minute",
         "max_pending_hashes",
+        "max_waiting_logins",
         "device_expiry_days",
         "max_room_members",
         "max_rooms_per_user",
@@ -544,6 +565,7 @@ def _serve(config: RelayConfig) -> int:
                 log.info("generated a self-signed certificate in %s", cert_path)
         context = _ssl_context(cert_path, key_path)
     config = _fit_open_file_limit(config)
+    tune_allocator()
     store = _open_store(config)
     relay = Relay(config, store, context, HANDLERS)
     # Kicks queued while no relay ran: nobody to end, drop them now. A store that cannot write
@@ -554,6 +576,7 @@ def _serve(config: RelayConfig) -> int:
     host, port = relay.listen()
     relay.install_signal_handlers()
     relay.maintenance.report()  # status.json from the start: 'parley-relay status' works now
+    trim_after_start()
     mode = f"TLS, fingerprint {fingerprint}" if fingerprint else "PLAINTEXT"
     log.info("parley-relay listening on %s:%d (%s), store %s", host, port, mode, config.db_path)
     if config.unix_socket:

@@ -73,7 +73,7 @@ class RelayConfig:
     login_failures_before_throttle: int = 5
     token_lifetime_days: int = 30
     dedup_window_hours: int = 48
-    dedup_filter_bits_log2: int = 26  # 2 x 8 MiB Bloom filter in front of the dedup table
+    dedup_filter_bits_log2: int = 26  # bound of each growing Bloom filter generation (8 MiB)
     synchronous: str = "NORMAL"
     max_file_size: int = 4 * 1024**3
     max_transfers_per_user: int = 8
@@ -88,6 +88,7 @@ class RelayConfig:
     inbox_quota_bytes: int = 64 * 1024 * 1024  # stored bytes per recipient
     registrations_per_address_per_minute: int = 5
     max_pending_hashes: int = 1000  # password checks and hashes queued at once, in all
+    max_waiting_logins: int = 20_000  # password logins waiting beyond that; then refused
     # -- devices and rooms (PROTOCOL.md sections 9 and 10) ---------------------------------
     device_expiry_days: int = 30  # a device not logged in for this long is forgotten
     max_room_members: int = 500  # members (invited included) per room
@@ -125,6 +126,7 @@ class RelayConfig:
             "max_unauthenticated",
             "inbox_quota_bytes",
             "max_pending_hashes",
+            "max_waiting_logins",
             "device_expiry_days",
             "max_room_members",
             "max_rooms_per_user",

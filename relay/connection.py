@@ -17,6 +17,8 @@ Invariants (tornado iostream's shape):
   OpenSSL requires.
 - ``pending_bytes`` (staged and released, not yet sent) is exact, so high-water checks are
   O(1); ``bytes_queued`` is the stream offset after the last queued byte.
+- An idle connection holds no output containers: the deque of released chunks exists only
+  while some wait to be sent (10,000 idle sessions are what issue 16 counts in bytes each).
 - Closing is the relay's job (one teardown path); this class only reports what happened.
 """
 
@@ -134,7 +136,7 @@ class Connection:
         self.output_blocked = False  # queued output above high water: requests wait
         self.input_paused = False  # the relay's input budget is spent and this one holds some
         self._staged: list[bytes] = []  # queued since the last release (see queue)
-        self._chunks: deque[bytes | memoryview] = deque()  # released, not yet sent
+        self._chunks: deque[bytes | memoryview] | None = None  # released, not yet sent
         self.pending_bytes = 0
         self._inflight: bytes | memoryview | None = None
         self.tls = False
@@ -193,7 +195,10 @@ class Connection:
     def release_staged(self) -> None:
         """The writes staged frames may depend on are durable: make the frames writable."""
         if self._staged:
-            self._chunks.extend(self._staged)
+            if self._chunks is None:
+                self._chunks = deque(self._staged)
+            else:
+                self._chunks.extend(self._staged)
             self._staged.clear()
 
     def take_staged(self) -> bytes:
@@ -214,6 +219,10 @@ class Connection:
         Raises ``OSError`` (``ssl.SSLError`` included) when the connection is broken.
         """
         chunks = self._chunks
+        if chunks is None:
+            if self._inflight is None:
+                return not self._staged
+            chunks = self._chunks = deque()
         # v1 delivery accounting is exact: while v1 frames await their write, a TLS send is
         # at most one TLS record. The peer can decrypt a record only once all of it is with
         # the kernel, which is exactly when the send succeeds; a send of several records
@@ -225,6 +234,7 @@ class Connection:
             data = self._inflight
             if data is None:
                 if not chunks:
+                    self._chunks = None  # nothing waits: no deque while idle
                     return not self._staged
                 # At most MAX_WRITE per send: a TLS send reports nothing until all of its
                 # bytes are written, and bytes_sent must advance as the peer reads.
@@ -264,7 +274,7 @@ class Connection:
 
     def discard_output(self) -> None:
         self._staged.clear()
-        self._chunks.clear()
+        self._chunks = None
         self._inflight = None
         self.pending_bytes = 0
 
@@ -278,7 +288,7 @@ class Connection:
         chunk it cut at the head of the queue as a memoryview of that chunk. v1 rows whose
         frames are dropped leave ``v1_unacked``: not delivered, they stay in the store.
         """
-        chunks = self._chunks
+        chunks = self._chunks if self._chunks is not None else deque()
         kept: memoryview | None = None
         if chunks and isinstance(chunks[0], memoryview):
             rest = chunks[0]
@@ -291,10 +301,8 @@ class Connection:
             + sum(map(len, self._staged))
             - (len(kept) if kept is not None else 0)
         )
-        chunks.clear()
+        self._chunks = deque([kept]) if kept else None
         self._staged.clear()
-        if kept:
-            chunks.append(kept)
         self._unqueue(dropped)
         return dropped
 

@@ -5,6 +5,12 @@ Invariants:
   peak. Once large buffers have been freed (``LARGE_FREE`` bytes or more since the last
   trim) :meth:`MemoryTrimmer.maybe_trim` calls ``malloc_trim(0)``, at most once per
   ``TRIM_INTERVAL`` seconds of the clock it is given.
+- :func:`tune_allocator` (once, before the relay serves) fixes glibc's mmap threshold at
+  ``MMAP_THRESHOLD``: otherwise glibc raises it after each large free, and then every
+  scrypt buffer (16 MiB at the production cost, in a hash thread) is carved from that
+  thread's heap and stays in the relay's RSS after the login storm that needed it.
+- :func:`trim_after_start` trims once when the relay listens: starting (imports, the
+  argparse parser, the store's migrations check) leaves about half a MiB of freed heap.
 - Without glibc's ``malloc_trim`` (musl, macOS) every call is a cheap no-op.
 """
 
@@ -18,6 +24,8 @@ log = logging.getLogger("parley.relay")
 
 LARGE_FREE = 1024 * 1024
 TRIM_INTERVAL = 5.0
+MMAP_THRESHOLD = 256 * 1024  # allocations this large get their own mapping, unmapped on free
+_M_MMAP_THRESHOLD = -3  # mallopt parameter numbers (glibc malloc.h)
 
 
 def _load_malloc_trim() -> Callable[[int], int] | None:
@@ -28,6 +36,26 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim
+
+
+def tune_allocator() -> bool:
+    """Fix glibc's mmap threshold (module docstring); False where there is no ``mallopt``."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def trim_after_start() -> bool:
+    """Give the heap freed while starting back to the system; True if it could."""
+    trim = _load_malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 class MemoryTrimmer:

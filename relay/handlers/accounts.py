@@ -9,7 +9,12 @@ Invariants:
 - Password logins are throttled per account at the peer's address and per address
   (:class:`relay.auth.LoginThrottle`) *before* any hashing, and an attempt counts as failed
   from the moment its check is queued, so concurrent guesses get no more checks than
-  sequential ones. All password work queued at once is bounded by ``max_pending_hashes``.
+  sequential ones. At most ``max_pending_hashes`` password jobs are in the hash worker at
+  once; beyond that a password login waits in the worker's FIFO (at most
+  ``max_waiting_logins``, then it is refused), so a storm of logins (every client of a
+  restarted relay at once) is served in turn without any client retrying, and the loop
+  stays free for everyone else. A login whose check waits or runs is not timed out for
+  taking longer than ``login_timeout``. Registrations do not wait: refused at the bound.
 - Refusals use only codes the client's protocol knows: LoginResponse RATE_LIMITED is v2, so
   a throttled v1 login gets PASSWORD_ERROR (the original's "login failed").
 - Registrations are limited per peer address (``registrations_per_address_per_minute``),
@@ -80,8 +85,10 @@ def _login_reply(
 
 
 def _hash_budget_spent(relay: Context) -> bool:
-    """True when the relay already has ``max_pending_hashes`` password checks queued."""
-    return relay.hasher.pending >= relay.config.max_pending_hashes
+    """True when the relay already has ``max_pending_hashes`` password jobs in its worker (or
+    logins waiting for it)."""
+    hasher = relay.hasher
+    return hasher.pending >= relay.config.max_pending_hashes or bool(hasher.waiting)
 
 
 def _refuse_login(relay: Context, conn: Connection, version: int, retry_after: float) -> None:
@@ -190,7 +197,8 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
         throttle.attempt(None, address, relay.now)
         _login_reply(relay, conn, codes.TOKEN_INVALID)
         return
-    if _hash_budget_spent(relay):
+    hasher = relay.hasher
+    if len(hasher.waiting) >= relay.config.max_waiting_logins:
         _refuse_login(relay, conn, version, BUSY_RETRY_AFTER_S)
         return
     throttle.attempt(user.uid, address, relay.now)  # failed until the check says otherwise
@@ -218,8 +226,22 @@ def handle_login(relay: Context, conn: Connection, payload: bytes) -> None:
             return
         complete_login(relay, conn, current, version, request.since_seq, None)
 
-    conn.auth_pending = True
-    relay.hasher.submit(verify_password, (request.password, user.password_hash), verified)
+    def wanted() -> bool:
+        if conn.state is ConnState.OPEN:
+            return True
+        conn.auth_pending = False
+        return False
+
+    conn.auth_pending = hasher.enqueue(
+        verify_password,
+        (request.password, user.password_hash),
+        verified,
+        wanted,
+        max_pending=relay.config.max_pending_hashes,
+        max_waiting=relay.config.max_waiting_logins,
+    )
+    if not conn.auth_pending:  # the line filled up in between (checked above): not queued
+        _refuse_login(relay, conn, version, BUSY_RETRY_AFTER_S)
 
 
 def _note_device(conn: Connection, request: pb.LoginRequest, version: int) -> None:

@@ -1,13 +1,18 @@
-"""relay.auth's login throttle and registration limit, without a process: their arithmetic and
-their memory bounds (the behaviour through the real relay: tests/e2e/test_hardening_auth.py).
+"""relay.auth's login throttle, registration limit and hash worker line, without a process:
+their arithmetic and their memory bounds (the behaviour through the real relay:
+tests/e2e/test_hardening_auth.py and tests/e2e/test_login_storm.py).
 """
 
 from __future__ import annotations
+
+import select
+import threading
 
 from relay.auth import (
     ADDRESS_FAILURES_FACTOR,
     FAILURE_MEMORY_S,
     REGISTRATION_WINDOW_S,
+    HashWorker,
     LoginThrottle,
     RegistrationLimit,
     address_key,
@@ -86,3 +91,60 @@ def test_address_key_groups_an_ipv6_slash_64_and_unmaps_ipv4() -> None:
     assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert address_key("fe80::1%eth0") == "fe80::/64"
+
+
+def _drain(worker: HashWorker, jobs: int) -> None:
+    """Run callbacks until ``jobs`` have come back (select bounds a hang, not a duration)."""
+    ran = 0
+    while ran < jobs:
+        assert select.select([worker.fileno()], [], [], 30)[0], "no job came back"
+        ran += worker.run_callbacks()
+
+
+def test_hash_jobs_beyond_the_bound_wait_in_order_and_only_a_full_line_refuses() -> None:
+    """Issue 16: jobs beyond ``max_pending`` were refused; now they wait (FIFO), at most
+    ``max_waiting`` of them, and each finished job starts the next one."""
+    worker = HashWorker(workers=1)
+    gate = threading.Event()
+    done: list[int] = []
+
+    def record(result: int, error: BaseException | None) -> None:
+        assert error is None
+        done.append(result)
+
+    def blocked(value: int) -> int:
+        gate.wait(30)
+        return value
+
+    limits = {"max_pending": 2, "max_waiting": 3}
+    accepted = [worker.enqueue(blocked, (i,), record, lambda: True, **limits) for i in range(6)]
+    assert accepted == [True] * 5 + [False]  # 2 in the pool, 3 waiting, the sixth refused
+    assert worker.pending == 2 and len(worker.waiting) == 3
+    gate.set()
+    _drain(worker, 5)
+    assert done == [0, 1, 2, 3, 4]  # first come, first served
+    assert worker.pending == 0 and not worker.waiting
+    worker.close()
+
+
+def test_a_waiting_hash_job_no_longer_wanted_is_dropped_unrun() -> None:
+    worker = HashWorker(workers=1)
+    gate = threading.Event()
+    ran: list[int] = []
+
+    def job(value: int) -> int:
+        gate.wait(30)
+        ran.append(value)
+        return value
+
+    def ignore(result: int, error: BaseException | None) -> None:
+        pass
+
+    limits = {"max_pending": 1, "max_waiting": 10}
+    assert worker.enqueue(job, (1,), ignore, lambda: True, **limits)
+    assert worker.enqueue(job, (2,), ignore, lambda: False, **limits)  # its peer went away
+    assert worker.enqueue(job, (3,), ignore, lambda: True, **limits)
+    gate.set()
+    _drain(worker, 2)
+    assert ran == [1, 3]
+    worker.close()

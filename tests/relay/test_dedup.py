@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import FrameType, encode_frame
-from relay.dedup import DedupWindow, PairBloom
+from relay.dedup import INITIAL_WORDS, DedupWindow, PairBloom
 from relay.store import InboxRow, Store
 
 HOUR = 3600
@@ -117,3 +117,51 @@ def test_bloom_hash_is_keyed_so_ids_cannot_be_crafted_to_look_seen() -> None:
     bloom.add(1, 12345)
     assert (1, 12345) in bloom
     assert not any((1, 12345 + k * (2**61 - 1)) in bloom for k in range(1, 8))
+
+
+def test_bloom_starts_small_and_grows_without_forgetting() -> None:
+    """Issue 16: the filter was 2 x 8 MiB from the start. It now starts with one small slice
+    per generation and adds larger ones as pairs arrive; nothing added is ever lost."""
+    bloom = PairBloom(bits_log2=26, period=10.0, now=0.0)
+    start = bloom.memory_bytes
+    assert start <= 2 * INITIAL_WORDS * 8
+    added: list[tuple[int, int]] = []
+    sizes = [start]
+    for i in range(3 * INITIAL_WORDS):
+        bloom.add(9, i)
+        added.append((9, i))
+        if bloom.memory_bytes != sizes[-1]:
+            sizes.append(bloom.memory_bytes)
+            assert all(pair in bloom for pair in added)  # no false negative after growth
+    assert len(sizes) >= 2 and sizes == sorted(sizes)  # grew, never shrank while filling
+    assert sizes[-1] <= 2**26 // 8 * 2
+    assert bloom.maybe_rotate(10.0)
+    assert all(pair in bloom for pair in added)  # the grown generation survives one rotation
+    bloom.maybe_rotate(20.0)
+    assert bloom.memory_bytes < sizes[-1]  # the grown generation is gone after two
+    assert sum(pair in bloom for pair in added) < len(added) // 100
+
+
+def test_bloom_growth_stops_at_its_bound_and_keeps_every_pair() -> None:
+    bloom = PairBloom(bits_log2=16, period=10.0, initial_words=16)  # 1,024 words at most
+    pairs = [(1, i) for i in range(5_000)]
+    for a, b in pairs:
+        bloom.add(a, b)
+    assert bloom.memory_bytes == 2**16 // 8  # one generation, filled to its bound
+    assert all(pair in bloom for pair in pairs)
+
+
+@given(pairs=st.lists(st.tuples(u32, u64), min_size=1, max_size=400), cut=st.integers(0, 400))
+def test_bloom_has_no_false_negatives_while_it_grows_and_rotates(
+    pairs: list[tuple[int, int]], cut: int
+) -> None:
+    """Slices of 2 words at first: a few pairs make it grow several times per generation."""
+    bloom = PairBloom(bits_log2=14, period=10.0, now=0.0, initial_words=2)
+    before, after = pairs[:cut], pairs[cut:]
+    for index, (a, b) in enumerate(before):
+        bloom.add(a, b)
+        assert all(pair in bloom for pair in before[: index + 1])
+    assert bloom.maybe_rotate(10.0)
+    for a, b in after:
+        bloom.add(a, b)
+    assert all(pair in bloom for pair in pairs)

@@ -29,8 +29,10 @@ async def test_opens_straight_into_the_chat_over_the_socket(
         # app while it mounts: wait until it is set up (on_mount titles the conversation).
         await wait_until(
             pilot,
-            lambda: isinstance(app.screen, MainScreen)
-            and app.screen.view.border_title == "Conversation",
+            lambda: (
+                isinstance(app.screen, MainScreen)
+                and app.screen.view.border_title == "Conversation"
+            ),
             "the main screen, mounted",
         )
         session = app.session
