@@ -137,6 +137,15 @@ def _account_transfer(relay: Context, conn: Connection, message: pb.Message) -> 
     return True
 
 
+def _too_long(message: pb.Message) -> bool:
+    """A text message over the limit (counted in bytes only when it may be)."""
+    return (
+        message.type == _MESSAGE_TEXT
+        and len(message.msg) > _SURELY_SHORT
+        and not text_within_limit(message.msg)
+    )
+
+
 def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
     """The hot path: keep it flat (one relayed message costs a few microseconds)."""
     try:
@@ -177,11 +186,7 @@ def handle_message(relay: Context, conn: Connection, payload: bytes) -> None:
     if not durable:
         delivery.forward_ephemeral(relay, sender, recipient, payload)
         return
-    if (
-        message_type == _MESSAGE_TEXT
-        and len(message.msg) > _SURELY_SHORT
-        and not text_within_limit(message.msg)
-    ):
+    if _too_long(message):
         _refuse(relay, conn, client_id, pb.Ack.TOO_LARGE, durable)
         return
     v2 = conn.version >= 2
@@ -228,11 +233,7 @@ def _handle_room_message(
         return  # FILE_CHUNK and FILE_PROGRESS go one-to-one
     if message_type == pb.Message.FILE_OFFER and not _account_transfer(relay, conn, message):
         return
-    if (
-        message_type == _MESSAGE_TEXT
-        and len(message.msg) > _SURELY_SHORT
-        and not text_within_limit(message.msg)
-    ):
+    if _too_long(message):
         _refuse(relay, conn, client_id, pb.Ack.TOO_LARGE, durable)
         return
     if client_id == 0:

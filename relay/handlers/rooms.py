@@ -191,13 +191,20 @@ def _leave(relay: Context, conn: Connection, request: pb.RoomRequest) -> None:
     _remove(relay, conn, request, conn.uid, "decline" if role == INVITED else "leave")
 
 
-def _kick(relay: Context, conn: Connection, request: pb.RoomRequest) -> None:
+def _owner_refusal(relay: Context, conn: Connection, request: pb.RoomRequest) -> bool:
+    """Answer and return True unless the caller owns the room (KICK and RENAME)."""
     role = relay.rooms.role(request.room, conn.uid)
     if role is None or role == INVITED:
         _respond(relay, conn, request, Code.NO_SUCH_ROOM)
-        return
+        return True
     if role != OWNER:
         _respond(relay, conn, request, Code.NOT_ALLOWED)
+        return True
+    return False
+
+
+def _kick(relay: Context, conn: Connection, request: pb.RoomRequest) -> None:
+    if _owner_refusal(relay, conn, request):
         return
     target = request.uid
     if target == conn.uid or relay.rooms.role(request.room, target) is None:
@@ -207,12 +214,7 @@ def _kick(relay: Context, conn: Connection, request: pb.RoomRequest) -> None:
 
 
 def _rename(relay: Context, conn: Connection, request: pb.RoomRequest) -> None:
-    role = relay.rooms.role(request.room, conn.uid)
-    if role is None or role == INVITED:
-        _respond(relay, conn, request, Code.NO_SUCH_ROOM)
-        return
-    if role != OWNER:
-        _respond(relay, conn, request, Code.NOT_ALLOWED)
+    if _owner_refusal(relay, conn, request):
         return
     try:
         name = normalize_room_name(request.name)
