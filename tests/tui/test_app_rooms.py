@@ -19,6 +19,7 @@ from tui.client.rooms import RoomInvited
 from tui.client.session import ClientSession
 from tui.client.trust import TrustPolicy
 from tui.dialogs.confirm import ChoiceDialog
+from tui.dialogs.room_member import RoomMemberDialog
 from tui.dialogs.room_name import RoomNameDialog
 from tui.dialogs.user_search import UserSearchDialog
 from tui.screens.main import MainScreen
@@ -125,6 +126,21 @@ async def test_create_invite_talk_and_answer_an_invitation(
             assert members.title == "Members of dev team"
             assert members.text == "alice (owner, online), bob (online)"
 
+            # Renamed from the dialog; bob removed from the member picker.
+            screen.action_rename_room()
+            await wait_until(
+                pilot, lambda: app.screen.query_one_optional("#room-name", Input), "rename"
+            )
+            app.screen.query_one("#room-name", Input).value = "dev crew"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "dev crew" in room_rows(screen), "renamed")
+            await wait_until(pilot, lambda: "Room dev crew" in screen_text(app), "its title")
+            screen.action_kick_from_room()
+            await wait_until(pilot, lambda: isinstance(app.screen, RoomMemberDialog), "picker")
+            await pilot.press("enter")  # bob, the only other member
+            await wait_until(pilot, lambda: bob.rooms.get(room) is None, "bob removed")
+            assert "— alice removed bob" in conversation_text(screen)
+
             # bob invites alice to a second room: an invitation row, answered with "a".
             ops = await bob.create_room("ops")
             assert ops.ok and ops.room is not None and screen.session.uid is not None
@@ -147,7 +163,7 @@ async def test_create_invite_talk_and_answer_an_invitation(
             screen.action_leave_room()
             await wait_until(pilot, lambda: isinstance(app.screen, ChoiceDialog), "confirm")
             await pilot.press("y")
-            await wait_until(pilot, lambda: "dev team" not in room_rows(screen), "left")
+            await wait_until(pilot, lambda: "dev crew" not in room_rows(screen), "left")
             assert screen.chat.active is None
     finally:
         await bob.close()

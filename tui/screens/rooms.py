@@ -7,7 +7,7 @@ and a room opens in the same conversation view as a buddy, with a sender name on
 line and the membership events as timeline lines.
 
 Invariants:
-- Room requests (create, invite, join, decline, leave, rename) run in this screen's
+- Room requests (create, invite, join, decline, leave, kick, rename) run in this screen's
   workers; their outcomes, failures included, are toasts, never crashes.
 - Hostile text (room and member names) reaches the screen only through ``Content``, plain
   ``Static`` s or ``notify(..., markup=False)`` (the toasts).
@@ -31,6 +31,7 @@ from tui.client.login import SessionError
 from tui.client.rooms import RoomChanged, RoomInfo, RoomInvited, RoomRemoved, RoomResult
 from tui.client.session import ClientSession
 from tui.dialogs.confirm import Choice, ChoiceDialog
+from tui.dialogs.room_member import RoomMemberDialog
 from tui.dialogs.room_name import RoomNameDialog
 from tui.dialogs.user_search import UserSearchDialog
 from tui.display import safe_name
@@ -120,6 +121,9 @@ class RoomScreen(Screen[None]):
             return True
         elif not isinstance(event, RoomChanged):
             return False
+        elif self.chat.active == event.room.peer:  # renamed: the open room's title follows
+            name = safe_name(event.room.name, event.room.id)
+            self.view.border_title = Content.assemble("Room ", (name, "bold"))
         self.refresh_rooms()
         return True
 
@@ -225,6 +229,26 @@ class RoomScreen(Screen[None]):
 
         self.run_worker(run(), group="rooms", exit_on_error=False)
 
+    def action_kick_from_room(self) -> None:
+        """Remove a member of the open room (its owner only; the relay says NOT_ALLOWED)."""
+        room = self._open_room()
+        if room is None:
+            return
+        info = self.session.rooms.get(room)
+        others = [m for m in (info.members if info else ()) if m.uid != self.session.uid]
+        if not others:
+            self.notify("Nobody else is in this room.")
+            return
+        name = self.room_name(room)
+        title = Content.assemble("Remove whom from ", (name, "bold"), "?")
+
+        def chosen(uid: int | None) -> None:
+            if uid is not None:
+                who = safe_name(self.chat.name_of(uid), uid)
+                self._room_request(self.session.kick(room, uid), f"{who} removed from {name}.")
+
+        self.app.push_screen(RoomMemberDialog(title, others), chosen)
+
     def action_rename_room(self) -> None:
         room = self._open_room()
         if room is None:
@@ -266,9 +290,13 @@ _ROLE_WORDS: dict[int, str] = {pb.Member.OWNER: "owner", pb.Member.INVITED: "inv
 
 
 def members_text(room: RoomInfo) -> str:
-    """``alice (owner, online), bob, carol (invited)``: plain text, names made safe."""
+    """``alice (owner, online), bob, carol (invited)``: plain text, names made safe; the
+    owner first, then members, then invitees, each by name."""
     parts = []
-    for member in room.members:
+    order: dict[int, int] = {pb.Member.OWNER: 0, pb.Member.MEMBER: 1, pb.Member.INVITED: 2}
+    for member in sorted(
+        room.members, key=lambda m: (order.get(m.role, 1), m.username.casefold(), m.uid)
+    ):
         notes = [_ROLE_WORDS[member.role]] if member.role in _ROLE_WORDS else []
         if member.online:
             notes.append("online")
@@ -284,5 +312,6 @@ def room_commands(screen: RoomScreen) -> list[RoomCommand]:
         ("Room: invite", "Invite a user into the open room", screen.action_invite_to_room),
         ("Room: members", "List the open room's members", screen.action_room_members),
         ("Room: rename", "Rename the open room (its owner only)", screen.action_rename_room),
+        ("Room: remove a member", "Kick someone out (owner only)", screen.action_kick_from_room),
         ("Room: leave", "Leave the open room", screen.action_leave_room),
     ]
