@@ -100,7 +100,7 @@ def store_durable(
             push(relay, target, seq, frame, client_id != 0)
         return seq, timestamp
     first: tuple[int, int] | None = None
-    headers: tuple[bytes, bytes] | None = None
+    headers: tuple[bytes, bytes, bytes] | None = None
     for box, named in boxes:
         if first is not None and named:
             # Another device of the recipient: into its batch for the pass (one run, one
@@ -128,11 +128,13 @@ def store_durable(
     return first
 
 
-def _headers(body_size: int) -> tuple[bytes, bytes]:
-    """MESSAGE frame headers of a ``body_size``-byte body plus a 2- or 3-byte seq field."""
+def _headers(body_size: int) -> tuple[bytes, bytes, bytes]:
+    """MESSAGE frame headers of a ``body_size``-byte body plus a 2-, 3- or 4-byte seq
+    field."""
     return (
         pack_header(body_size + 2, _MESSAGE_HEADER_TYPE),
         pack_header(body_size + 3, _MESSAGE_HEADER_TYPE),
+        pack_header(body_size + 4, _MESSAGE_HEADER_TYPE),
     )
 
 
