@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 
 from protocol import ProtocolError
 from protocol import chat_pb2 as pb
+from protocol.framing import pack_header
 from protocol.types import FrameType, parse_message
 from protocol.validation import normalize_room_name
 from relay import room_delivery
+from relay.forwarding import encode_varint
 from relay.rooms import INVITED, MEMBER, OWNER
 from relay.store import StoreUnavailable
 
@@ -82,16 +84,62 @@ def _respond(
 
 def push_event(relay: Context, room: int, uids: set[int], skip: Connection | None) -> None:
     """Push the changed ``room`` (op EVENT) to every live v2.1 session of ``uids`` but
-    ``skip``; each user sees its own role (a removed user: a room without members)."""
+    ``skip``; each user sees its own role (a removed user: a room without members).
+
+    The room is read and encoded once per kind of viewer (in it, invited, out of it), not
+    once per viewer: a join in a 500-member room pushed to 500 members built 250,000
+    Member messages and ran 500 member queries before (bench_vs_mosquitto room500 set-up).
+    Each viewer's frame is that encoding plus its ``my_role`` field (field 4, appended:
+    protobuf takes fields in any order), byte-identical in meaning to :func:`room_view`.
+    """
+    record = relay.store.rooms.room(room)
+    roles = relay.rooms.members(room)
+    encoded: dict[str, bytes] = {}
+
+    def encoding(kind: str) -> bytes:
+        cached = encoded.get(kind)
+        if cached is None:
+            if record is None:
+                view = pb.Room(id=room)
+            elif kind == "out":
+                view = pb.Room(id=room, name=record.name)
+            else:
+                online = relay.sessions.online if kind == "in" else {}
+                view = pb.Room(
+                    id=room,
+                    name=record.name,
+                    members=[
+                        pb.Member(
+                            uid=m.uid,
+                            username=m.username,
+                            online=m.uid in online,
+                            role=pb.Member.Role.ValueType(m.role),
+                        )
+                        for m in relay.store.rooms.members(room)
+                    ],
+                )
+            cached = encoded[kind] = view.SerializeToString()
+        return cached
+
     for uid in uids:
         sessions = relay.sessions.all_of(uid)
         if not sessions:
             continue
-        view = room_view(relay, room, uid)
-        event = pb.RoomResponse(code=Code.SUCCESS, op=Op.EVENT, rooms=[view])
+        role = roles.get(uid)
+        if record is None or role is None:
+            room_bytes = encoding("out")
+        else:
+            room_bytes = encoding("invited" if role == INVITED else "in")
+            room_bytes += _MY_ROLE_TAG + encode_varint(role)
+        payload = _EVENT_PREFIX + encode_varint(len(room_bytes)) + room_bytes
+        frame = pack_header(len(payload), FrameType.ROOM) + payload
         for session in list(sessions):
             if session is not skip and session.v21:
-                relay.send_message(session, FrameType.ROOM, event)
+                relay.send(session, frame)
+
+
+_MY_ROLE_TAG = b"\x20"  # Room field 4 (my_role), varint
+_EVENT_PREFIX = b"\x18\x09\x22"  # RoomResponse op = EVENT (field 3), then field 4 (rooms)
 
 
 def handle_room(relay: Context, conn: Connection, payload: bytes) -> None:
