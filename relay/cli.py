@@ -306,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {_DEFAULTS.device_expiry_days})",
     )
     rooms.add_argument(
+        "--max-devices-per-user",
+        type=int,
+        metavar="N",
+        help=f"devices (inboxes) per user; a new one beyond forgets the least recently seen "
+        f"device without a session (default: {_DEFAULTS.max_devices_per_user})",
+    )
+    rooms.add_argument(
         "--max-room-members",
         type=int,
         metavar="N",
@@ -463,6 +470,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_pending_hashes",
         "max_waiting_logins",
         "device_expiry_days",
+        "max_devices_per_user",
         "max_room_members",
         "max_rooms_per_user",
         "room_history",

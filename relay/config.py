@@ -90,6 +90,7 @@ class RelayConfig:
     max_waiting_logins: int = 20_000  # password logins waiting beyond that; then refused
     # -- devices and rooms (PROTOCOL.md sections 9 and 10) ---------------------------------
     device_expiry_days: int = 30  # a device not logged in for this long is forgotten
+    max_devices_per_user: int = 16  # a new one beyond: the least recently seen idle one goes
     max_room_members: int = 500  # members (invited included) per room
     max_rooms_per_user: int = 100  # rooms a user belongs to or is invited to
     room_history: int = 200  # durable messages a member who joins receives first
@@ -127,6 +128,7 @@ class RelayConfig:
             "max_pending_hashes",
             "max_waiting_logins",
             "device_expiry_days",
+            "max_devices_per_user",
             "max_room_members",
             "max_rooms_per_user",
         ):

@@ -16,6 +16,10 @@ Invariants:
   boxes (a room's delivery targets, :mod:`relay.rooms`) compare it.
 - A :class:`Box` says whether its device is named (v2.1: it receives ``outgoing`` copies);
   the uid box of a user with no device counts as the device ``""``.
+- A user has at most the configured number of devices: a login on a new device beyond it
+  first forgets the least recently seen device without a live session
+  (:meth:`DeviceRegistry.make_room`), so no user can multiply the copies of every message
+  sent to it.
 - Devices registered since the last commit are remembered (:attr:`created`): if that commit
   is lost, :meth:`writes_lost` drops the cache and returns their boxes, whose sessions the
   caller resets (their rows, and so their box numbers, are gone and may be handed out again).
@@ -24,11 +28,16 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Container
 from typing import NamedTuple
 
 from relay.store import Store, StoreUnavailable
 
 EXPIRY_BATCH = 100  # devices forgotten per maintenance call at most
+
+
+class DeviceLimit(Exception):
+    """A user at its device limit logs in on a new device while every device is in use."""
 
 
 class Box(NamedTuple):
@@ -70,6 +79,24 @@ class DeviceRegistry:
             self._boxes.pop(uid, None)
             self.generation += 1
         return box
+
+    def make_room(self, uid: int, name: str, limit: int, live: Container[int]) -> list[int]:
+        """Before ``uid`` logs in on device ``name``: if that device is new and the user has
+        ``limit`` devices, forget the least recently seen one without a live session (in
+        ``live``), with what its box holds. Returns the boxes forgotten; raises
+        :class:`DeviceLimit` if every device is in use."""
+        devices = self.store.devices_of(uid)
+        if len(devices) < limit or any(d.name == name for d in devices):
+            return []
+        idle = sorted((d for d in devices if d.box not in live), key=lambda d: d.last_seen)
+        if not idle:
+            raise DeviceLimit(f"{len(devices)} devices, all in use")
+        forgotten = [d.box for d in idle[: len(devices) - limit + 1]]
+        for box in forgotten:
+            self.store.forget_device(box)
+        self._boxes.pop(uid, None)
+        self.generation += 1
+        return forgotten
 
     def seen(self, box: int, now: int) -> None:
         """A session of ``box``'s device ended ``now`` (best effort)."""

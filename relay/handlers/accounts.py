@@ -53,6 +53,7 @@ from protocol.validation import (
 from relay import delivery, presence
 from relay.auth import address_key, hash_password, new_token, token_hash, verify_password
 from relay.connection import ConnState
+from relay.devices import DeviceLimit
 from relay.ratelimit import TokenBucket
 from relay.store import StoreUnavailable, UserRecord
 
@@ -334,9 +335,22 @@ def complete_login(
     uid = user.uid
     if not conn.send_only:
         try:
+            for box in relay.devices.make_room(
+                uid, conn.device, relay.config.max_devices_per_user, relay.sessions.by_box
+            ):
+                relay.inboxes.forget_box(box)
+                log.info("uid=%d: a device forgotten to make room for %r", uid, conn.device)
             box = relay.devices.register(uid, conn.device, relay.wall)
         except StoreUnavailable:
             relay.outage.request_failed(relay, conn)
+            return
+        except DeviceLimit:
+            relay.reset(
+                conn,
+                pb.Reset.RATE_LIMITED,
+                f"this account has {relay.config.max_devices_per_user} devices in use; log "
+                "in with one of their names (--device) or end one of them first",
+            )
             return
         old = relay.sessions.take_over(box)
         if old is not None and old is not conn:

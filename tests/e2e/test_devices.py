@@ -358,3 +358,29 @@ def _drain(
             got_acks += 1
         elif frame_type == FrameType.RESET:
             return
+
+
+def test_devices_per_user_are_bounded(tmp_path: Path) -> None:
+    """A user cannot multiply the copies of every message sent to it: beyond the limit, a
+    new device forgets the least recently seen idle one; if all are in use, no login."""
+    with RelayProcess(tmp_path, extra_args=["--max-devices-per-user", "2"]) as relay:
+        _accounts(relay)  # alice's first device, "" (the set-up's login), idle now
+        laptop = _device(relay, "alice", "laptop")  # two devices: the limit, nothing goes
+        laptop.close()
+        live = _device(relay, "alice", "tui")  # a third: "", the least recently seen, goes
+        relay.wait_for_log(r"uid=\d+: a device forgotten to make room for 'tui'")
+        tail = _device(relay, "alice", "tail")  # tui is live: the idle laptop goes
+        relay.wait_for_log(r"uid=\d+: a device forgotten to make room for 'tail'")
+        refused = _client(relay)
+        refused.send(
+            FrameType.LOGIN,
+            pb.LoginRequest(username="alice", password="pw", protocol_version=2, device="x"),
+        )
+        reset = refused.expect_closed()
+        assert reset is not None and reset.code == pb.Reset.RATE_LIMITED
+        assert "devices in use" in reset.msg
+        live.round_trip()  # the live devices are untouched
+        tail.round_trip()
+        with sqlite3.connect(tmp_path / "parley.db") as db:
+            names = {row[0] for row in db.execute("SELECT name FROM devices")}
+        assert "x" not in names and {"tui", "tail"} <= names and "laptop" not in names
