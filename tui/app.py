@@ -32,7 +32,9 @@ from tui.client.transfer import TransferManager
 from tui.client.trust import FingerprintMismatch
 from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
 from tui.dialogs.trust import TrustDialog
+from tui.messages import SessionEvent
 from tui.net import describe_login_error, run_session
+from tui.relogin import last_chat, relogin_reason
 from tui.screens.help import HelpScreen
 from tui.screens.login import LoginScreen
 from tui.screens.main import MainScreen
@@ -107,6 +109,9 @@ class ParleyApp(App[None]):
         self.transfers = transfers
         screen = MainScreen(session, self.config, transfers=transfers)
         await self.switch_screen(screen)
+        peer = last_chat(session)  # the chat open when this device last ran
+        if peer is not None:
+            screen.open_conversation(peer)
         return screen
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -125,6 +130,23 @@ class ParleyApp(App[None]):
             self.notify(
                 describe_login_error(error, relay), severity="error", timeout=15, markup=False
             )
+
+    def on_session_event(self, message: SessionEvent) -> None:
+        """After the main screen: a session that cannot go on with its credentials (the
+        password was changed on the relay) sends the user back to the login form."""
+        reason = relogin_reason(message.event)
+        if reason is not None and self.session is not None:
+            self.run_worker(self.back_to_login(reason, self.session.username), group="relogin")
+
+    async def back_to_login(self, reason: str, username: str) -> None:
+        self.workers.cancel_group(self, "net")  # run_session's end closes the session
+        self.session = self.transfers = None
+        while len(self.screen_stack) > 2:  # dialogs over the main screen
+            await self.pop_screen()
+        login = LoginScreen(self.config, load_remembered(self.config.settings_path))
+        login.initial_user = username
+        await self.switch_screen(login)
+        login.show_error(reason)
 
     @property
     def login_screen(self) -> LoginScreen | None:
@@ -156,7 +178,12 @@ class ParleyApp(App[None]):
             await self.session.close()
         self.exit()
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C (Textual's binding; copying comes first when text is selected)."""
+        self.notify("Press Ctrl+Q to quit.", title="Quit?", markup=False)
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Parley's commands only (not Textual's Keys, Screenshot, Maximize, Theme)."""
         main = self.main_screen
         if main is not None:
             yield SystemCommand(
@@ -205,4 +232,4 @@ class ParleyApp(App[None]):
             for title, help_text, callback in room_commands(main):
                 yield SystemCommand(title, help_text, callback)
         yield SystemCommand("Help: keys", "List every key binding", self.action_help)
-        yield from super().get_system_commands(screen)
+        yield SystemCommand("Quit", "Quit Parley (Ctrl+Q)", self.action_quit)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
+from tui.commands import command_lines
+
 _KEY_NAMES = {
     "escape": "Esc",
     "enter": "Enter",
@@ -32,7 +34,8 @@ class KeyRow:
 
 
 EXTRA_ROWS = (
-    KeyRow("Everywhere", "Tab / Shift+Tab", "Next / previous pane"),
+    KeyRow("Everywhere", "Tab / Shift+Tab", "Next / previous pane (composer: Tab completes)"),
+    KeyRow("Everywhere", "Ctrl+C", "Copy the selection; with none, a reminder that Ctrl+Q quits"),
     KeyRow("Everywhere", "Ctrl+P", "Command palette: add buddy, search users, switch chat, quit"),
     KeyRow("Buddies", "↑ / ↓, Enter", "Move; open the chat (or answer a buddy request)"),
     KeyRow("Conversation", "↑ ↓ PgUp PgDn Home End", "Scroll (older history loads at the top)"),
@@ -78,19 +81,24 @@ def rows_of(where: str, bindings: Iterable[BindingType]) -> list[KeyRow]:
 def key_rows(app_bindings: Sequence[BindingType]) -> list[KeyRow]:
     """The whole table, in the order a newcomer reads it."""
     from tui.screens.main import MainScreen
+    from tui.screens.rooms import RoomScreen
     from tui.widgets.board_canvas import BoardCanvas
     from tui.widgets.board_pane import BoardPane
     from tui.widgets.buddy_list import BuddyList
     from tui.widgets.composer import Composer
     from tui.widgets.conversation import ConversationView
+    from tui.widgets.room_list import RoomList
 
     rows = rows_of("Everywhere", app_bindings) + [
         row for row in EXTRA_ROWS if row.where == "Everywhere"
     ]
     rows += rows_of("Main screen", MainScreen.BINDINGS)
+    rows += rows_of("Main screen", RoomScreen.BINDINGS)
     rows += rows_of("Buddies", BuddyList.BINDINGS)
     rows += [row for row in EXTRA_ROWS if row.where == "Buddies"]
+    rows += rows_of("Rooms", RoomList.BINDINGS)
     rows += rows_of("Composer", Composer.BINDINGS)
+    rows += [KeyRow("Composer commands", use, text) for use, text in command_lines()]
     rows += rows_of("Conversation", ConversationView.BINDINGS)
     rows += [row for row in EXTRA_ROWS if row.where == "Conversation"]
     rows += rows_of("Board", BoardCanvas.BINDINGS) + rows_of("Board", BoardPane.BINDINGS)

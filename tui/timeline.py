@@ -17,6 +17,8 @@ Invariants:
   text stays in the entries.
 - In a room (``sender_name`` given) each incoming message is headed by its sender's name,
   and a ROOM_EVENT is one line saying what happened (``alice invited bob``).
+- In a room an incoming message that mentions this user (``@own_name``,
+  :func:`tui.state.mentions.mentions`) is drawn in the ``mention`` style.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from tui.display import (
     state_mark,
     wrap_cells,
 )
+from tui.state.mentions import mentions
 
 GUTTER = 9  # "HH:MM" + " " + 2-cell state glyph + " "
 Span = tuple[str, str]  # (text, style key; "" = the widget's base style)
@@ -251,6 +254,8 @@ class Timeline:
         else:
             shown = display_text(entry.text)
             body, body_style, notice = shown.text, "text", shown.notice
+            if self.sender_name is not None and not entry.outgoing:
+                body_style = "mention" if mentions(entry.text, self.own_name) else "text"
             separator = ": "
         avail = self._width - GUTTER
         chunks = wrap_cells(body, avail, avail - cell_len(name) - 2)

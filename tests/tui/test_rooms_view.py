@@ -92,3 +92,53 @@ def test_typing_in_a_room_names_who_types() -> None:
     assert chat.typing_in_open_chat(10.7) == "bob"
     chat.apply(MessageReceived(entry(2, "done", 2), backlog=False), 10.8)
     assert chat.typing_in_open_chat(10.9) is None
+
+
+def test_mentions_need_the_whole_name_after_an_at_sign() -> None:
+    from tui.state.mentions import MentionCounts, mentions
+
+    assert mentions("hey @alice", "alice") and mentions("@Alice, look", "alice")
+    assert mentions("(@alice)", "alice") and mentions("@zoë.Ж-9 hi", "zoë.Ж-9")
+    assert not mentions("@alicea", "alice") and not mentions("mail@alice", "alice")
+    assert not mentions("alice", "alice") and not mentions("@@alice", "alice")
+    assert not mentions("hey @a.b", "a-b")  # the name is literal, not a pattern
+    counts = MentionCounts()
+    counts.add(-7)
+    counts.add(-7)
+    assert counts.get(-7) == 2 and counts.get(-8) == 0
+    assert counts.clear(-7) and not counts.clear(-7) and counts.get(-7) == 0
+
+
+def test_rows_show_mentions_apart_and_who_types() -> None:
+    rooms = [room(1, "dev"), room(2, "ops", Role.INVITED)]
+    typing = {-1: HOSTILE, -2: "bob"}
+    rows = room_rows(rooms, UnreadCounts([(-1, 3)]), {-1: 1, -2: 4}.get, typing.get)  # type: ignore[arg-type]
+    assert room_prompt(rows[1]).plain == f"# dev (3, @1) {HOSTILE} typing…"
+    assert room_prompt(rows[0]).plain == "✉ ops invites you"  # an invitation: no counts
+    [quiet] = room_rows([room(1, "dev")], UnreadCounts([(-1, 2)]))
+    assert room_prompt(quiet).plain == "# dev (2)"
+
+
+def test_the_member_pane_lists_owner_members_invitees_literally() -> None:
+    from tui.widgets.member_pane import member_lines
+
+    members = (
+        RoomMember(3, "carol", False, Role.INVITED),
+        RoomMember(2, HOSTILE, True, Role.MEMBER),
+        RoomMember(1, "zoë.Ж-9", True, Role.OWNER),
+        RoomMember(4, "Bob", False, Role.MEMBER),
+    )
+    lines = member_lines(RoomInfo(1, "dev", members, Role.MEMBER)).plain.split("\n")
+    assert lines == ["● zoë.Ж-9 (owner)", f"● {HOSTILE}", "○ Bob", "○ carol (invited)"]
+
+
+def test_a_room_timeline_highlights_mentions_of_this_user_only() -> None:
+    timeline = Timeline("me", "the room", sender_name={2: "bob"}.__getitem__)
+    timeline.prepend([entry(1, "hi @me", 2), entry(2, "hi @meg", 2), entry(3, "hi me", 2)])
+    styles = [
+        {key for _, key in line.spans} for line in timeline.lines if line.local_id is not None
+    ]
+    assert ["mention" in s for s in styles] == [True, False, False]
+    buddy = Timeline("me", "bob")  # a 1:1 chat: no mention style
+    buddy.prepend([entry(1, "hi @me", 2)])
+    assert all("mention" not in {k for _, k in line.spans} for line in buddy.lines)

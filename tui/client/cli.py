@@ -19,7 +19,7 @@ Invariants:
   user joined; ``parley tail`` prints room messages as ``[room] sender: text`` and the
   room's timeline events as ``[room] * sentence``.
 
-(About 530 lines: the parser's option and help texts are a quarter of it; what rooms need
+(About 550 lines: the parser's option and help texts are a quarter of it; what rooms need
 beyond the options lives in :mod:`tui.client.cli_rooms`.)
 """
 
@@ -30,6 +30,8 @@ import asyncio
 import contextlib
 import datetime
 import getpass
+import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -52,7 +54,7 @@ from tui.client.events import (
 )
 from tui.client.history import HistoryEntry, MessageState, describe_failure
 from tui.client.local_socket import find_local_socket, local_login_name
-from tui.client.login import LoginFailed, RelayReset, SessionError
+from tui.client.login import LoginFailed, LoginRateLimited, RelayReset, SessionError
 from tui.client.session import ClientSession, SessionOptions
 from tui.client.store import default_data_dir
 from tui.client.supervisor import NotConnected
@@ -499,9 +501,24 @@ async def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def rate_limited_text(error: LoginRateLimited) -> str:
+    """What to say when the relay throttles our logins (after failed passwords)."""
+    return f"too many failed logins; try again in {math.ceil(error.retry_after)} s"
+
+
+def quiet_logging() -> None:
+    """The library's warnings (``session ... stopped: wrong password``) are not printed
+    beside our own one-line error: without a configured handler Python's last-resort
+    handler would write them to stderr too."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``parley send`` / ``parley tail``; returns the exit code."""
     args = build_parser().parse_args(argv)
+    quiet_logging()
     try:
         return asyncio.run(run(args))
     except KeyboardInterrupt:
@@ -514,6 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_TRUST
     except LoginFailed as exc:
         print(f"parley: login failed: {exc}", file=sys.stderr)
+        return EXIT_LOGIN
+    except LoginRateLimited as exc:
+        print(f"parley: login failed: {rate_limited_text(exc)}", file=sys.stderr)
         return EXIT_LOGIN
     except RelayReset as exc:
         if exc.code != pb.Reset.KICKED:

@@ -140,10 +140,12 @@ class RoomInvited:
 @dataclass(frozen=True)
 class RoomRemoved:
     """This user is no longer in room ``room_id`` (left, declined, kicked, or it was
-    deleted); ``name`` is its last known name. Its history stays in the local store."""
+    deleted); ``name`` is its last known name. Its history stays in the local store.
+    ``by_me``: this session's own LEAVE or DECLINE (not a kick, nor another device's)."""
 
     room_id: int
     name: str
+    by_me: bool = False
 
 
 RoomEvent = RoomChanged | RoomInvited | RoomRemoved
@@ -220,16 +222,17 @@ class RoomTable:
             if response.op == Op.LIST and waiting is not None:
                 self._replace(rooms)
             else:
+                mine = waiting is not None and waiting.op in (Op.LEAVE, Op.DECLINE)
                 for room in rooms:
-                    self._apply(room)
-                if waiting is not None and waiting.op in (Op.LEAVE, Op.DECLINE):
-                    self._remove(waiting.room)
+                    self._apply(room, by_me=mine)
+                if waiting is not None and mine:
+                    self._remove(waiting.room, by_me=True)
         if waiting is not None and waiting.future is not None and not waiting.future.done():
             waiting.future.set_result(RoomResult(response.code, rooms))
 
-    def _apply(self, room: RoomInfo) -> None:
+    def _apply(self, room: RoomInfo, *, by_me: bool = False) -> None:
         if not room.members:
-            self._remove(room.id)
+            self._remove(room.id, by_me=by_me)
             return
         old = self.rooms.get(room.id)
         self.rooms[room.id] = room
@@ -238,10 +241,10 @@ class RoomTable:
         elif room != old:
             self._emit(RoomChanged(room))
 
-    def _remove(self, room_id: int) -> None:
+    def _remove(self, room_id: int, *, by_me: bool = False) -> None:
         old = self.rooms.pop(room_id, None)
         if old is not None:
-            self._emit(RoomRemoved(room_id, old.name))
+            self._emit(RoomRemoved(room_id, old.name, by_me))
 
     def _replace(self, rooms: Iterable[RoomInfo]) -> None:
         fresh = {room.id: room for room in rooms if room.members}

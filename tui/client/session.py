@@ -141,9 +141,12 @@ class ClientSession:
         self._password = password
         self._token: str | None = None
         self._owns_store = store is None
+        self._created: Path | None = None  # the history file this session created
         if store is None:
             base = data_dir if data_dir is not None else default_data_dir()
-            store = LocalStore.open(history_path(base, endpoint.host, endpoint.port, username))
+            path = history_path(base, endpoint.host, endpoint.port, username)
+            self._created = None if path.exists() else path
+            store = LocalStore.open(path)
         self.store = store
         self.outbox = Outbox(store, self.options.retry)
         self.backoff = Backoff(self.options.backoff_base, cap=self.options.backoff_cap, rng=rng)
@@ -280,7 +283,13 @@ class ClientSession:
         self._closed = True
         self.receiver.save_cursor()
         if self._owns_store:
-            self.store.close()
+            store = self.store
+            unused = self.uid is None and not (store.conversations() or store.pending())
+            unused = unused and store.cursor(self.device) == 0
+            store.close()
+            if unused and self._created is not None:
+                for suffix in ("", "-wal", "-shm", "-journal"):  # never logged in: no trace
+                    Path(f"{self._created}{suffix}").unlink(missing_ok=True)
         self._outcomes.fail_all(NotConnected("session closed"))
         self.set_state(ConnectionState.OFFLINE, reason="closed")
         self._hub.close()

@@ -51,6 +51,7 @@ from tui.client.login import RelayReset, SessionError
 from tui.client.session import ClientSession
 from tui.client.transfer import TransferManager
 from tui.client.transfer.events import TransferEvent
+from tui.command_runner import CommandRunner
 from tui.dialogs.confirm import answer_request, confirm_remove
 from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
 from tui.dialogs.kicked import KickedDialog, is_kick
@@ -59,6 +60,7 @@ from tui.dialogs.user_search import UserSearchDialog
 from tui.display import safe_name
 from tui.feed import TransfersLoaded
 from tui.messages import SessionEvent
+from tui.relogin import remember_chat
 from tui.screens.rooms import RoomScreen
 from tui.settings import AppConfig
 from tui.state.chat import ChatState, ChatUpdate, Notice, Redraw
@@ -104,6 +106,7 @@ class MainScreen(RoomScreen):
         self.toasts = Toasts()  # one toast per notice key (a burst of messages: one)
         self._roster_dirty = False
         self._read_dirty = False
+        self.commands = CommandRunner(self)  # the composer's /commands (tui/commands.py)
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -123,7 +126,7 @@ class MainScreen(RoomScreen):
             "Chat",
             ConversationView(id="conversation"),
             Static("", id="typing"),
-            Composer(id="composer"),
+            Composer(names=self.commands.names, id="composer"),
             id="chat",
         )
         yield BoardPane(self.session, self.config.export_dir, id="board")
@@ -141,7 +144,6 @@ class MainScreen(RoomScreen):
         self.query_one("#buddies", BuddyList).border_title = "Buddies"
         self.room_list.border_title = "Rooms"
         self.view.border_title = "Conversation"
-        self.composer.disabled = True
         session = self.session
         status = self.query_one("#status", StatusBar)
         status.set_identity(
@@ -199,10 +201,8 @@ class MainScreen(RoomScreen):
     def _show_typing_line(self) -> None:
         line = self.query_one("#typing", Static)
         name = self.chat.typing_in_open_chat(time.monotonic())
-        if name is not None:
-            line.update(Content.assemble((name, "bold"), (" is typing…", "italic")))
-        else:
-            line.update("")
+        typing = Content.assemble((name, "bold"), (" is typing…", "italic")) if name else ""
+        line.update(typing)
 
     def _expire_typing(self) -> None:
         if self.chat.expire_typing(time.monotonic()):
@@ -222,6 +222,7 @@ class MainScreen(RoomScreen):
         self.board_pane.open_peer(uid, name)
         if had_unread:
             store.mark_read(uid)
+        remember_chat(self.session, uid)  # reopened after the next login (tui/relogin.py)
         composer = self.composer
         composer.disabled = False
         composer.placeholder = Content.assemble("Message ", name, " — Enter sends, Ctrl+J new line")
@@ -235,13 +236,13 @@ class MainScreen(RoomScreen):
         self.view.close()
         self.board_pane.close_peer()
         self.view.border_title = "Conversation"
-        self.composer.disabled = True
+        self.composer.placeholder = self.commands.PLACEHOLDER  # /commands work without a chat
         self.refresh_roster()
 
     def on_composer_send(self, message: Composer.Send) -> None:
+        text = self.commands.run(message.text, message.composer)  # None: a command, done
         peer = self.chat.active
-        text = message.text.rstrip("\n")
-        if peer is None or not text.strip():
+        if peer is None or text is None or not text.strip():
             return
         if not text_within_limit(text):
             self.notify("Message too long: the limit is 64 KiB.", severity="error")
@@ -256,10 +257,8 @@ class MainScreen(RoomScreen):
         self.view.add(entry)
 
     def on_composer_edited(self, message: Composer.Edited) -> None:
-        peer = self.chat.active
-        if peer is None or not self.session.connected:
-            return
-        if self.chat.may_hint_typing(peer, time.monotonic()):
+        peer, now = self.chat.active, time.monotonic()
+        if peer is not None and self.session.connected and self.chat.may_hint_typing(peer, now):
             with contextlib.suppress(SessionError, ConnectionError):
                 self.session.send_typing(peer)  # a hint is best effort
 

@@ -15,14 +15,30 @@ Invariants:
   list (unread counts); the open room closes when the user is no longer in it.
 - Live room messages from a user this user blocked are not shown, counted or announced
   (the relay still delivers them: PROTOCOL.md section 12); history pages still hold them.
+- The member pane (F4) shows the open room from the room table; while it is shown the
+  screen asks MEMBERS when the open room changes and every ``members_refresh`` seconds
+  (presence changes are not pushed per room; membership changes are, as RoomChanged).
+- ``@name`` mentions of this user (:mod:`tui.state.mentions`) in a live message of a room
+  the user is not looking at are counted apart from unread and announced by a toast; the
+  count clears when the room is open with the chat in front.
+- Out of the open room not by this session's own leave (kicked, the room deleted, or left
+  on another device: ``RoomRemoved.by_me`` false) the room stays open read-only (history
+  kept), the title, the composer and a toast say so; the room leaves the list either way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import TextArea
 
 from protocol import chat_pb2 as pb
 from tui.client.events import Event, MessageReceived, UserInfo
@@ -36,9 +52,11 @@ from tui.dialogs.room_name import RoomNameDialog
 from tui.dialogs.user_search import UserSearchDialog
 from tui.display import safe_name
 from tui.state.chat import ChatState, Notice
+from tui.state.mentions import MentionCounts, mentions
 from tui.state.rooms import RoomRow, room_rows
 from tui.state.roster import CHAT_TYPES
 from tui.widgets.conversation import ConversationView, PageLoader
+from tui.widgets.member_pane import MEMBERS_REFRESH, MemberPane
 from tui.widgets.room_list import RoomList
 
 ROOM_ERRORS = (SessionError, TimeoutError, ConnectionError, RuntimeError)
@@ -49,8 +67,19 @@ ROOM_TYPES = CHAT_TYPES | {pb.Message.ROOM_EVENT}
 class RoomScreen(Screen[None]):
     """Rooms on the main screen; see the module docstring."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f4", "toggle_members", "Room members")]
+
     session: ClientSession
     chat: ChatState
+
+    def __init__(
+        self, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name, id, classes)
+        self.mentions = MentionCounts()
+        self.members_refresh = MEMBERS_REFRESH  # seconds between MEMBERS while the pane shows
+        self._members_timer: Timer | None = None
+        self._members_asked: int | None = None  # the room the pane last asked MEMBERS for
 
     # --- provided by the main screen --------------------------------------------------------
 
@@ -86,8 +115,69 @@ class RoomScreen(Screen[None]):
         return load, (self.chat.name_of if room else None)
 
     def refresh_rooms(self) -> None:
-        rows = room_rows(self.session.rooms.rooms.values(), self.chat.unread)
-        self.room_list.set_rows(rows, self.chat.active)
+        active = self.chat.active
+        if active is not None and active < 0 and self.chat.chat_shown:
+            self.mentions.clear(active)  # looked at
+        now = time.monotonic()
+        typing = self.chat.typing.typing(now)
+
+        def typist(peer: int) -> str | None:
+            uid = self.chat.room_typist.get(peer)
+            return self.chat.name_of(uid) if peer in typing and uid is not None else None
+
+        rows = room_rows(
+            self.session.rooms.rooms.values(), self.chat.unread, self.mentions.get, typist
+        )
+        self.room_list.set_rows(rows, active)
+        self._show_members()
+
+    # --- the member pane ----------------------------------------------------------------------
+
+    @property
+    def member_pane(self) -> MemberPane | None:
+        return self.query_one_optional("#members", MemberPane)
+
+    def action_toggle_members(self) -> None:
+        """Show or hide the open room's members (asking the relay for their presence)."""
+        pane = self.member_pane
+        if pane is None:
+            pane = MemberPane(id="members")
+            self.query_one("#sidebar", Widget).mount(pane)
+        elif pane.display:
+            pane.display = False
+            if self._members_timer is not None:
+                self._members_timer.stop()
+                self._members_timer = None
+            return
+        pane.display = True
+        self._members_asked = None
+        self._members_timer = self.set_interval(self.members_refresh, self._ask_members)
+        self._show_members()
+
+    def _show_members(self) -> None:
+        pane = self.member_pane
+        if pane is None or not pane.display:
+            return
+        active = self.chat.active
+        room = self.session.rooms.get(-active) if active is not None and active < 0 else None
+        pane.show_room(room)
+        if room is not None and self._members_asked != room.id:
+            self._ask_members()
+
+    def _ask_members(self) -> None:
+        """MEMBERS for the open room; the answer updates the room table (RoomChanged)."""
+        active = self.chat.active
+        if active is None or active >= 0 or self.session.rooms.get(-active) is None:
+            return
+        room = -active
+        self._members_asked = room
+
+        async def run() -> None:
+            # On failure presence stays as last known; the next refresh asks again.
+            with contextlib.suppress(*ROOM_ERRORS):
+                await self.session.members(room)
+
+        self.run_worker(run(), group="room-members", exit_on_error=False)
 
     def room_name(self, room: int) -> str:
         info = self.session.rooms.get(room)
@@ -105,8 +195,7 @@ class RoomScreen(Screen[None]):
                 )
             )
         elif isinstance(event, RoomRemoved):
-            if self.chat.active == -event.room_id:
-                self.close_conversation()
+            self._removed(event)
         elif (
             isinstance(event, MessageReceived)
             and event.entry.room
@@ -119,6 +208,9 @@ class RoomScreen(Screen[None]):
             if event.entry.peer == self.chat.active:
                 self.view.add(event.entry)
             return True
+        elif isinstance(event, MessageReceived) and event.entry.room:
+            self._count_mention(event)
+            return False  # the chat state shows and counts it as any message
         elif not isinstance(event, RoomChanged):
             return False
         elif self.chat.active == event.room.peer:  # renamed: the open room's title follows
@@ -126,6 +218,46 @@ class RoomScreen(Screen[None]):
             self.view.border_title = Content.assemble("Room ", (name, "bold"))
         self.refresh_rooms()
         return True
+
+    def _count_mention(self, event: MessageReceived) -> None:
+        entry = event.entry
+        if entry.outgoing or entry.type not in CHAT_TYPES:
+            return
+        if not mentions(entry.text, self.session.username):
+            return
+        if entry.peer == self.chat.active and self.chat.chat_shown:
+            return  # looked at
+        self.mentions.add(entry.peer)
+        who = safe_name(self.chat.name_of(entry.sender), entry.sender)
+        self.show_notice(
+            Notice(
+                f"{who} mentioned you in {self.room_name(-entry.peer)}.",
+                title="Mention",
+                key=f"mention{entry.peer}",
+            )
+        )
+
+    def _removed(self, event: RoomRemoved) -> None:
+        """This user is out of a room: left here (the room closes) or removed otherwise (it
+        stays open read-only, saying so)."""
+        peer = -event.room_id
+        self.mentions.clear(peer)
+        if event.by_me:
+            if self.chat.active == peer:
+                self.close_conversation()
+            return
+        name = safe_name(event.name, event.room_id)
+        self.show_notice(
+            Notice(f"You are no longer in the room {name}.", title="Removed", severity="warning")
+        )
+        if self.chat.active == peer:
+            self.view.border_title = Content.assemble(
+                "Room ", (name, "bold"), (" — you are no longer a member", "$warning")
+            )
+            composer = self.query_one("#composer", TextArea)
+            composer.disabled = True
+            composer.placeholder = "You are no longer in this room: its history stays readable."
+            self.view.focus()
 
     def on_room_list_row_action(self, message: RoomList.RowAction) -> None:
         row, action = message.row, message.action
@@ -311,6 +443,7 @@ def room_commands(screen: RoomScreen) -> list[RoomCommand]:
         ("Room: create", "Create a room and open it", screen.action_create_room),
         ("Room: invite", "Invite a user into the open room", screen.action_invite_to_room),
         ("Room: members", "List the open room's members", screen.action_room_members),
+        ("Room: member pane", "Show or hide the member pane (F4)", screen.action_toggle_members),
         ("Room: rename", "Rename the open room (its owner only)", screen.action_rename_room),
         ("Room: remove a member", "Kick someone out (owner only)", screen.action_kick_from_room),
         ("Room: leave", "Leave the open room", screen.action_leave_room),

@@ -41,6 +41,7 @@ _STYLE_KEYS = (
     "own",
     "peer",
     "text",
+    "mention",
     "file",
     "notice",
     "pending",
@@ -68,6 +69,7 @@ class ConversationView(StyledLinesView, can_focus=True):
         & > .conversation-view--own { color: $accent; text-style: bold; }
         & > .conversation-view--peer { color: $primary; text-style: bold; }
         & > .conversation-view--text { color: $foreground; }
+        & > .conversation-view--mention { color: $warning; text-style: bold; }
         & > .conversation-view--file { color: $secondary; text-style: italic; }
         & > .conversation-view--notice { color: $warning; text-style: italic; }
         & > .conversation-view--pending { color: $text-muted; }

@@ -24,15 +24,20 @@ from tui.state.rooms import RoomRow
 
 
 def room_prompt(row: RoomRow, active: bool = False) -> Content:
-    """One row: ``# name (unread)`` or ``✉ name invites you``."""
+    """One row: ``# name (unread, @mentions) who typing…`` or ``✉ name invites you``."""
     if row.invited:
         return Content.assemble(
             ("✉ ", "bold $warning"), (row.name, "bold"), (" invites you", "$text-muted")
         )
     style = "bold underline" if active else ("bold" if row.unread else "")
     parts: list[tuple[str, str]] = [("# ", "$text-muted"), (row.name, style)]
-    if row.unread:
-        parts.append((f" ({row.unread})", "bold $text-accent"))
+    counts = [str(row.unread)] if row.unread else []
+    if row.mentions:
+        counts.append(f"@{row.mentions}")
+    if counts:
+        parts.append((f" ({', '.join(counts)})", "bold $text-accent"))
+    if row.typing:
+        parts.append((f" {row.typing} typing…", "italic $text-muted"))
     return Content.assemble(*parts)
 
 

@@ -66,12 +66,13 @@ class TransferEngine:
         self.options = options or TransferOptions()
         self.clock = clock
         self._owns_store = store is None
+        self._created: Path | None = None  # the file this engine created (see close)
         if store is None:
             endpoint = session.endpoint
             base = data_dir if data_dir is not None else default_data_dir()
-            store = TransferStore.open(
-                transfers_path(base, endpoint.host, endpoint.port, session.username)
-            )
+            path = transfers_path(base, endpoint.host, endpoint.port, session.username)
+            self._created = None if path.exists() else path
+            store = TransferStore.open(path)
         self.store = store
         self._hub = TransferHub()
         self._out: dict[int, OutgoingRun] = {}
@@ -347,4 +348,8 @@ class TransferEngine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._hub.clear()
         if self._owns_store:
+            unused = self.session.uid is None and not self.store.all(limit=1)
             self.store.close()
+            if unused and self._created is not None:  # the login failed: leave no file
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{self._created}{suffix}").unlink(missing_ok=True)
