@@ -76,6 +76,14 @@ def admin(relay: RelayProcess, *args: str, stdin: str = "") -> subprocess.Comple
     return relay.admin(*args, stdin=stdin)
 
 
+def _connect_as(user: pwd.struct_passwd, path: Path) -> WireClient:
+    """In a forked child: become ``user`` for good, then connect to the relay's socket."""
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    return WireClient.over_unix(str(path))
+
+
 def login_as(
     user: pwd.struct_passwd,
     path: Path,
@@ -91,10 +99,7 @@ def login_as(
         status = 1
         try:
             os.close(read_end)
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-            client = WireClient.over_unix(str(path))
+            client = _connect_as(user, path)
             response = client.login(username, password, version=2, token=token)
             result: dict[str, Any] = {
                 "code": pb.LoginResponse.Code.Name(response.code),
@@ -256,10 +261,7 @@ def _socket_session_in_child(user: pwd.struct_passwd, path: Path, device: str) -
         status = 1
         try:
             os.close(read_end)
-            os.setgroups([])
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-            client = WireClient.over_unix(str(path))
+            client = _connect_as(user, path)
             response = client.login("", "", version=2, device=device)
             assert response.code == pb.LoginResponse.SUCCESS, response
             os.write(write_end, b"ready\n")

@@ -4,7 +4,6 @@ pairs; what a session would receive is read back from its staged output."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,49 +12,26 @@ import pytest
 from protocol import FrameDecoder, FrameType
 from protocol import chat_pb2 as pb
 from relay import delivery
-from relay.config import RelayConfig
-from relay.connection import Connection, ConnState
+from relay.connection import Connection
 from relay.handlers import HANDLERS
 from relay.loop import Relay
-from relay.store import AddBuddyOutcome, Store
+from relay.store import AddBuddyOutcome
+from tests.relay.inprocess import in_process_relay, online
 
 ALICE, BOB = 1, 2
-_PEERS: list[socket.socket] = []
 
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[Relay]:
     """alice and bob are buddies."""
-    with Store(tmp_path / "relay.db") as store:
-        for name in ("alice", "bob"):
-            assert store.add_user(name, name, "h", 0) is not None
-        store.add_buddy(ALICE, BOB)
-        assert store.add_buddy(BOB, ALICE) == AddBuddyOutcome.SUCCESS
-        store.commit()
-        relay = Relay(RelayConfig(), store, None, HANDLERS)
+    with in_process_relay(tmp_path / "relay.db", "alice", "bob") as relay:
+        relay.store.add_buddy(ALICE, BOB)
+        assert relay.store.add_buddy(BOB, ALICE) == AddBuddyOutcome.SUCCESS
+        relay.store.commit()
         yield relay
-        for conn in list(relay.connections.values()):
-            relay.close(conn, "test over")
-        for peer in _PEERS:
-            peer.close()
-        _PEERS.clear()
-        relay.hasher.close()
-        relay.readiness.selector.close()
 
 
-def _online(relay: Relay, uid: int, version: int = 2, device: str = "") -> Connection:
-    ours, theirs = socket.socketpair()
-    _PEERS.append(theirs)  # the session's far end: open, so writes succeed
-    ours.setblocking(False)
-    conn = Connection(uid, ours, f"peer{uid}", "127.0.0.1", 65536, 0.0)
-    conn.state = ConnState.OPEN
-    conn.uid = uid
-    conn.version = version
-    conn.box = relay.devices.register(uid, device, 0)
-    conn.device, conn.v21 = device, bool(device)
-    relay.connections[conn.id] = conn
-    relay.sessions.attach(conn)
-    return conn
+_online = online
 
 
 def _send_text(relay: Relay, sender: Connection, to: int, text: str, msg_id: int) -> None:

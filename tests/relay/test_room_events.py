@@ -3,7 +3,6 @@ kind of viewer and extended with each viewer's role says exactly what room_view 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,44 +10,21 @@ import pytest
 
 from protocol import FrameDecoder, FrameType
 from protocol import chat_pb2 as pb
-from relay.config import RelayConfig
-from relay.connection import Connection, ConnState
-from relay.handlers import HANDLERS
+from relay.connection import Connection
 from relay.handlers.rooms import push_event, room_view
 from relay.loop import Relay
 from relay.rooms import INVITED, MEMBER, OWNER
-from relay.store import Store
-
-_PEERS: list[socket.socket] = []
+from tests.relay.inprocess import in_process_relay, online
 
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[Relay]:
-    with Store(tmp_path / "relay.db") as store:
-        for name in ("ann", "ben", "cat", "dan"):
-            assert store.add_user(name, name, "h", 0) is not None
-        store.commit()
-        relay = Relay(RelayConfig(), store, None, HANDLERS)
+    with in_process_relay(tmp_path / "relay.db", "ann", "ben", "cat", "dan") as relay:
         yield relay
-        for conn in list(relay.connections.values()):
-            relay.close(conn, "test over")
-        for peer in _PEERS:
-            peer.close()
-        _PEERS.clear()
-        relay.hasher.close()
-        relay.readiness.selector.close()
 
 
 def _online(relay: Relay, uid: int) -> Connection:
-    ours, theirs = socket.socketpair()
-    _PEERS.append(theirs)
-    ours.setblocking(False)
-    conn = Connection(uid, ours, f"peer{uid}", "127.0.0.1", 65536, 0.0)
-    conn.state, conn.uid, conn.version, conn.v21, conn.device = ConnState.OPEN, uid, 2, True, "t"
-    conn.box = relay.devices.register(uid, "t", 0)
-    relay.connections[conn.id] = conn
-    relay.sessions.attach(conn)
-    return conn
+    return online(relay, uid, device="t")
 
 
 def test_each_viewer_gets_the_room_as_room_view_shows_it(relay: Relay) -> None:
