@@ -41,7 +41,7 @@ from protocol.framing import pack_header
 from protocol.types import FrameType
 from relay.dedup import DedupWindow
 from relay.forwarding import seq_field
-from relay.run_batches import RunBatch, seq_field_of
+from relay.run_batches import RunBatch
 from relay.store import (
     MAX_RUN_BYTES,
     MAX_RUN_MESSAGES,
@@ -282,7 +282,7 @@ class Inboxes:
             self.no_receipts.discard(box)  # its copies may owe receipts
         seq = batch.next_seq
         batch.next_seq = seq + 1
-        field = seq_field_of(seq)
+        field = seq_field(seq)
         size = len(field)
         header = (
             headers[size - 2] if size <= 4 else pack_header(len(body) + size, _MESSAGE_FRAME_TYPE)

@@ -27,9 +27,8 @@ from protocol.framing import pack_header
 from protocol.types import FrameType
 from relay.connection import ConnState
 from relay.delivery import push, room_in, sender_prefix
-from relay.forwarding import OUTGOING_TRUE, override_tail
+from relay.forwarding import OUTGOING_TRUE, override_tail, seq_field
 from relay.rooms import INVITED
-from relay.run_batches import seq_field_of
 
 if TYPE_CHECKING:
     from relay.connection import Connection
@@ -148,7 +147,7 @@ def _fan_out(relay: Context, room: int, body: bytes, conn: Connection) -> None:
             field = bytes((0x40, (seq & 0x7F) | 0x80, ((seq >> 7) & 0x7F) | 0x80, seq >> 14))
             header = pack_header(len(piece) + 4, _MESSAGE)
         else:
-            field = seq_field_of(seq)
+            field = seq_field(seq)
             header = pack_header(len(piece) + len(field), _MESSAGE)
         batch.pieces += (header, piece, field)
         batch.size += piece_size + len(field)

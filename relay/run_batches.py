@@ -60,19 +60,3 @@ class RunBatch:
         # sender and its message id; None for room copies (no receipts).
         self.senders: list[int] | None = [] if receipts else None
         self.ids: list[int] | None = [] if receipts else None
-
-
-def seq_field_of(seq: int) -> bytes:
-    """Message field 8 (seq) as bytes: the tag, then the varint."""
-    if seq < 0x80:
-        return bytes((0x40, seq))
-    if seq < 0x4000:
-        return bytes((0x40, (seq & 0x7F) | 0x80, seq >> 7))
-    if seq < 0x200000:  # a box passes 16384 in any long run: keep it one call
-        return bytes((0x40, (seq & 0x7F) | 0x80, ((seq >> 7) & 0x7F) | 0x80, seq >> 14))
-    out = bytearray(b"\x40")
-    while seq >= 0x80:
-        out.append((seq & 0x7F) | 0x80)
-        seq >>= 7
-    out.append(seq)
-    return bytes(out)

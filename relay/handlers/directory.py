@@ -87,7 +87,7 @@ def handle_block(relay: Context, conn: Connection, payload: bytes) -> None:
         relay.send_message(conn, FrameType.BLOCK, pb.BlockResponse(code=codes.FAILED))
         return
     if request.blocked:
-        relay.store.blocks.block(conn.uid, peer)
+        relay.store.block(conn.uid, peer)
     else:
         relay.store.blocks.unblock(conn.uid, peer)
     relay.send_message(conn, FrameType.BLOCK, pb.BlockResponse(code=codes.SUCCESS))

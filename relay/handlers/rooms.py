@@ -51,21 +51,26 @@ def room_view(relay: Context, room: int, viewer: int) -> pb.Room:
     my_role = relay.rooms.members(room).get(viewer)
     if my_role is None:
         return pb.Room(id=room, name=record.name)
-    sees_presence = my_role != INVITED
-    online = relay.sessions.online
+    view = _with_members(relay, room, record.name, presence=my_role != INVITED)
+    view.my_role = pb.Member.Role.ValueType(my_role)
+    return view
+
+
+def _with_members(relay: Context, room: int, name: str, *, presence: bool) -> pb.Room:
+    """``room`` with every member, ``online`` shown only when ``presence`` (those in it)."""
+    online = relay.sessions.online if presence else {}
     return pb.Room(
         id=room,
-        name=record.name,
+        name=name,
         members=[
             pb.Member(
                 uid=m.uid,
                 username=m.username,
-                online=sees_presence and m.uid in online,
+                online=m.uid in online,
                 role=pb.Member.Role.ValueType(m.role),
             )
             for m in relay.store.rooms.members(room)
         ],
-        my_role=pb.Member.Role.ValueType(my_role),
     )
 
 
@@ -104,20 +109,7 @@ def push_event(relay: Context, room: int, uids: set[int], skip: Connection | Non
             elif kind == "out":
                 view = pb.Room(id=room, name=record.name)
             else:
-                online = relay.sessions.online if kind == "in" else {}
-                view = pb.Room(
-                    id=room,
-                    name=record.name,
-                    members=[
-                        pb.Member(
-                            uid=m.uid,
-                            username=m.username,
-                            online=m.uid in online,
-                            role=pb.Member.Role.ValueType(m.role),
-                        )
-                        for m in relay.store.rooms.members(room)
-                    ],
-                )
+                view = _with_members(relay, room, record.name, presence=kind == "in")
             cached = encoded[kind] = view.SerializeToString()
         return cached
 

@@ -2,7 +2,7 @@
 
 Invariants:
 - One row per (uid, peer): ``uid`` blocked ``peer``. Blocking ends any buddy relation or
-  request between the two in the same transaction (:meth:`Blocks.block`).
+  request between the two in the same transaction (:meth:`relay.store.Store.block`).
 - Rows go with either user (``ON DELETE CASCADE`` on both columns).
 
 Owns no state beyond the rows.
@@ -14,9 +14,6 @@ from relay.store.database import Database
 
 SQL_BLOCK = "INSERT OR IGNORE INTO blocks (uid, peer) VALUES (?, ?)"
 SQL_UNBLOCK = "DELETE FROM blocks WHERE uid = ? AND peer = ?"
-SQL_REMOVE_RELATION = (
-    "DELETE FROM relations WHERE (uid = ?1 AND peer = ?2) OR (uid = ?2 AND peer = ?1)"
-)
 SQL_BLOCKED_BY = "SELECT 1 FROM blocks WHERE uid = ? AND peer = ?"
 SQL_BLOCKED_OF = (
     "SELECT b.peer, u.username FROM blocks AS b JOIN users AS u ON u.uid = b.peer"
@@ -33,10 +30,9 @@ class Blocks:
         self._db = db
 
     def block(self, uid: int, peer: int) -> None:
-        """``uid`` blocks ``peer``: any relation or request between them ends."""
-        con = self._db.write()
-        con.execute(SQL_REMOVE_RELATION, (uid, peer))
-        con.execute(SQL_BLOCK, (uid, peer))
+        """Record that ``uid`` blocks ``peer`` (ending their relation is
+        :meth:`relay.store.Store.block`'s, through the relations aggregate)."""
+        self._db.write().execute(SQL_BLOCK, (uid, peer))
 
     def unblock(self, uid: int, peer: int) -> bool:
         """Lift ``uid``'s block of ``peer``; False if there was none."""

@@ -108,6 +108,12 @@ class Store(Database):
         self.queue_kick = kicks.queue_kick
         self.take_kicks = kicks.take_kicks
 
+    def block(self, uid: int, peer: int) -> None:
+        """``uid`` blocks ``peer`` (PROTOCOL.md section 12): any relation or request between
+        them ends in the same transaction."""
+        self.relations.remove_relation(uid, peer)
+        self.blocks.block(uid, peer)
+
     def remove_user(self, uid: int) -> bool:
         """Delete a user with its relations (both ways), devices, the messages of all its
         boxes, their dedup records and its tokens.

@@ -83,6 +83,18 @@ SQL_RUNS_BETWEEN = (
 )
 
 
+def _raise_heads(con: Any, heads: dict[int, int]) -> None:
+    """Raise each box's head_seq to at least the given seq (uid boxes in the users table,
+    device boxes in the devices table)."""
+    user_heads = [item for item in heads.items() if item[0] < BOX_BASE]
+    if user_heads:
+        con.executemany(SQL_RAISE_HEAD_SEQ, user_heads)
+    if len(user_heads) < len(heads):
+        con.executemany(
+            SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
+        )
+
+
 def room_dedup_key(room: int) -> int:
     """The key a room message's dedup record is filed under (below -1: never a uid)."""
     return -2 - room
@@ -213,13 +225,7 @@ class Inboxes:
         con.executemany(SQL_INSERT_RUN, inserts)
         if accepted:
             self._dedup_records.add_runs(accepted)
-        user_heads = [item for item in heads.items() if item[0] < BOX_BASE]
-        if user_heads:
-            con.executemany(SQL_RAISE_HEAD_SEQ, user_heads)
-        if len(user_heads) < len(heads):
-            con.executemany(
-                SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
-            )
+        _raise_heads(con, heads)
 
     def append_runs(
         self,
@@ -241,13 +247,7 @@ class Inboxes:
             return
         con = self._db.write()
         con.executemany(SQL_INSERT_RUN, inserts)
-        user_heads = [item for item in heads.items() if item[0] < BOX_BASE]
-        if user_heads:
-            con.executemany(SQL_RAISE_HEAD_SEQ, user_heads)
-        if len(user_heads) < len(heads):
-            con.executemany(
-                SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
-            )
+        _raise_heads(con, heads)
 
     def inbox_after(self, box: int, since_seq: int, limit: int) -> list[StoredRun]:
         """At most ``limit`` runs of ``box``'s stored messages with seq > ``since_seq``, in
