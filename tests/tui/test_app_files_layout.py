@@ -99,7 +99,7 @@ async def test_small_terminals_show_saved_paths_totals_and_cancel(
                 assert cancel.display and not cancel.disabled
                 region = cancel.region
                 assert region.width > 0 and region.right <= size[0] and region.bottom <= size[1]
-                assert "Cancel (c)" in screen_text(app)
+                await wait_until(pilot, lambda: "Cancel (c)" in screen_text(app), "drawn")
 
             await pilot.click(files.query_one("#files-cancel", Button))
             await wait_until(pilot, lambda: "CANCELLED" in state_of(files), "cancelled")

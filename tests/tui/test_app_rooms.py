@@ -79,7 +79,7 @@ async def test_create_invite_talk_and_answer_an_invitation(
             await wait_until(pilot, lambda: (screen.chat.active or 0) < 0, "the room open")
             room = -(screen.chat.active or 0)
             assert screen.room_list.display
-            assert "Room dev team" in screen_text(app)
+            await wait_until(pilot, lambda: "Room dev team" in screen_text(app), "title drawn")
 
             # Invite bob from the search dialog; bob joins and writes.
             screen.action_invite_to_room()

@@ -54,7 +54,8 @@ async def test_members_typing_mentions_invitation_and_removal(
             await wait_until(
                 pilot, lambda: row_text(screen, ROOM) == f"✉ {ROOM} invites you", "row"
             )
-            assert f"✉ {ROOM}" in screen_text(app)
+            # The screen repaints after the model changes: wait for the drawing too.
+            await wait_until(pilot, lambda: f"✉ {ROOM}" in screen_text(app), "row drawn")
             assert any(
                 n.text == f"You are invited to the room {ROOM}. Select it: a joins, d declines."
                 for n in shown
@@ -63,14 +64,16 @@ async def test_members_typing_mentions_invitation_and_removal(
             screen.room_list.highlighted = 0
             await pilot.press("a")
             await wait_until(pilot, lambda: screen.chat.active == -room, "the room open")
-            assert f"Room {ROOM}" in screen_text(app)
+            await wait_until(pilot, lambda: f"Room {ROOM}" in screen_text(app), "title drawn")
 
             # F4: the members with presence; carol joining is pushed into the pane.
             screen.members_refresh = 0.3  # the periodic refresh (10 s), quick for the test
             await pilot.press("f4")
             await wait_until(pilot, lambda: f"● {OWNER} (owner)" in members_text(screen), "pane")
             assert "● alice" in members_text(screen)
-            assert f"● {OWNER} (owner)" in screen_text(app)  # literally, at 80x24
+            await wait_until(  # literally, at 80x24
+                pilot, lambda: f"● {OWNER} (owner)" in screen_text(app), "pane drawn"
+            )
             assert (await owner.invite(room, carol.uid)).ok
             assert (await carol.join(room)).ok
             await wait_until(pilot, lambda: "carol" in members_text(screen), "carol in the pane")
@@ -121,7 +124,7 @@ async def test_members_typing_mentions_invitation_and_removal(
             assert "no longer in this room" in str(screen.composer.placeholder)
             assert "hey @Alice, look" in conversation_text(screen)
             assert any(n.text == f"You are no longer in the room {ROOM}." for n in shown)
-            assert "no longer a member" in screen_text(app)
+            await wait_until(pilot, lambda: "no longer a member" in screen_text(app), "drawn")
 
             # Another invitation, declined with "d" on its row.
             ops = await owner.create_room("ops")
