@@ -121,12 +121,14 @@ class Inboxes:
             self.close_batch(box)
         floor = self.floor.get(box)
         head = self.head_seq.get(box)
-        if floor is not None and head is not None:
-            return head - floor
-        if floor is None:
-            floor = self.store.inbox_floor(box)
-            self.floor[box] = floor
-        return self.current_head(box) - floor
+        if floor is None or head is None:
+            if floor is None:
+                floor = self.store.inbox_floor(box)
+                self.floor[box] = floor
+            head = self.current_head(box)
+        if head == floor:
+            self.no_receipts.add(box)  # empty: nothing stored owes a receipt
+        return head - floor
 
     def bytes_of(self, box: int) -> int:
         """Bytes stored for ``box`` (its runs, counted whole until deleted, and its rows not
@@ -345,7 +347,28 @@ class Inboxes:
         owed: list[tuple[int, list[tuple[int, int]]]] = []
         store = self.store
         try:
+            # Boxes owing no receipt (room copies, everything delivered): one statement for
+            # all of them (room of 500: one DELETE per member per pass was 14 % of the
+            # relay's CPU, bench_vs_mosquitto room500).
+            no_receipts = self.no_receipts
+            quiet = {
+                box: seq
+                for box, (seq, receipts, _) in due.items()
+                if (not receipts or box in no_receipts) and seq > self.floor.get(box, -1)
+            }
+            if len(quiet) > 1:
+                freed = store.delete_many_through(quiet)
+                head_seq = self.head_seq
+                for box, seq in quiet.items():
+                    head = head_seq.get(box)
+                    if head is not None and seq >= head:
+                        no_receipts.add(box)
+                    self._deleted_through(box, seq, freed.get(box, 0))
+            else:
+                quiet = {}
             for box, (seq, receipts, uid) in due.items():
+                if box in quiet:
+                    continue
                 delivered = store.delete_inbox_through(
                     box,
                     seq,

@@ -109,12 +109,9 @@ def _fan_out(relay: Context, room: int, body: bytes, conn: Connection) -> None:
     sending_box = conn.box
     timestamp = relay.wall
     outgoing = body + OUTGOING_TRUE
-    # Frame headers by seq field length (2 bytes below seq 128, 3 below 16384).
-    short_headers = (pack_header(len(body) + 2, _MESSAGE), pack_header(len(body) + 3, _MESSAGE))
-    outgoing_headers = (
-        pack_header(len(outgoing) + 2, _MESSAGE),
-        pack_header(len(outgoing) + 3, _MESSAGE),
-    )
+    # Frame headers by seq field length (2 bytes below seq 128, 3 below 16384, 4 below 2^21).
+    short_headers = tuple(pack_header(len(body) + size, _MESSAGE) for size in (2, 3, 4))
+    outgoing_headers = tuple(pack_header(len(outgoing) + size, _MESSAGE) for size in (2, 3, 4))
     copy_size = len(outgoing) + 16  # header, body, seq field: at most this
     body_size = len(body) + 5
     outgoing_size = body_size + len(OUTGOING_TRUE)
@@ -145,7 +142,7 @@ def _fan_out(relay: Context, room: int, body: bytes, conn: Connection) -> None:
             header = headers[1]
         elif seq < 0x200000:
             field = bytes((0x40, (seq & 0x7F) | 0x80, ((seq >> 7) & 0x7F) | 0x80, seq >> 14))
-            header = pack_header(len(piece) + 4, _MESSAGE)
+            header = headers[2]
         else:
             field = seq_field(seq)
             header = pack_header(len(piece) + len(field), _MESSAGE)

@@ -144,6 +144,7 @@ class Database:
                 raise StoreError(f"{path}: cannot use WAL journal mode (got {journal!r})")
             con.execute(f"PRAGMA synchronous = {mode}")
             con.execute("PRAGMA foreign_keys = ON")
+            con.execute("PRAGMA cache_size = -16384")
             con.create_function("parley_fold", 1, fold, deterministic=True)
             schema.migrate(con, path, self.dedup_bucket_seconds)
         except BaseException:

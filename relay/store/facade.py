@@ -87,6 +87,7 @@ class Store(Database):
         self.inbox_count = inboxes.inbox_count
         self.inbox_bytes = inboxes.inbox_bytes
         self.delete_inbox_through = inboxes.delete_inbox_through
+        self.delete_many_through = inboxes.delete_many_through
 
         self.devices_of = devices.devices_of
         self.claim_device = devices.claim_device

@@ -468,6 +468,39 @@ def test_inbox_bytes_count_stored_runs_until_they_are_deleted(store: Store) -> N
     assert store.inbox_bytes(alice) == 0
 
 
+def test_delete_many_through_matches_one_box_at_a_time(store: Store) -> None:
+    """The one-statement delete of a pass's deliveries (rooms) frees per box exactly what
+    per-box deletes free, keeps a run delivered in part, and raises each floor."""
+    alice, bob, carol = _users(store, "alice", "bob", "carol")
+    store.append_inbox([_msg(alice, 1), _msg(alice, 2)])  # a run
+    store.append_inbox([_msg(alice, 3)])  # another
+    store.append_inbox([_msg(bob, 1), _msg(bob, 2), _msg(bob, 3)])  # one run
+    store.append_inbox([_msg(carol, 1)])
+    sizes = {seq: len(_frame(seq)) for seq in (1, 2, 3)}
+    freed = store.delete_many_through({alice: 2, bob: 2, carol: 1})
+    assert freed == {alice: sizes[1] + sizes[2], carol: sizes[1]}  # bob's run stays, whole
+    assert [store.inbox_floor(box) for box in (alice, bob, carol)] == [2, 2, 1]
+    assert _stored(store, alice) == [b"m3"]
+    assert _stored(store, bob) == [b"m3"]  # cut at the floor
+    assert _stored(store, carol) == []
+    assert store.delete_many_through({alice: 3, bob: 3}) == {
+        alice: sizes[3],
+        bob: sum(sizes.values()),
+    }
+    assert store._con.execute("SELECT count(*) FROM inbox_runs").fetchone() == (0,)
+    assert [store.head_seq(box) for box in (alice, bob, carol)] == [3, 3, 1]
+
+
+def test_room_copies_store_no_receipt_arrays(store: Store) -> None:
+    """Runs owing no receipt (room copies) keep empty sender and id arrays: nothing owed."""
+    [alice] = _users(store, "alice")
+    store.append_runs([(alice, 1, 2, 0, _frame(1) + _frame(2), None, None)])
+    row = store._con.execute("SELECT senders, client_ids FROM inbox_runs").fetchone()
+    assert row == (b"", b"")
+    assert _stored(store, alice) == [b"m1", b"m2"]
+    assert store.delete_inbox_through(alice, 2).receipts == []
+
+
 # -- dedup ----------------------------------------------------------------------------------
 
 
