@@ -144,7 +144,14 @@ class Database:
                 raise StoreError(f"{path}: cannot use WAL journal mode (got {journal!r})")
             con.execute(f"PRAGMA synchronous = {mode}")
             con.execute("PRAGMA foreign_keys = ON")
+            # A 16 MiB page cache (SQLite's default: 2 MiB, evicted by every pass of a room
+            # of 500, which writes ~2 MiB of runs), and a checkpoint every 10,000 WAL pages
+            # (~40 MiB; default 1,000): runs are inserted and deleted a pass later, so most
+            # pages are rewritten many times between checkpoints and copied once.
+            # bench_vs_mosquitto room500: 1.37 -> 1.11 us per copy, 1:1 unchanged. The cache
+            # fills only with use (idle RSS unchanged).
             con.execute("PRAGMA cache_size = -16384")
+            con.execute("PRAGMA wal_autocheckpoint = 10000")
             con.create_function("parley_fold", 1, fold, deterministic=True)
             schema.migrate(con, path, self.dedup_bucket_seconds)
         except BaseException:
