@@ -25,11 +25,10 @@ import ipaddress
 import logging
 import os
 import queue
-import secrets
 import socket
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 SCRYPT_R = 8
@@ -51,7 +50,7 @@ def _maxmem(n: int, r: int, p: int) -> int:
 
 def hash_password(password: str, n: int) -> str:
     """Salted scrypt hash of ``password`` (slow on purpose: call from a worker thread)."""
-    salt = secrets.token_bytes(SALT_BYTES)
+    salt = os.urandom(SALT_BYTES)  # what secrets.token_bytes does
     digest = hashlib.scrypt(
         password.encode("utf-8", "surrogatepass"),
         salt=salt,
@@ -90,7 +89,9 @@ def verify_password(password: str, stored: str) -> bool:
 
 def new_token() -> tuple[str, bytes]:
     """A fresh resume token (to give the client) and its hash (to store)."""
-    token = secrets.token_urlsafe(32)
+    # secrets.token_urlsafe(32), without importing secrets and random (115 KiB of the idle
+    # relay's RSS, bench_start).
+    token = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode("ascii")
     return token, token_hash(token)
 
 
@@ -122,7 +123,13 @@ class HashWorker:
             # Leave a core to the loop thread: with as many hash threads as cores, ping p99
             # during a login burst doubled on 2 cores (bench_login_burst.py).
             workers = max(1, (os.cpu_count() or 2) - 1)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
+        # Our own small pool, not concurrent.futures (100 KiB of imports in an idle relay,
+        # bench_start): threads start on demand, up to ``workers``, and take jobs in order.
+        self._workers = workers
+        self._threads: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = 0  # threads done with their jobs and not yet handed a new one
+        self._lock = threading.Lock()
         self._done: queue.SimpleQueue[
             tuple[Callable[[Any, BaseException | None], None], Any, BaseException | None]
         ] = queue.SimpleQueue()
@@ -162,7 +169,28 @@ class HashWorker:
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 self._wake_w.send(b"\0")
 
-        self._pool.submit(job)
+        with self._lock:  # as ThreadPoolExecutor: an idle thread takes it, else a new one
+            start = self._idle == 0 and len(self._threads) < self._workers
+            if self._idle:
+                self._idle -= 1
+        if start:
+            thread = threading.Thread(
+                target=self._work, name=f"scrypt_{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        """A pool thread: run jobs until the ``None`` that :meth:`close` sends."""
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            job()
+            with self._lock:
+                self._idle += 1
 
     def enqueue(
         self,
@@ -217,7 +245,14 @@ class HashWorker:
 
     def close(self) -> None:
         self.waiting.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(queue.Empty):  # jobs not started are dropped
+            while True:
+                self._jobs.get_nowait()
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
         self._wake_r.close()
         self._wake_w.close()
 

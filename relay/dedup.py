@@ -25,7 +25,8 @@ pairs (pure, no I/O).
   reported as maybe-present; pairs survive between one and two periods. Growing never
   moves or drops a bit: it adds a slice, and a test looks in every slice of both generations.
 - Memory grows with use, not up front: a generation starts as one slice of
-  ``INITIAL_WORDS`` 64-bit words (128 KiB); once its newest slice holds ``words / 2`` pairs
+  ``INITIAL_WORDS`` 64-bit words (128 KiB of address space, resident only where written);
+  once its newest slice holds ``words / 2`` pairs
   (measured: about 1 false positive in 166,000 tests per full slice) the next slice,
   ``GROWTH`` (8) times larger, is added. The slices of one generation total at most
   ``2**bits_log2`` bits (the last one is cut to fit: with the default 2**26 bits the slices
@@ -46,10 +47,10 @@ pairs (pure, no I/O).
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import time
-from array import array
 from collections.abc import Callable
 
 from relay.store import DedupRecord, Store
@@ -72,8 +73,12 @@ def _hash_and_pattern(secret: bytes, a: int, b: int) -> tuple[int, int]:
     )
 
 
-def _zeroed(words: int) -> array[int]:
-    return array("Q", bytes(8 * words))
+def _zeroed(words: int) -> memoryview:
+    """``words`` zero 64-bit words in an anonymous mapping of their own: the kernel backs a
+    page only once it is written, so an idle relay holds none of the filter (its first 128
+    KiB counted in the idle RSS, bench_start) and a dropped slice goes back whole. Indexing
+    costs what an ``array('Q')`` costs (measured: 18 ms either way for 470,000 updates)."""
+    return memoryview(mmap.mmap(-1, 8 * words)).cast("Q")
 
 
 class PairBloom:
@@ -113,14 +118,14 @@ class PairBloom:
         self._initial_words = initial_words
         self._secret = os.urandom(SECRET_BYTES) if secret is None else secret
         self._max_words = 1 << (bits_log2 - 6)
-        self._previous: list[array[int]] = []
-        self._current: list[array[int]] = []
+        self._previous: list[memoryview] = []
+        self._current: list[memoryview] = []
         self._newest = self._start_generation()
-        self._older: tuple[array[int], ...] = ()  # every slice but the newest, both generations
+        self._older: tuple[memoryview, ...] = ()  # every slice but the newest, both generations
         self.period = period
         self.rotated_at = now
 
-    def _start_generation(self) -> array[int]:
+    def _start_generation(self) -> memoryview:
         self._current = [_zeroed(min(self._initial_words, self._max_words))]
         self._added = 0
         self._capacity = len(self._current[0]) // 2
