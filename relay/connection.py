@@ -163,8 +163,9 @@ class Connection:
         self.paused = False
         self.sync_requested = False
         # v1: (stream offset after the frame, seq, has a client id) of pushed durable messages
-        # not yet written to the socket.
-        self.v1_unacked: deque[tuple[int, int, bool]] = deque()
+        # not yet written to the socket; None while there is none (an empty deque is 0.6 kB:
+        # 6 MB over 10,000 idle v1 sessions, bench_idle).
+        self.v1_unacked: deque[tuple[int, int, bool]] | None = None
         self.bytes_queued = 0
         self.pending_acks: list[bytes] = []  # Ack frames of the read being dispatched
         self.bytes_sent = 0

@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from protocol import chat_pb2 as pb
@@ -198,6 +199,8 @@ def push(relay: Context, conn: Connection, seq: int, frame: bytes, has_id: bool)
     relay.send(conn, frame)
     conn.pushed_seq = seq
     if conn.version < 2:
+        if conn.v1_unacked is None:
+            conn.v1_unacked = deque()
         conn.v1_unacked.append((conn.bytes_queued, seq, has_id))
 
 
@@ -244,9 +247,12 @@ def resume(relay: Context, conn: Connection) -> None:
             if v1:
                 # v1 rows count as delivered once their frame is written: track each frame.
                 offset = conn.bytes_queued
+                if conn.v1_unacked is None:
+                    conn.v1_unacked = deque()
+                unacked = conn.v1_unacked
                 for first_seq, _, frames in runs:
                     for index, end in enumerate(frame_ends(frames)):
-                        conn.v1_unacked.append((offset + end, first_seq + index, True))
+                        unacked.append((offset + end, first_seq + index, True))
                     offset += len(frames)
             relay.send(conn, b"".join(run.frames for run in runs))
             conn.pushed_seq = runs[-1].last_seq
@@ -269,6 +275,8 @@ def note_v1_written(relay: Context, conn: Connection) -> None:
     while unacked and unacked[0][0] <= sent:
         _, last, row_has_id = unacked.popleft()
         has_id = has_id or row_has_id
+    if not unacked:
+        conn.v1_unacked = None  # all written: no deque while idle
     if last:
         relay.inboxes.delivered_through(conn.uid, conn.box, last, has_id)
 

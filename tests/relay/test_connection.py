@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 import ssl
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -121,9 +122,10 @@ def test_dropping_unsent_output_keeps_in_flight_bytes_and_ends_on_a_frame() -> N
     for frame in frames[2500:]:
         conn.queue(frame)
     offset = 0
+    conn.v1_unacked = unacked = deque()
     for seq, frame in enumerate(frames, 1):  # v1 delivery accounting: (stream end, seq, id?)
         offset += len(frame)
-        conn.v1_unacked.append((offset, seq, False))
+        unacked.append((offset, seq, False))
     conn.release_staged()
     assert not conn.flush()  # the peer reads nothing yet: the socket fills up
     conn.queue(frames[0])  # staged (this pass's output): dropped as well
@@ -149,7 +151,7 @@ def test_dropping_unsent_output_keeps_in_flight_bytes_and_ends_on_a_frame() -> N
     kept = [encode_frame(t, p) for t, p in got[:-1]]
     assert kept == frames[: len(kept)] and len(kept) < len(frames)
     # Exactly the frames that reach the peer are still accounted as (to be) delivered.
-    assert [seq for _, seq, _ in conn.v1_unacked] == list(range(1, len(kept) + 1))
+    assert [seq for _, seq, _ in conn.v1_unacked or ()] == list(range(1, len(kept) + 1))
     right.close()
 
 
@@ -164,11 +166,15 @@ def test_staged_frames_wait_for_their_release_or_are_taken_back() -> None:
     conn.queue(committed)
     conn.release_staged()
     conn.queue(lost)  # queued during the pass
-    conn.v1_unacked.append((len(committed) + len(lost), 7, True))
+    conn.v1_unacked = deque([(len(committed) + len(lost), 7, True)])
     assert not conn.flush()  # the released frame is written; the staged one waits
     assert right.recv(1 << 16) == committed
     assert conn.take_staged() == lost
-    assert (conn.pending_bytes, conn.bytes_queued, list(conn.v1_unacked)) == (0, len(committed), [])
+    assert (conn.pending_bytes, conn.bytes_queued, list(conn.v1_unacked or ())) == (
+        0,
+        len(committed),
+        [],
+    )
     assert conn.flush()
     left.close()
     right.close()
@@ -197,9 +203,10 @@ def test_a_v1_frame_the_peer_can_read_over_tls_always_counts_as_written(tmp_path
     conn = Connection(1, relay_side, "test", "test", 1024, 0.0)
     conn.tls = True
     frame = encode_frame(FrameType.MESSAGE, pb.Message(uid=2, msg="x" * 4000))
+    conn.v1_unacked = unacked = deque()
     for seq in range(1, 201):  # 800 KB: far more than the socket buffers hold
         conn.queue(frame)
-        conn.v1_unacked.append((conn.bytes_queued, seq, False))
+        unacked.append((conn.bytes_queued, seq, False))
     conn.release_staged()
     decoder = FrameDecoder(max_frame=1 << 20)
     readable = 0
