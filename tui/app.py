@@ -10,6 +10,10 @@ Invariants:
 - Quitting closes the session first (acknowledgements flushed, a goodbye Reset sent).
 - The app holds no chat state: the main screen's :class:`~tui.state.chat.ChatState` and the
   client library do.
+- Screens and dialogs that only a user action or a rare error opens (help, trust prompt)
+  are imported where they are opened, not at start: every module loaded costs every running
+  client memory (``bench/bench_tui_memory.py``; the help screen with Textual's DataTable is
+  about 0.3 MiB). ``tests/tui/test_lazy_imports.py`` keeps it so.
 """
 
 from __future__ import annotations
@@ -30,12 +34,9 @@ from tui.client.local_socket import local_login_name
 from tui.client.session import ClientSession
 from tui.client.transfer import TransferManager
 from tui.client.trust import FingerprintMismatch
-from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
-from tui.dialogs.trust import TrustDialog
 from tui.messages import SessionEvent
 from tui.net import describe_login_error, run_session
 from tui.relogin import last_chat, relogin_reason
-from tui.screens.help import HelpScreen
 from tui.screens.login import LoginScreen
 from tui.screens.main import MainScreen
 from tui.screens.rooms import room_commands
@@ -99,6 +100,8 @@ class ParleyApp(App[None]):
             if not answer.done():
                 answer.set_result(bool(trusted))
 
+        from tui.dialogs.trust import TrustDialog  # on first use (module docstring: memory)
+
         self.push_screen(TrustDialog(relay_key, fingerprint), answered)
         return await answer
 
@@ -122,6 +125,8 @@ class ParleyApp(App[None]):
         assert error is not None
         relay = self._request.relay if self._request is not None else "the relay"
         if isinstance(error, FingerprintMismatch):
+            from tui.dialogs.fingerprint_changed import FingerprintChangedDialog
+
             self.push_screen(FingerprintChangedDialog(error))
         login = self.login_screen
         if login is not None:
@@ -165,6 +170,8 @@ class ParleyApp(App[None]):
     # --- actions and commands -----------------------------------------------------------
 
     def action_help(self) -> None:
+        from tui.screens.help import HelpScreen  # on first use (module docstring: memory)
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 

@@ -14,14 +14,13 @@ Invariants:
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from tui.client import cli as scripting
 from tui.client.connection import DEFAULT_PORT
 from tui.client.local_socket import find_local_socket
 from tui.client.login import check_device
@@ -33,10 +32,25 @@ SCRIPT_COMMANDS = frozenset({"send", "tail"})
 
 
 def _version() -> str:
+    # Imported here: importlib.metadata (email, zipfile, csv…) is about 1 MiB of RSS that
+    # every TUI start paid for a string only --version prints (bench/bench_tui_memory.py).
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("parley-chat")
     except importlib.metadata.PackageNotFoundError:
         return "(version unknown: not installed as a package)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (see :func:`_version`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Parley chat client (a terminal UI). `parley send --help` and "
         "`parley tail --help` describe the commands for scripts.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     parser.add_argument(
         "--host",
         help="relay host for TLS (default: the relay's Unix socket if found, else the "
@@ -132,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``parley`` console script; returns the exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in SCRIPT_COMMANDS:
+        from tui.client import cli as scripting  # here: the TUI never needs it (~0.5 MiB)
+
         return scripting.main(arguments)
     parser = build_parser()
     args = parser.parse_args(arguments)

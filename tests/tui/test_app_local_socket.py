@@ -25,13 +25,14 @@ async def test_opens_straight_into_the_chat_over_the_socket(
     )
     app = ParleyApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
-        # The main screen is app.screen before its on_mount ran; quitting then would end the
-        # app while it mounts: wait until it is set up (on_mount titles the conversation).
+        # The main screen is app.screen before its on_mount ran (even before it composed:
+        # query, not query_one); quitting then would end the app while it mounts: wait until
+        # it is set up (on_mount titles the conversation).
         await wait_until(
             pilot,
             lambda: (
                 isinstance(app.screen, MainScreen)
-                and app.screen.view.border_title == "Conversation"
+                and any(v.border_title == "Conversation" for v in app.screen.query("#conversation"))
             ),
             "the main screen, mounted",
         )

@@ -23,10 +23,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from tui.client.connection import DEFAULT_PORT
 from tui.settings import AppConfig, LoginRequest, RememberedServer, parse_server
+from tui.widgets.footer import Footer
 
 
 class FormCheckbox(Checkbox, inherit_bindings=False):

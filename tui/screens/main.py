@@ -41,7 +41,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from protocol.validation import text_within_limit
 from tui.buddy_requests import BuddyRequests
@@ -71,6 +71,7 @@ from tui.widgets.buddy_list import BuddyList
 from tui.widgets.composer import Composer
 from tui.widgets.conversation import ConversationView
 from tui.widgets.files_pane import FilesPane
+from tui.widgets.footer import Footer
 from tui.widgets.room_list import RoomList
 from tui.widgets.status_bar import StatusBar
 
