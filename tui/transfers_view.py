@@ -133,6 +133,8 @@ def _status(transfer: Transfer, peer_name: str) -> Content:
     state, reason = transfer.state, clip(transfer.reason, REASON_CHARS)
     peer = clip(peer_name, 40)
     if state is TransferState.OFFERED:
+        if transfer.outgoing and transfer.peer < 0:  # a room's: a copy per member who accepts
+            return Content("open: each member who accepts gets a copy")
         if transfer.outgoing:
             return Content(f"waiting for {peer} to accept")
         return Content("offered — a: accept…, d: decline")

@@ -12,7 +12,8 @@ Invariants:
 - Hostile text (room and member names) reaches the screen only through ``Content``, plain
   ``Static`` s or ``notify(..., markup=False)`` (the toasts).
 - The room list is redrawn from the room table on every room event and with the buddy
-  list (unread counts); the open room closes when the user is no longer in it.
+  list (unread counts); the open room closes when the user is no longer in it. A change
+  of the open room (a rename) renames its title, its composer's placeholder and its board.
 - Live room messages from a user this user blocked are not shown, counted or announced
   (the relay still delivers them: PROTOCOL.md section 12); history pages still hold them.
 - The member pane (F4) shows the open room from the room table; while it is shown the
@@ -55,6 +56,7 @@ from tui.state.chat import ChatState, Notice
 from tui.state.mentions import MentionCounts, mentions
 from tui.state.rooms import RoomRow, room_rows
 from tui.state.roster import CHAT_TYPES
+from tui.widgets.board_pane import BoardPane
 from tui.widgets.conversation import ConversationView, PageLoader
 from tui.widgets.member_pane import MEMBERS_REFRESH, MemberPane
 from tui.widgets.room_list import RoomList
@@ -213,11 +215,24 @@ class RoomScreen(Screen[None]):
             return False  # the chat state shows and counts it as any message
         elif not isinstance(event, RoomChanged):
             return False
-        elif self.chat.active == event.room.peer:  # renamed: the open room's title follows
-            name = safe_name(event.room.name, event.room.id)
-            self.view.border_title = Content.assemble("Room ", (name, "bold"))
+        elif self.chat.active == event.room.peer:  # maybe renamed: the open room follows
+            self._retitle(event.room)
         self.refresh_rooms()
         return True
+
+    def _retitle(self, room: RoomInfo) -> None:
+        """Name the open room by its current name: the view's title, the composer's
+        placeholder and the room's board."""
+        name = safe_name(room.name, room.id)
+        self.view.border_title = Content.assemble("Room ", (name, "bold"))
+        composer = self.query_one("#composer", TextArea)
+        if not composer.disabled:
+            composer.placeholder = Content.assemble(
+                "Message ", name, " — Enter sends, Ctrl+J new line"
+            )
+        board = self.query_one("#board", BoardPane)
+        if board.peer == room.peer and board.peer_name != name:
+            board.open_peer(room.peer, name)
 
     def _count_mention(self, event: MessageReceived) -> None:
         entry = event.entry

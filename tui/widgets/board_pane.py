@@ -90,7 +90,9 @@ class BoardPane(TabPane):
         peer = self.peer
         if peer is None:
             return
-        title = Content.assemble("Board with ", (self.peer_name, "bold"))
+        title = Content.assemble(  # a room (negative id) or a buddy
+            "Board of the room " if peer < 0 else "Board with ", (self.peer_name, "bold")
+        )
         self.canvas.show(peer, self.book.board(peer), title)
         self._update_note()
 
