@@ -54,7 +54,7 @@ def build_history(path: Path, count: int, seed: int = 7) -> None:
         now = start + i * step
         if i % 2:
             entry = store.add_outgoing(PEER, pb.Message.MESSAGE, text=f"{i} {text}", now=now)
-            store.mark_sent(entry.msg_id, 0, int(now))
+            store.mark_sent(entry.msg_id, 0)
         else:
             message = pb.Message(
                 uid=PEER,

@@ -25,6 +25,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 from textual.filter import LineFilter
 from textual.message_pump import MessagePump
 from textual.screen import Screen
@@ -42,6 +43,7 @@ from tui.screens.main import MainScreen
 from tui.screens.rooms import room_commands
 from tui.settings import AppConfig, LoginRequest, load_remembered
 from tui.terminal import TerminalProfile
+from tui.terminal_keys import install_key_parser
 
 
 class ParleyApp(App[None]):
@@ -68,6 +70,10 @@ class ParleyApp(App[None]):
         self.session: ClientSession | None = None
         self.transfers: TransferManager | None = None
         self._request: LoginRequest | None = None
+
+    def get_driver_class(self) -> type[Driver]:
+        install_key_parser()  # Alt+Enter read as such, also inside tmux (tui/terminal_keys.py)
+        return super().get_driver_class()
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         return [*super().get_line_filters(), *self.terminal.line_filters]
@@ -205,6 +211,11 @@ class ParleyApp(App[None]):
                 main.action_switch_conversation,
             )
             yield SystemCommand(
+                "Search history",
+                "Find text in this chat or all chats, and jump to it (Ctrl+F)",
+                main.action_search_history,
+            )
+            yield SystemCommand(
                 "Re-send failed messages",
                 "Send the failed messages of this chat again",
                 main.action_resend_failed,
@@ -235,6 +246,11 @@ class ParleyApp(App[None]):
                 "Send files",
                 "Pick files to send to the buddy of the open chat (Ctrl+T)",
                 main.action_send_file,
+            )
+            yield SystemCommand(
+                "Mute / unmute this chat",
+                "No bell, title count or toast for the open chat (m on a buddy or room row)",
+                main.toggle_mute,
             )
             for title, help_text, callback in room_commands(main):
                 yield SystemCommand(title, help_text, callback)

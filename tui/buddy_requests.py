@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from protocol import chat_pb2 as pb
 from tui.client.login import SessionError
@@ -29,8 +30,11 @@ REQUEST_ERRORS = (SessionError, TimeoutError, ConnectionError)
 class BuddyRequests:
     """See the module docstring."""
 
-    def __init__(self, session: ClientSession) -> None:
+    def __init__(
+        self, session: ClientSession, on_remove: Callable[[int], None] = lambda uid: None
+    ) -> None:
         self.session = session
+        self.on_remove = on_remove  # told before a removal is asked for (its end is ours)
 
     async def refresh(self) -> None:
         """Ask for the buddy list (the answer arrives as an event; failures are ignored)."""
@@ -51,6 +55,7 @@ class BuddyRequests:
 
     async def remove(self, uid: int, name: str, *, declined: bool = False) -> Notice:
         """Remove buddy ``uid`` — or, with ``declined``, decline their request."""
+        self.on_remove(uid)
         try:
             code = await self.session.remove_buddy(uid)
         except REQUEST_ERRORS as exc:

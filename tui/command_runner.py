@@ -23,6 +23,8 @@ from tui.client.login import SessionError
 from tui.client.rooms import RoomResult
 from tui.commands import PLACEHOLDER, Command, Refused, Send, parse
 from tui.display import safe_name
+from tui.screens.attention import MuteRequested
+from tui.screens.finding import SearchRequested
 from tui.screens.rooms import RoomScreen
 from tui.state.chat import Notice
 from tui.widgets.composer import Composer
@@ -154,6 +156,15 @@ class CommandRunner:
         _, sender_name = screen.history_loader(peer)
         own, name = safe_name(screen.session.username), screen.chat.name_of(peer)
         screen.view.open(peer, own, name, lambda before, limit: [], sender_name)
+
+    def _search(self, command: Command) -> None:
+        self.screen.post_message(SearchRequested(command.rest))  # tui/screens/finding.py
+
+    def _mute(self, command: Command) -> None:
+        self.screen.post_message(MuteRequested(True))  # tui/screens/attention.py
+
+    def _unmute(self, command: Command) -> None:
+        self.screen.post_message(MuteRequested(False))
 
     def _help(self, command: Command) -> None:
         # The app's own action (F1): importing the help screen here would close an import

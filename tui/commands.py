@@ -40,6 +40,9 @@ COMMANDS: dict[str, Spec] = {
         Spec("ignore", "NAME", "Block NAME on the relay; hide their room messages", 1),
         Spec("unignore", "NAME", "Unblock NAME", 1),
         Spec("clear", "", "Clear the conversation view (the history stays)"),
+        Spec("mute", "", "No bell, title count or toast for the open chat (unread still counts)"),
+        Spec("unmute", "", "Bell, title count and toasts again for the open chat"),
+        Spec("search", "[TEXT]", "Search the history, this chat or all (Ctrl+F)"),
         Spec("help", "", "List the keys and these commands"),
         Spec("quit", "", "Quit Parley"),
     )

@@ -9,7 +9,9 @@ Invariants:
   text: widgets put it into ``Content``/``Segment`` objects, never parse it as markup.
 - Display work is bounded whatever the input: a message shows at most
   :data:`DISPLAY_CHARS` characters and :data:`DISPLAY_LINES` wrapped lines, then a notice
-  saying how much was cut. The full text stays in the history database.
+  saying how much was cut and how to read it all (:func:`more_notice`; the conversation
+  view opens the whole text in :class:`~tui.dialogs.full_message.FullMessageDialog`). The
+  full text stays in the history database.
 """
 
 from __future__ import annotations
@@ -127,19 +129,19 @@ def state_mark(state: MessageState) -> StateMark:
 @dataclass(frozen=True)
 class DisplayText:
     text: str  # cleaned, at most DISPLAY_CHARS characters
-    notice: str | None  # "… (message truncated, N KB)" when cut
+    notice: str | None  # "… N more characters: …" when cut
 
 
 def display_text(text: str, limit: int = DISPLAY_CHARS) -> DisplayText:
     """The part of ``text`` to show; only the first ``limit`` characters are examined."""
     if len(text) <= limit:
         return DisplayText(printable_text(text), None)
-    size = len(text.encode("utf-8", "surrogatepass"))
-    return DisplayText(printable_text(text[:limit]), truncation_notice(size))
+    return DisplayText(printable_text(text[:limit]), more_notice(len(text) - limit, "characters"))
 
 
-def truncation_notice(size_bytes: int) -> str:
-    return f"… (message truncated, {max(1, round(size_bytes / 1024))} KB)"
+def more_notice(hidden: int, unit: str) -> str:
+    """The line under a cut message: how much more there is, and how to read it all."""
+    return f"… {hidden:,} more {unit}: click (or Enter) to read all"
 
 
 _TOKENS = re.compile(r"\S+|\s+")

@@ -80,6 +80,8 @@ def rows_of(where: str, bindings: Iterable[BindingType]) -> list[KeyRow]:
 
 def key_rows(app_bindings: Sequence[BindingType]) -> list[KeyRow]:
     """The whole table, in the order a newcomer reads it."""
+    from tui.dialogs.search import SearchDialog
+    from tui.screens.finding import HistoryFinding
     from tui.screens.main import MainScreen
     from tui.screens.rooms import RoomScreen
     from tui.widgets.board_canvas import BoardCanvas
@@ -94,6 +96,8 @@ def key_rows(app_bindings: Sequence[BindingType]) -> list[KeyRow]:
     ]
     rows += rows_of("Main screen", MainScreen.BINDINGS)
     rows += rows_of("Main screen", RoomScreen.BINDINGS)
+    rows += rows_of("Main screen", HistoryFinding.BINDINGS)
+    rows += [KeyRow("Main screen", "Alt+1 … Alt+9", "Open chat 1…9 (its number in the lists)")]
     rows += rows_of("Buddies", BuddyList.BINDINGS)
     rows += [row for row in EXTRA_ROWS if row.where == "Buddies"]
     rows += rows_of("Rooms", RoomList.BINDINGS)
@@ -101,6 +105,7 @@ def key_rows(app_bindings: Sequence[BindingType]) -> list[KeyRow]:
     rows += [KeyRow("Composer commands", use, text) for use, text in command_lines()]
     rows += rows_of("Conversation", ConversationView.BINDINGS)
     rows += [row for row in EXTRA_ROWS if row.where == "Conversation"]
+    rows += rows_of("Search dialog", SearchDialog.BINDINGS)
     rows += rows_of("Board", BoardCanvas.BINDINGS) + rows_of("Board", BoardPane.BINDINGS)
     early = ("Everywhere", "Buddies", "Conversation")
     rows += [row for row in EXTRA_ROWS if row.where not in early]

@@ -19,12 +19,15 @@ Invariants:
   and a ROOM_EVENT is one line saying what happened (``alice invited bob``).
 - In a room an incoming message that mentions this user (``@own_name``,
   :func:`tui.state.mentions.mentions`) is drawn in the ``mention`` style.
+- The "new messages" marker (:meth:`Timeline.set_marker`) is one line of its own, drawn
+  right before the head line of the message it names (after that message's day separator)
+  while that message is loaded; it belongs to no message (``local_id`` None).
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -41,12 +44,15 @@ from tui.display import (
     format_clock,
     format_day,
     format_size,
+    more_notice,
     state_mark,
     wrap_cells,
 )
 from tui.state.mentions import mentions
+from tui.state.roster import CHAT_TYPES
 
 GUTTER = 9  # "HH:MM" + " " + 2-cell state glyph + " "
+NEW_MESSAGES = "new messages"  # the marker line's label: "──── new messages ────"
 Span = tuple[str, str]  # (text, style key; "" = the widget's base style)
 
 
@@ -71,6 +77,20 @@ def _file_description(entry: HistoryEntry) -> str:
     return f"offers {name} ({format_size(size)})"
 
 
+def count_back_unread(
+    entries: Sequence[HistoryEntry], unread: int
+) -> tuple[HistoryEntry | None, int]:
+    """Walk ``entries`` (oldest first) from the newest, counting incoming chat messages
+    (what unread counts count): the entry that is the ``unread``-th, and how many are still
+    to count (0 when found; otherwise the caller continues with the page before)."""
+    for entry in reversed(entries):
+        if not entry.outgoing and entry.type in CHAT_TYPES:
+            unread -= 1
+            if unread <= 0:
+                return entry, 0
+    return None, unread
+
+
 class Timeline:
     """The lines of one conversation for a given width (see the module docstring)."""
 
@@ -92,6 +112,7 @@ class Timeline:
         self._cache: dict[int, list[Line]] = {}
         self.lines: list[Line] = []
         self._start: dict[int, int] = {}  # local_id → index of its head line
+        self.marker: int | None = None  # the first unread message: the marker goes before it
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -117,6 +138,11 @@ class Timeline:
         """Index of the head line of message ``local_id`` (None if not here)."""
         return self._start.get(local_id)
 
+    def marker_line(self) -> int | None:
+        """Index of the "new messages" line (None: no marker, or its message not loaded)."""
+        head = self._start.get(self.marker) if self.marker is not None else None
+        return head - 1 if head is not None else None
+
     def entry_at(self, index: int) -> HistoryEntry | None:
         """The message drawn on line ``index`` (None for separators and beyond the end)."""
         if not 0 <= index < len(self.lines):
@@ -139,6 +165,12 @@ class Timeline:
         self._cache.clear()
         self._rebuild()
         return True
+
+    def set_marker(self, local_id: int | None) -> None:
+        """Draw the "new messages" line before message ``local_id`` (None: no marker)."""
+        if local_id != self.marker:
+            self.marker = local_id
+            self._rebuild()
 
     def clear(self) -> None:
         self.entries.clear()
@@ -231,6 +263,9 @@ class Timeline:
         if previous is None or day_of(previous.timestamp) != day:
             label = format_day(day, self._today())
             self.lines.append(Line(((day_separator(label, self._width), "day"),), None))
+        if entry.local_id == self.marker and entry.local_id is not None:
+            marker = day_separator(NEW_MESSAGES, self._width)
+            self.lines.append(Line(((marker, "marker"),), None))
         self._start[entry.local_id or 0] = len(self.lines)
         self.lines.extend(self._message_lines(entry))
 
@@ -262,7 +297,7 @@ class Timeline:
         if len(chunks) > DISPLAY_LINES:
             hidden = len(chunks) - DISPLAY_LINES
             chunks = chunks[:DISPLAY_LINES]
-            notice = notice or f"… ({hidden:,} more lines not shown)"
+            notice = notice or more_notice(hidden, "lines")
         head: tuple[Span, ...] = (
             (format_clock(entry.timestamp), "time"),
             (" ", ""),
@@ -275,7 +310,8 @@ class Timeline:
         indent = " " * GUTTER
         lines = [Line(head, local_id, head=True)]
         lines.extend(Line(((indent, ""), (chunk, body_style)), local_id) for chunk in chunks[1:])
-        if notice is not None:
-            lines.append(Line(((indent, ""), (notice, "notice")), local_id))
+        if notice is not None:  # wrapped: narrow views show all of it
+            notices = wrap_cells(notice, avail)
+            lines.extend(Line(((indent, ""), (part, "notice")), local_id) for part in notices)
         self._cache[local_id] = lines
         return lines

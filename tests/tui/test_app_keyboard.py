@@ -76,6 +76,6 @@ async def test_keyboard_navigation_palette_and_help(
         await wait_until(pilot, lambda: "Ctrl+N" in screen_text(app), "help table")
         # Rows below the fold (an 80x24 terminal) are in the table, one scroll away.
         keys = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
-        assert "Ctrl+J / Shift+Enter" in keys and "Space" in keys  # composer, board
+        assert "Ctrl+J / Alt+Enter" in keys and "Space" in keys  # composer, board
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, "help closed")

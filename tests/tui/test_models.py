@@ -59,7 +59,7 @@ def test_display_text_is_clean_and_bounded() -> None:
     assert shown.text == "[31mred[0m    tab" and shown.notice is None
     big = display_text("é" * 600_000)
     assert len(big.text) == DISPLAY_CHARS
-    assert big.notice == "… (message truncated, 1172 KB)"
+    assert big.notice == "… 596,000 more characters: click (or Enter) to read all"
 
 
 def test_names_and_previews() -> None:

@@ -205,11 +205,12 @@ def test_buddy_list_changes_announce_requests_and_acceptances(chat: ChatState) -
     assert chat.relations() == {BOB: pb.User.BUDDY, 4: pb.User.BUDDY, 5: pb.User.REQUEST_RECEIVED}
 
 
-def test_the_open_chat_closes_when_its_peer_stops_being_a_buddy(chat: ChatState) -> None:
+def test_the_open_chat_closes_when_the_user_removes_its_buddy(chat: ChatState) -> None:
     chat.open(CAROL)
     chat.apply(received(CAROL, pb.Message.INPUTING, ""), now=0.0)
+    chat.removing_buddy(CAROL)
     update = chat.apply(BuddyListChanged((buddy(BOB, "bob"),)), now=0.1)
-    assert update.close_conversation
+    assert update.close_conversation and update.notices == []
     assert chat.active is None
     assert not chat.typing.is_typing(CAROL, 0.1)
     kept = chat.apply(BuddyListChanged((buddy(BOB, "bob"),)), now=0.2)

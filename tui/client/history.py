@@ -12,6 +12,9 @@ Invariants:
   the user's devices (SENT from the start; ``peer`` is whom it went to).
 - Only the types in :data:`UNREAD_TYPES` are read by a person in the chat, so only they
   count as unread.
+- ``timestamp`` is the relay's time for a message from the relay (incoming, or a copy of
+  one sent from another device) and the local time it was written for one sent from this
+  installation, however late it went out.
 - A room (PROTOCOL.md section 10) is a conversation whose ``peer`` is the negative room id
   (:func:`room_peer`); its incoming entries name who wrote them in ``sender`` (it may be
   this user's own uid: a message of theirs replayed with the room's history). ``sender``

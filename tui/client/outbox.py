@@ -11,6 +11,8 @@ Invariants:
   full): the entry is retried on the normal schedule (still bounded).
 - ``resend`` is the only way out of FAILED besides a late Ack OK, and it restarts the attempt
   budget. Transport and clock are the caller's: this class returns what to send and when.
+- An entry keeps the time it was written: the Ack's timestamp (when the relay stored it,
+  maybe hours later for a message written offline) is not stored.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ class Outbox:
             return self.store.mark_delivered(ack.id)
         if ack.code == pb.Ack.OK:
             self._due.pop(ack.id, None)
-            return self.store.mark_sent(ack.id, ack.seq, ack.timestamp)
+            return self.store.mark_sent(ack.id, ack.seq)
         if ack.code in TRANSIENT_CODES:
             entry = self.store.find_outgoing(ack.id)
             if entry is not None and self.policy.exhausted(entry.attempts):

@@ -150,6 +150,7 @@ class LocalStore:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self.closed = False  # True once closed: late writers (last-seen stamps) skip
         self._db.row_factory = None
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         self._db.executescript(_SCHEMA)
@@ -178,6 +179,7 @@ class LocalStore:
     def close(self) -> None:
         self._db.commit()
         self._db.close()
+        self.closed = True
 
     def commit(self) -> None:
         self._db.commit()
@@ -258,23 +260,47 @@ class LocalStore:
         before: int | None = None,
         limit: int = 50,
         types: Iterable[int] | None = None,
+        after: int | None = None,
     ) -> list[HistoryEntry]:
         """Up to ``limit`` messages with ``peer`` older than local id ``before`` (newest page
         when None), oldest first. Pass the first entry's ``local_id`` as ``before`` to page
-        back. ``types`` restricts to those ``Message.type`` values."""
+        back. ``types`` restricts to those ``Message.type`` values. With ``after``: the
+        oldest ``limit`` messages newer than it instead (paging forward)."""
         sql = f"SELECT {_COLUMNS} FROM messages WHERE peer = ?"
         args: list[object] = [peer]
         if before is not None:
             sql += " AND local_id < ?"
             args.append(before)
+        if after is not None:
+            sql += " AND local_id > ?"
+            args.append(after)
         if types is not None:
             wanted = sorted(set(types))
             sql += f" AND type IN ({','.join('?' * len(wanted))})"
             args.extend(wanted)
-        sql += " ORDER BY local_id DESC LIMIT ?"
+        sql += f" ORDER BY local_id {'ASC' if after is not None else 'DESC'} LIMIT ?"
         args.append(limit)
         rows = self._db.execute(sql, args).fetchall()
-        return [_entry(row) for row in reversed(rows)]
+        entries = [_entry(row) for row in rows]
+        return entries if after is not None else entries[::-1]
+
+    def search(
+        self, pattern: str, *, types: Iterable[int], peer: int | None = None, limit: int = 201
+    ) -> list[HistoryEntry]:
+        """Messages whose text matches the LIKE ``pattern`` (escape character ``\\``; see
+        :func:`tui.search.like_pattern`), of ``peer`` only unless None, newest first."""
+        wanted = sorted(set(types))
+        sql = (
+            f"SELECT {_COLUMNS} FROM messages WHERE text LIKE ? ESCAPE '\\' "
+            f"AND type IN ({','.join('?' * len(wanted))})"
+        )
+        args: list[object] = [pattern, *wanted]
+        if peer is not None:
+            sql += " AND peer = ?"
+            args.append(peer)
+        sql += " ORDER BY local_id DESC LIMIT ?"
+        args.append(limit)
+        return [_entry(row) for row in self._db.execute(sql, args).fetchall()]
 
     def count(self, peer: int) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM messages WHERE peer = ?", (peer,))
@@ -482,6 +508,16 @@ class LocalStore:
         ).fetchall()
         return [_entry(row) for row in rows]
 
+    def failed(self, peer: int) -> list[HistoryEntry]:
+        """Every outgoing FAILED entry of the conversation with ``peer``, oldest first (what
+        "re-send failed" acts on, loaded on screen or not)."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE peer = ? AND outgoing = 1 AND state = ? "
+            "ORDER BY local_id",
+            (peer, int(MessageState.FAILED)),
+        ).fetchall()
+        return [_entry(row) for row in rows]
+
     def record_attempt(self, msg_id: int) -> int:
         """Count one more send of ``msg_id``; returns the new count (committed)."""
         self._db.execute(
@@ -505,12 +541,13 @@ class LocalStore:
         self._db.commit()
         return self.find_outgoing(msg_id) if cursor.rowcount else None
 
-    def mark_sent(self, msg_id: int, seq: int, timestamp: int) -> HistoryEntry | None:
-        """Ack OK: PENDING/FAILED → SENT. None if unknown or already SENT/DELIVERED."""
+    def mark_sent(self, msg_id: int, seq: int) -> HistoryEntry | None:
+        """Ack OK: PENDING/FAILED → SENT. None if unknown or already SENT/DELIVERED. The
+        row keeps the time it was written (an outbox message may go out hours later)."""
         return self._transition(
             msg_id,
-            "state = ?, seq = ?, timestamp = ?, code = 0",
-            (int(MessageState.SENT), to_sql_u64(seq) if seq else None, timestamp),
+            "state = ?, seq = ?, code = 0",
+            (int(MessageState.SENT), to_sql_u64(seq) if seq else None),
             (MessageState.PENDING, MessageState.FAILED),
         )
 

@@ -1,4 +1,5 @@
 """``SwitchConversationDialog``: jump to a buddy's conversation by typing part of the name.
+Past chats (history with someone who is no buddy any more) follow the buddies, marked so.
 
 Invariants: local filtering only (no network); names shown as ``Content``; returns the
 chosen uid or None (Escape).
@@ -6,6 +7,7 @@ chosen uid or None (Escape).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -43,9 +45,10 @@ class SwitchConversationDialog(ModalScreen[int | None]):
         Binding("down", "focus_matches", "Matches", show=False),
     ]
 
-    def __init__(self, buddies: list[RosterRow]) -> None:
+    def __init__(self, buddies: list[RosterRow], past: Sequence[tuple[int, str]] = ()) -> None:
         super().__init__()
         self.buddies = buddies
+        self.past = past  # (uid, name) of former buddies with history
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -68,6 +71,10 @@ class SwitchConversationDialog(ModalScreen[int | None]):
                 (f" ({row.unread})" if row.unread else "", "bold $text-accent"),
             )
             options.append(Option(prompt, id=f"uid-{row.uid}"))
+        for uid, name in self.past:
+            if not needle or needle in name.casefold():
+                prompt = Content.assemble(("  ", ""), name, (" (not a buddy)", "$text-muted"))
+                options.append(Option(prompt, id=f"uid-{uid}"))
         matches = self.query_one("#matches", OptionList)
         matches.set_options(options)
         if options:

@@ -61,7 +61,7 @@ from tui.display import safe_name
 from tui.feed import TransfersLoaded
 from tui.messages import SessionEvent
 from tui.relogin import remember_chat
-from tui.screens.rooms import RoomScreen
+from tui.screens.attention import AttentionScreen
 from tui.settings import AppConfig
 from tui.state.chat import ChatState, ChatUpdate, Notice, Redraw
 from tui.state.roster import RosterRow, RowKind, stored_unread
@@ -76,7 +76,7 @@ from tui.widgets.room_list import RoomList
 from tui.widgets.status_bar import StatusBar
 
 
-class MainScreen(RoomScreen):
+class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
     """The chat screen; see the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -103,7 +103,7 @@ class MainScreen(RoomScreen):
         self.chat = ChatState(
             session.buddies.values(), session.state, peer_name=session.store.peer_name
         )
-        self.requests = BuddyRequests(session)
+        self.requests = BuddyRequests(session, on_remove=self.chat.removing_buddy)
         self.toasts = Toasts()  # one toast per notice key (a burst of messages: one)
         self._roster_dirty = False
         self._read_dirty = False
@@ -212,16 +212,17 @@ class MainScreen(RoomScreen):
     # --- conversation -----------------------------------------------------------------------
 
     def open_conversation(self, uid: int, *, focus: bool = True) -> None:
-        had_unread = self.chat.open(uid)
+        unread = self.chat.unread.get(uid)  # the "new messages" line goes before these
+        self.chat.open(uid)
         store = self.session.store
         name = self.name_of(uid)
-
         load, sender_name = self.history_loader(uid)  # a room: its events and senders too
         self.view.open(uid, safe_name(self.session.username), name, load, sender_name)
+        self.view.mark_new_messages(unread)
         title = "Room " if uid < 0 else "Chat with "
         self.view.border_title = Content.assemble(title, (name, "bold"))
         self.board_pane.open_peer(uid, name)
-        if had_unread:
+        if unread:
             store.mark_read(uid)
         remember_chat(self.session, uid)  # reopened after the next login (tui/relogin.py)
         composer = self.composer
@@ -283,7 +284,7 @@ class MainScreen(RoomScreen):
             files.action_send_files()
 
     def action_resend_failed(self) -> None:
-        failed = self.view.failed_messages()
+        failed = self.session.store.failed(self.chat.active) if self.chat.active else []
         if not failed:
             self.notify("No failed messages in this conversation.")
             return
@@ -360,15 +361,14 @@ class MainScreen(RoomScreen):
 
     def action_switch_conversation(self) -> None:
         rows = [row for row in self.chat.roster(time.monotonic()) if row.kind is RowKind.BUDDY]
-        if not rows:
+        past = self.chat.past_chats(self.session.store.conversations())  # former buddies
+        if not rows and not past:
             self.notify("No buddies yet: Ctrl+N finds people to add.")
             return
-
-        def chosen(uid: int | None) -> None:
-            if uid is not None:
-                self.open_conversation(uid)
-
-        self.app.push_screen(SwitchConversationDialog(rows), chosen)
+        self.app.push_screen(
+            SwitchConversationDialog(rows, past),
+            lambda uid: self.open_conversation(uid) if uid is not None else None,
+        )
 
     def action_show_pane(self, pane: str) -> None:
         """Show workspace pane ``pane`` and focus it; if it is already shown, go back to

@@ -243,6 +243,8 @@ class RoomScreen(Screen[None]):
         if entry.peer == self.chat.active and self.chat.chat_shown:
             return  # looked at
         self.mentions.add(entry.peer)
+        if self.chat.muted(entry.peer):
+            return  # counted, silently (tui/screens/attention.py)
         who = safe_name(self.chat.name_of(entry.sender), entry.sender)
         self.show_notice(
             Notice(

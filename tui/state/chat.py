@@ -30,8 +30,12 @@ Invariants:
 - A message of the open conversation is "seen" only while the chat pane is shown
   (:meth:`ChatState.show_chat`); with the Board or Files tab in front it counts as unread
   and is announced like any other, until the chat is shown again.
-- The open conversation is with a buddy or a room (its negative id): when the peer stops
-  being a buddy, the update says to close it.
+- The open conversation is with a buddy, a former buddy or a room (its negative id). When
+  a buddy's relation ends because this user removed or blocked them (the uids announced by
+  :meth:`ChatState.removing_buddy`, or relation BLOCKED), the update says to close their
+  chat. When it ends from the other side (they removed us, or blocked us, which looks the
+  same: PROTOCOL.md section 12), a notice says so and their chat stays open; its history
+  stays in the store and reachable (:meth:`ChatState.past_chats`, offered by Ctrl+O).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from tui.client.events import (
     ResetReceived,
     SyncCompleted,
 )
-from tui.client.history import HistoryEntry, MessageState, describe_failure
+from tui.client.history import Conversation, HistoryEntry, MessageState, describe_failure
 from tui.client.trust import FingerprintMismatch
 from tui.display import preview, safe_name
 from tui.state.roster import CHAT_TYPES, RosterRow, UnreadCounts, build_roster
@@ -126,7 +130,9 @@ class ChatState:
         self.burst_at = float("-inf")  # when its last message came
         self.chat_shown = True  # the chat pane (not Board or Files) is in front
         self.was_connected = False
+        self.removing: set[int] = set()  # buddies this user is removing (not news)
         self._peer_name = peer_name
+        self.muted: Callable[[int], bool] = lambda peer: False  # no toast (tui/screens/attention)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -141,6 +147,19 @@ class ChatState:
 
     def relations(self) -> dict[int, int]:
         return {uid: buddy.relation for uid, buddy in self.buddies.items()}
+
+    def past_chats(self, conversations: Iterable[Conversation]) -> list[tuple[int, str]]:
+        """The one-to-one conversations with history whose peer is not a buddy (any more):
+        ``(uid, name)``, most recent first (``conversations`` comes that way)."""
+        return [
+            (c.peer, safe_name(c.username, c.peer))
+            for c in conversations
+            if c.peer > 0 and self._relation(c.peer) != pb.User.BUDDY
+        ]
+
+    def _relation(self, uid: int) -> int | None:
+        buddy = self.buddies.get(uid)
+        return buddy.relation if buddy is not None else None
 
     def typing_in_open_chat(self, now: float) -> str | None:
         """The name of the open chat's peer while they are typing, else None."""
@@ -159,6 +178,11 @@ class ChatState:
 
     def close(self) -> None:
         self.active = None
+
+    def removing_buddy(self, uid: int) -> None:
+        """This user asked the relay to remove ``uid``: the end of that relation is theirs,
+        not news (see the module docstring)."""
+        self.removing.add(uid)
 
     def read_open_chat(self) -> int | None:
         """The open chat was seen: its unread count goes; returns its peer (None: no chat,
@@ -276,7 +300,7 @@ class ChatState:
         self.unread.bump(peer, entry.local_id)
         if event.backlog:
             self.backlog[peer] = self.backlog.get(peer, 0) + 1
-        else:
+        elif not self.muted(peer):  # a muted chat counts, silently
             update.notices.append(self._burst_notice(entry, now))
 
     def _burst_notice(self, entry: HistoryEntry, now: float) -> Notice:
@@ -337,18 +361,42 @@ class ChatState:
             ):
                 update.notices.append(Notice(f"{name} accepted your buddy request."))
         self.buddies = new
+        ended_here = self._relations_ended(old, new, update)
         for uid in self.typing.typing(now):
             if uid > 0 and uid not in new:  # a room's marker (negative id) is not a buddy's
                 self.typing.stop(uid)
-        active = self.active
-        if (
-            active is not None
-            and active > 0  # a room (its negative id) closes on RoomRemoved, not here
-            and (active not in new or new[active].relation != pb.User.BUDDY)
-        ):
-            self.active = None
+        if self.active is not None and self.active in ended_here:
+            self.active = None  # a room (its negative id) closes on RoomRemoved, not here
             update.close_conversation = True
         update.roster = Redraw.NOW
+
+    def _relations_ended(
+        self, old: dict[int, Buddy], new: dict[int, Buddy], update: ChatUpdate
+    ) -> set[int]:
+        """Buddies of ``old`` who are no buddies in ``new``: a notice for those who ended it
+        from their side; returns those this user ended (removed or blocked)."""
+        ended_here: set[int] = set()
+        for uid, before in old.items():
+            after = new.get(uid)
+            if before.relation != pb.User.BUDDY or (
+                after is not None and after.relation == pb.User.BUDDY
+            ):
+                continue
+            if uid in self.removing or (after is not None and after.relation == pb.User.BLOCKED):
+                ended_here.add(uid)
+                continue
+            name = safe_name(before.username, uid)
+            update.notices.append(
+                Notice(
+                    f"{name} removed you from their buddies. Your chat history stays: Ctrl+O "
+                    "opens it.",
+                    title="Buddy removed",
+                    severity="warning",
+                    timeout=15,
+                )
+            )
+        self.removing = {uid for uid in self.removing if self._relation(uid) == pb.User.BUDDY}
+        return ended_here
 
     def _synced(self, update: ChatUpdate) -> None:
         if not self.backlog:

@@ -17,7 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from protocol import chat_pb2 as pb
@@ -58,6 +58,10 @@ class UnreadCounts:
     @property
     def total(self) -> int:
         return sum(self._counts.values())
+
+    def total_where(self, keep: Callable[[int], bool]) -> int:
+        """The total over the peers ``keep`` accepts (e.g. the chats not muted)."""
+        return sum(n for peer, n in self._counts.items() if keep(peer))
 
 
 def chat_unread(newest_last: Sequence[HistoryEntry], stored_unread: int) -> int:

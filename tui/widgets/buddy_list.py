@@ -13,11 +13,16 @@ Invariants:
   dot, the unread count and the typing marker stay visible; the full name is the row's
   tooltip and the open chat's title.
 - Accept/decline show in the footer only on an incoming request; remove only on a buddy or
-  one of our pending requests (``check_action``).
+  one of our pending requests (``check_action``); mute (``m``) only on a buddy.
+- The first nine buddy rows carry their chat number (Alt+1…9,
+  :func:`tui.state.attention.numbered_chats`); the room list continues the count.
+- While :attr:`BuddyList.presence_known` is False (the own connection is down) every
+  buddy's presence shows as unknown (``◌``), never as online.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.cells import cell_len, chop_cells
@@ -34,7 +39,9 @@ ACTIONS_BY_KIND: dict[str, frozenset[RowKind]] = {
     "accept": frozenset({RowKind.INCOMING}),
     "decline": frozenset({RowKind.INCOMING}),
     "remove": frozenset({RowKind.BUDDY, RowKind.OUTGOING}),
+    "mute": frozenset({RowKind.BUDDY}),
 }
+NUMBERED = 9  # rows with a chat number (Alt+1 … Alt+9)
 
 
 def fit_name(name: str, cells: int) -> str:
@@ -44,9 +51,18 @@ def fit_name(name: str, cells: int) -> str:
     return chop_cells(name, max(cells - 1, 0))[0] + "…" if cells > 1 else "…"
 
 
-def row_prompt(row: RosterRow, active: bool = False, width: int | None = None) -> Content:
+def row_prompt(
+    row: RosterRow,
+    active: bool = False,
+    width: int | None = None,
+    *,
+    number: int | None = None,
+    presence_known: bool = True,
+    muted: bool = False,
+) -> Content:
     """The text of one row (plain strings in styled spans, nothing parsed), fitted into
-    ``width`` cells by cutting the name (None: not fitted)."""
+    ``width`` cells by cutting the name (None: not fitted). A buddy row starts with its
+    chat ``number`` (0: none, blank; None: no number column), a muted chat's count is dim."""
     if row.kind is RowKind.HEADER:
         return Content.assemble((row.name, "bold $text-muted"))
     before: list[tuple[str, str]]
@@ -58,10 +74,15 @@ def row_prompt(row: RosterRow, active: bool = False, width: int | None = None) -
     elif row.kind is RowKind.OUTGOING:
         before, name_style = [("… ", "$text-muted")], "$text-muted italic"
     else:
-        before = [("● ", "$text-success") if row.online else ("○ ", "$text-muted")]
-        name_style = "bold underline" if active else ("bold" if row.unread else "")
+        before = [(f"{number} " if number else "  ", "$text-muted")] if number is not None else []
+        if not presence_known:
+            before.append(("◌ ", "$text-muted"))
+        else:
+            before.append(("● ", "$text-success") if row.online else ("○ ", "$text-muted"))
+        loud = row.unread and not muted
+        name_style = "bold underline" if active else ("bold" if loud else "")
         if row.unread:
-            after.append((f" ({row.unread})", "bold $text-accent"))
+            after.append((f" ({row.unread})", "bold $text-accent" if loud else "$text-muted"))
         if row.typing:
             after.append((" typing…", "italic $text-muted"))
     name = row.name
@@ -89,6 +110,7 @@ class BuddyList(OptionList):
         Binding("a", "accept", "Accept"),
         Binding("d", "decline", "Decline"),
         Binding("delete,x", "remove", "Remove"),
+        Binding("m", "mute", "Mute / unmute the chat", show=False),
         Binding("right", "screen.focus_pane('composer')", "Composer", show=False),
     ]
 
@@ -109,6 +131,12 @@ class BuddyList(OptionList):
         super().__init__(id=id)
         self.rows: list[RosterRow] = []
         self.active_uid: int | None = None
+        self._numbers: dict[str, int] = {}  # row key → chat number
+        # Set by the screen: presence can be vouched for; is a chat muted; a buddy's
+        # presence in words (the tooltip: "online", "last seen 14:02").
+        self.presence_known = True
+        self.is_muted: Callable[[int], bool] = lambda uid: False
+        self.describe: Callable[[RosterRow], str] = lambda row: ""
 
     def set_rows(self, rows: list[RosterRow], active_uid: int | None = None) -> None:
         """Show ``rows``, keeping the highlighted person highlighted."""
@@ -117,8 +145,11 @@ class BuddyList(OptionList):
         keys_before = [row.key for row in self.rows]
         self.rows = rows
         self.active_uid = active_uid
+        buddies = [row.key for row in rows if row.kind is RowKind.BUDDY]
+        self._numbers = {key: n for n, key in enumerate(buddies[:NUMBERED], 1)}
         if keys_before == [row.key for row in rows]:
             self._replace_prompts()
+            self._show_tooltip()
             return
         self.set_options(
             Option(self._prompt(row), id=row.key, disabled=row.kind is RowKind.HEADER)
@@ -127,6 +158,7 @@ class BuddyList(OptionList):
         index = self._cursor_after_change(current, at)
         if index is not None:
             self.highlighted = index
+        self._show_tooltip()
         self.refresh_bindings()
 
     def _cursor_after_change(self, current: RosterRow | None, at: int | None) -> int | None:
@@ -150,10 +182,14 @@ class BuddyList(OptionList):
 
     def _prompt(self, row: RosterRow) -> Content:
         width = self.scrollable_content_region.width
+        buddy = row.kind is RowKind.BUDDY
         return row_prompt(
             row,
-            active=row.kind is RowKind.BUDDY and row.uid == self.active_uid,
+            active=buddy and row.uid == self.active_uid,
             width=width if width > 0 else None,
+            number=self._numbers.get(row.key, 0) if buddy else None,
+            presence_known=self.presence_known,
+            muted=buddy and self.is_muted(row.uid),
         )
 
     def _replace_prompts(self) -> None:
@@ -162,6 +198,21 @@ class BuddyList(OptionList):
 
     def on_resize(self, event: events.Resize) -> None:
         self._replace_prompts()  # names are fitted to the width
+
+    def numbered_uids(self) -> list[int]:
+        """The buddies in list order (the first nine carry Alt+1…9)."""
+        return [row.uid for row in self.rows if row.kind is RowKind.BUDDY]
+
+    def _show_tooltip(self) -> None:
+        """The highlighted row's full name, and for a buddy its presence in words."""
+        row = self.highlighted_row
+        if row is None:
+            self.tooltip = None
+            return
+        lines = [row.name]
+        if row.kind is RowKind.BUDDY:
+            lines += [self.describe(row)] + (["muted"] if self.is_muted(row.uid) else [])
+        self.tooltip = Content("\n".join(line for line in lines if line))  # not markup
 
     @property
     def highlighted_row(self) -> RosterRow | None:
@@ -185,8 +236,7 @@ class BuddyList(OptionList):
         return row is not None and row.kind in kinds
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        row = self.highlighted_row
-        self.tooltip = row.name if row is not None else None
+        self._show_tooltip()
         self.refresh_bindings()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -203,6 +253,9 @@ class BuddyList(OptionList):
 
     def action_remove(self) -> None:
         self._act("remove")
+
+    def action_mute(self) -> None:
+        self._act("mute")
 
     def _act(self, action: str) -> None:
         row = self.highlighted_row

@@ -7,7 +7,9 @@ Invariants:
   (and clears itself only when :meth:`Composer.sent` is called, so a refused text stays) and
   :class:`Composer.Edited` on every user edit (the screen throttles typing hints).
 - Ctrl+J is the portable new-line key: plain xterm sends the same byte for Enter and
-  Shift+Enter, and Textual sees Ctrl+J as its own key everywhere.
+  Shift+Enter, and Textual sees Ctrl+J as its own key everywhere. Alt+Enter works too, also
+  inside tmux/screen, where it arrives as ESC CR: :mod:`tui.terminal_keys` reads that as
+  ``alt+enter`` (Textual alone reads it as Enter, which would send).
 - Tab completes the last word (again: the next candidate); in an empty composer it moves the
   focus as elsewhere. Shift+Tab and Esc always move the focus. The names come from the
   ``names`` callable the screen gives (the composer knows no session).
@@ -38,7 +40,7 @@ class Composer(TextArea):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "send", "Send", priority=True),
-        Binding("ctrl+j,shift+enter,alt+enter", "newline", "New line", key_display="^j"),
+        Binding("ctrl+j,alt+enter,shift+enter", "newline", "New line", key_display="^j"),
         Binding("tab", "complete", "Complete /command or name", show=False),
         Binding("escape", "screen.focus_pane('buddies')", "Buddies", show=False),
     ]

@@ -1,9 +1,12 @@
-"""``StatusBar``: connection state (with the reconnect countdown), user, relay, fingerprint.
+"""``StatusBar``: connection state (with the reconnect countdown), the unread and mention
+totals across chats, user, relay, fingerprint.
 
 Invariants:
 - Renders a ``Content`` assembled from plain strings: the reason of a disconnect can come
   from the relay (a Reset text) and is never parsed as markup; controls are stripped.
 - The countdown ticks only while reconnecting (one timer, paused otherwise).
+- The totals (muted chats included: muting silences, it does not hide) follow the state,
+  whenever non-zero and the line has room for them (they go first after the state).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class StatusBar(Widget):
         self.relay = ""
         self.fingerprint: str | None = None
         self.plaintext = False
+        self.unread = 0  # unread messages, all chats
+        self.mentions = 0  # unseen @mentions, all rooms
         self._ticker: Timer | None = None
 
     def on_mount(self) -> None:
@@ -58,6 +63,19 @@ class StatusBar(Widget):
         self.user, self.relay, self.plaintext = user, relay, plaintext
         self.fingerprint = fingerprint
         self.refresh()
+
+    def set_attention(self, unread: int, mentions: int) -> None:
+        if (unread, mentions) != (self.unread, self.mentions):
+            self.unread, self.mentions = unread, mentions
+            self.refresh()
+
+    @property
+    def attention_text(self) -> str:
+        """``3 unread, 1 mention`` (empty when nothing waits)."""
+        parts = [f"{self.unread} unread"] if self.unread else []
+        if self.mentions:
+            parts.append(f"{self.mentions} mention{'s' if self.mentions != 1 else ''}")
+        return ", ".join(parts)
 
     def set_state(
         self, state: ConnectionState, *, retry_in: float | None = None, reason: str = ""
@@ -89,6 +107,8 @@ class StatusBar(Widget):
         bar = ("  │  ", "$text-muted")
         parts: list[tuple[str, str]] = [(self.state_text, f"bold {style}")]
         optional: list[list[tuple[str, str]]] = []
+        if self.attention_text:
+            optional.append([bar, (self.attention_text, "bold $text-accent")])
         if self.user:
             optional.append([bar, (self.user, "bold")])
         if self.plaintext:

@@ -77,7 +77,7 @@ def test_ack_ok_then_receipt() -> None:
     outbox.sending(entry)
     sent = outbox.on_ack(pb.Ack(id=entry.msg_id, seq=4, code=pb.Ack.OK, timestamp=123))
     assert sent is not None and sent.state is MessageState.SENT and sent.seq == 4
-    assert sent.timestamp == 123
+    assert sent.timestamp == entry.timestamp  # the time written, not the relay's (123)
     assert outbox.on_ack(pb.Ack(id=entry.msg_id, seq=4, code=pb.Ack.OK)) is None  # dup Ack
     clock.now = 1000.0
     assert outbox.take_due() == ([], [])  # no retry after the Ack

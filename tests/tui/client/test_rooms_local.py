@@ -65,7 +65,7 @@ def test_own_room_message_and_its_copies() -> None:
     wire = mine.to_wire()
     assert (wire.uid, wire.room) == (0, 3)
     # Acked with seq 0 (room Acks carry none).
-    sent = store.mark_sent(mine.msg_id, 0, 1234)
+    sent = store.mark_sent(mine.msg_id, 0)
     assert sent is not None and sent.state is MessageState.SENT and sent.seq is None
     # The copy for another device of this user, and the room's history replaying it.
     copy = _M(uid=5, room=3, seq=4, id=mine.msg_id, type=_M.MESSAGE, msg="mine", outgoing=True)

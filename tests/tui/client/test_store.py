@@ -46,7 +46,7 @@ def test_pending_outbox_survives_a_restart(tmp_path: Path) -> None:
         8, pb.Message.FILE_OFFER, text="f.txt", file=pb.FileInfo(transfer_id=5, size=10)
     )
     store.record_attempt(first.msg_id)
-    store.mark_sent(second.msg_id, seq=3, timestamp=99)
+    store.mark_sent(second.msg_id, seq=3)
     del store  # no close(): what was committed must be enough
     reopened = LocalStore.open(path)
     pending = reopened.pending()
@@ -73,11 +73,11 @@ def test_outgoing_states_only_move_forward() -> None:
     again = store.reset_for_resend(entry.msg_id)
     assert again is not None and again.state is MessageState.PENDING and again.attempts == 0
     assert store.mark_delivered(entry.msg_id) is not None
-    assert store.mark_sent(entry.msg_id, 1, 1) is None  # a late Ack never undoes a receipt
+    assert store.mark_sent(entry.msg_id, 1) is None  # a late Ack never undoes a receipt
     assert store.mark_failed(entry.msg_id, 1) is None
     final = store.find_outgoing(entry.msg_id)
     assert final is not None and final.state is MessageState.DELIVERED
-    assert store.mark_sent(12345, 1, 1) is None  # unknown id
+    assert store.mark_sent(12345, 1) is None  # unknown id
 
 
 def test_incoming_dedup_by_seq_and_cursor_persistence(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_outgoing_copies_are_own_messages_and_never_twice() -> None:
     # A message this installation sent itself (e.g. by `parley send` into the shared file)
     # comes back to the TUI as a copy: it maps to the row already there.
     sent = store.add_outgoing(BOB, pb.Message.MESSAGE, text="from a script")
-    store.mark_sent(sent.msg_id, seq=30, timestamp=1_700_000_100)
+    store.mark_sent(sent.msg_id, seq=30)
     back = store.add_incoming(
         message(3, "from a script", msg_id=sent.msg_id, outgoing=True), "tui@box"
     )
