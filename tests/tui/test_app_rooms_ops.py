@@ -11,7 +11,6 @@ Creating a room from the palette and the room list's invitations are covered by
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 from collections.abc import Callable
@@ -25,20 +24,17 @@ from textual.widgets import Input, TabbedContent
 from protocol import chat_pb2 as pb
 from protocol.validation import Segment, format_graphics
 from tests.harness import RelayProcess
-from tests.tui.conftest import FAST, PASSWORD, app_config, log_in, screen_text, wait_until
+from tests.tui.client.sessions import TransferPeer
+from tests.tui.conftest import PASSWORD, app_config, log_in, screen_text, wait_until
 from tests.tui.test_app_board import reference, shown_cells
 from tests.tui.test_app_rooms import conversation_text, device_peer, room_rows
 from tests.tui.test_app_rooms_live import members_text
 from tui.app import ParleyApp
-from tui.client.connection import Endpoint
 from tui.client.events import Event, EventStream, MessageReceived
-from tui.client.login import register_account
 from tui.client.rooms import RoomChanged, RoomInvited, RoomRemoved
 from tui.client.session import ClientSession
-from tui.client.transfer import TransferEvent, TransferManager
 from tui.client.transfer.events import TransferCompleted, TransferOffered
 from tui.client.transfer.store import TransferState
-from tui.client.trust import TrustPolicy
 from tui.dialogs.pick_file import PickFileDialog
 from tui.dialogs.room_member import RoomMemberDialog
 from tui.dialogs.room_name import RoomNameDialog
@@ -56,46 +52,13 @@ HOSTILE = "Ω.дев-ops 漢字 removed bob"
 E = TypeVar("E")
 
 
-class FilePeer:
-    """A v2.1 device with a transfer manager (created before the session starts, so that
-    offers in the backlog reach it) and a queue of its transfer events."""
-
-    def __init__(self, relay: RelayProcess, tmp_path: Path, name: str) -> None:
-        policy = TrustPolicy.pinned(relay.fingerprint or "")
-        self.endpoint = Endpoint(relay.host, relay.port)
-        self.policy = policy
-        self.session = ClientSession(
-            self.endpoint,
-            name,
-            PASSWORD,
-            trust=policy,
-            data_dir=tmp_path / f"peer-{name}",
-            options=FAST,
-            device=f"tui@{name}",
-        )
-        self.downloads = tmp_path / f"{name}-downloads"
-        self.downloads.mkdir()
-        self.manager = TransferManager(
-            self.session, data_dir=tmp_path / f"peer-{name}", downloads_dir=self.downloads
-        )
-        self.events: asyncio.Queue[TransferEvent] = asyncio.Queue()
-        self.manager.add_listener(self.events.put_nowait)
-
-    async def start(self) -> FilePeer:
-        await register_account(self.endpoint, self.policy, self.session.username, PASSWORD)
-        await self.session.start()
-        return self
-
-    async def next(self, kind: type[E], predicate: Callable[[E], bool] = lambda _: True) -> E:
-        async with asyncio.timeout(WAIT):
-            while True:
-                event = await self.events.get()
-                if isinstance(event, kind) and predicate(event):
-                    return event
-
-    async def close(self) -> None:
-        await self.manager.close()
-        await self.session.close()
+async def file_peer(relay: RelayProcess, tmp_path: Path, name: str) -> TransferPeer:
+    """A registered, started v2.1 device with a transfer manager (created before the session
+    starts, so that offers in the backlog reach it) and a queue of its transfer events."""
+    peer = TransferPeer(relay, tmp_path, name, password=PASSWORD, device=f"tui@{name}")
+    await peer.session.register()
+    await peer.session.start()
+    return peer
 
 
 class Received:
@@ -335,8 +298,8 @@ async def test_remove_a_member_from_the_palette(relay: RelayProcess, tmp_path: P
 async def test_file_offered_in_a_room_from_the_files_pane(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    bob = await FilePeer(relay, tmp_path, "bob").start()
-    carol = await FilePeer(relay, tmp_path, "carol").start()
+    bob = await file_peer(relay, tmp_path, "bob")
+    carol = await file_peer(relay, tmp_path, "carol")
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     digest = random_file(outbox / "notes.bin", 300_000)
@@ -403,8 +366,8 @@ async def test_file_offered_in_a_room_from_the_files_pane(
 async def test_file_offered_by_a_member_accepted_in_the_tui(
     relay: RelayProcess, tmp_path: Path
 ) -> None:
-    bob = await FilePeer(relay, tmp_path, "bob").start()
-    carol = await FilePeer(relay, tmp_path, "carol").start()
+    bob = await file_peer(relay, tmp_path, "bob")
+    carol = await file_peer(relay, tmp_path, "carol")
     source = tmp_path / "report.bin"
     digest = random_file(source, 200_000)
     downloads = tmp_path / "alice-downloads"

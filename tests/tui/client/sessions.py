@@ -41,6 +41,7 @@ def make_session(
     password: str | None = None,
     options: SessionOptions = FAST,
     trust: TrustPolicy | None = None,
+    device: str = "",
 ) -> ClientSession:
     return ClientSession(
         Endpoint(relay.host, relay.port),
@@ -49,6 +50,7 @@ def make_session(
         trust=trust or policy_for(relay),
         data_dir=data_dir / name,
         options=options,
+        device=device,
     )
 
 
@@ -92,8 +94,9 @@ class TransferPeer:
         options: TransferOptions | None = None,
         *,
         password: str | None = None,
+        device: str = "",
     ) -> None:
-        self.session = make_session(relay, tmp, name, password=password)
+        self.session = make_session(relay, tmp, name, password=password, device=device)
         self.downloads = tmp / f"{name}-downloads"
         self.downloads.mkdir(exist_ok=True)
         self.manager = TransferManager(
