@@ -254,6 +254,12 @@ async def test_presence_unknown_while_the_relay_is_down_and_last_seen(
             )
             await wait_until(pilot, lambda: "1 ◌ bob" in screen_text(app), "presence unknown")
             assert "presence unknown" in str(screen.buddy_list.tooltip)
+            await pilot.press("ctrl+o")  # the switch dialog does not claim bob is online
+            await wait_until(
+                pilot, lambda: "Switch conversation" in screen_text(app), "the Ctrl+O dialog"
+            )
+            assert "● bob" not in screen_text(app)
+            await pilot.press("escape")
 
             # It comes back: the buddy list of the new login shows the real state.
             await asyncio.get_running_loop().run_in_executor(None, relay.start)

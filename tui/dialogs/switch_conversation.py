@@ -45,10 +45,17 @@ class SwitchConversationDialog(ModalScreen[int | None]):
         Binding("down", "focus_matches", "Matches", show=False),
     ]
 
-    def __init__(self, buddies: list[RosterRow], past: Sequence[tuple[int, str]] = ()) -> None:
+    def __init__(
+        self,
+        buddies: list[RosterRow],
+        past: Sequence[tuple[int, str]] = (),
+        *,
+        presence_known: bool = True,
+    ) -> None:
         super().__init__()
         self.buddies = buddies
         self.past = past  # (uid, name) of former buddies with history
+        self.presence_known = presence_known  # False while the own connection is down
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -65,8 +72,12 @@ class SwitchConversationDialog(ModalScreen[int | None]):
         for row in self.buddies:
             if needle and needle not in row.name.casefold():
                 continue
+            if not self.presence_known:  # own connection down (tui/state/presence.py)
+                dot = ("◌ ", "$text-muted")
+            else:
+                dot = ("● ", "$text-success") if row.online else ("○ ", "$text-muted")
             prompt = Content.assemble(
-                ("● ", "$text-success") if row.online else ("○ ", "$text-muted"),
+                dot,
                 (row.name, "bold" if row.unread else ""),
                 (f" ({row.unread})" if row.unread else "", "bold $text-accent"),
             )

@@ -366,7 +366,7 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
             self.notify("No buddies yet: Ctrl+N finds people to add.")
             return
         self.app.push_screen(
-            SwitchConversationDialog(rows, past),
+            SwitchConversationDialog(rows, past, presence_known=self.presence.known),
             lambda uid: self.open_conversation(uid) if uid is not None else None,
         )
 
