@@ -101,6 +101,11 @@ async def test_a_message_while_the_board_or_files_tab_is_open_is_announced(
             await wait_until(
                 pilot, lambda pane=pane: f"bob: look at the {pane}" in screen_text(app), "line"
             )
+            # ... with the "new messages" line before it (it came while the chat was behind).
+            timeline = screen.view.timeline
+            marked = [e.text for e in timeline.entries if e.local_id == timeline.marker]
+            assert marked == [f"look at the {pane}"]
+            await wait_until(pilot, lambda: "new messages" in screen_text(app), "the line")
         convs = {c.peer: c.unread for c in screen.session.store.conversations()}
         assert convs[bob_uid] == 0
 

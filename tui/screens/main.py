@@ -2,10 +2,9 @@
 
 Layout: ``#body`` is a Horizontal of the ``#sidebar`` (``BuddyList`` over ``RoomList``; rooms:
 the base class :class:`~tui.screens.rooms.RoomScreen`) and the ``#workspace``
-``TabbedContent``. The workspace gets its panes from :meth:`MainScreen.workspace_panes`;
-with a single pane its tab strip is hidden. Further panes (files, board) are added by
-returning more ``TabPane`` s there — nothing else in the layout changes. The Board pane
-(:class:`~tui.widgets.board_pane.BoardPane`) follows the open conversation.
+``TabbedContent``, whose panes come from :meth:`MainScreen.workspace_panes` (more panes:
+more ``TabPane`` s there). The Board pane (:class:`~tui.widgets.board_pane.BoardPane`)
+follows the open conversation.
 
 The screen composes and routes only: the chat's state (buddies, unread counts, typing
 markers, the open conversation) is a :class:`~tui.state.chat.ChatState`, which consumes the
@@ -15,18 +14,17 @@ Invariants:
 - The client library's events (chat and file transfers) arrive by one path, as
   :class:`~tui.messages.SessionEvent` in the order of the net worker's feed, and are the
   only source of truth for what the panes show (plus the store for history pages).
-- Redraws of the buddy list for incoming messages are coalesced (a backlog of thousands of
-  messages redraws it once), and so is marking the open conversation read.
+- Redraws of the buddy list for incoming messages are coalesced (a backlog of thousands
+  redraws it once), and so is marking the open conversation read.
 - Hostile text (names, messages, relay reasons) reaches the screen only through ``Content``
   objects or ``notify(..., markup=False)``.
 - Requests to the relay (add/remove buddy, :class:`~tui.buddy_requests.BuddyRequests`) run
   in this screen's workers; their outcomes, failures included, are toasts, never crashes.
   The connection itself belongs to the App's ``net`` worker.
-- Kicked by another login on this session's device, the screen says so and offers to take
-  the session back (:class:`~tui.dialogs.kicked.KickedDialog`) instead of sitting offline.
-- Typing hints (timers in :mod:`tui.state.typing`, kept by the chat state): sent at most once
-  per second while editing; a peer's marker shows for ``TYPING_VISIBLE_FOR`` after each hint
-  and goes when their message arrives.
+- Kicked by another login on this device, it says so and offers to take the session back
+  (:class:`~tui.dialogs.kicked.KickedDialog`).
+- Typing hints (:mod:`tui.state.typing`, in the chat state): sent at most once a second while
+  editing; a peer's marker shows ``TYPING_VISIBLE_FOR`` after each hint, gone with their message.
 """
 
 from __future__ import annotations
@@ -194,9 +192,11 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """The chat pane came to the front (its messages are seen) or went behind."""
         if event.tabbed_content.id == "workspace":
+            unseen = self.chat.unseen_in_open_chat  # came while Board or Files was in front
             peer = self.chat.show_chat(event.pane.id == "chat")
             if peer is not None:
                 self.session.store.mark_read(peer)
+                self.view.mark_new_messages(unseen)  # the "new messages" line before them
             self.refresh_roster()
 
     def _show_typing_line(self) -> None:
