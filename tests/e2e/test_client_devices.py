@@ -11,12 +11,11 @@ device shows on the others as hers.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from protocol import chat_pb2 as pb
+from tests.e2e.parley_cli import cli_args, finished, parley
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import FAST, WAIT, buddies, make_session, policy_for
 from tui.client import ClientSession, Endpoint, EventStream, MessageReceived, ResetReceived
@@ -24,40 +23,6 @@ from tui.client.events import ConnectionState, Event
 from tui.client.history import ANSWERED
 
 TAIL_LOGIN = r"login uid=\d+ v2 device='tail@{host}'"
-
-
-def cli_args(relay: RelayProcess, tmp_path: Path, user: str, data_dir: Path) -> list[str]:
-    (tmp_path / f"{user}.pw").write_text(f"pw-{user}\n")
-    assert relay.fingerprint is not None
-    return [
-        "--host",
-        relay.host,
-        "--port",
-        str(relay.port),
-        "--user",
-        user,
-        "--password-file",
-        str(tmp_path / f"{user}.pw"),
-        "--fingerprint",
-        relay.fingerprint,
-        "--data-dir",
-        str(data_dir),
-    ]
-
-
-def parley(*args: str) -> subprocess.Popen[str]:
-    """The real ``parley`` command, in its own process."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-async def finished(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = await asyncio.to_thread(process.communicate, timeout=WAIT)
-    return process.returncode, out, err
 
 
 async def collect(stream: EventStream, until: Callable[[Event], bool]) -> list[Event]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.parley_cli import cli_args
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import FAST, buddies, make_session
 from tui.client import ClientSession, Endpoint, TrustPolicy
@@ -44,22 +45,7 @@ async def _befriend_bob(relay: RelayProcess, tmp_path: Path) -> None:
 
 
 def _bob_over_tls(relay: RelayProcess, tmp_path: Path) -> list[str]:
-    (tmp_path / "bob.pw").write_text("pw-bob\n")
-    assert relay.fingerprint is not None
-    return [
-        "--host",
-        relay.host,
-        "--port",
-        str(relay.port),
-        "--user",
-        "bob",
-        "--password-file",
-        str(tmp_path / "bob.pw"),
-        "--fingerprint",
-        relay.fingerprint,
-        "--data-dir",
-        str(tmp_path / "cli-bob"),
-    ]
+    return cli_args(relay, tmp_path, "bob", tmp_path / "cli-bob")
 
 
 def test_send_and_tail_over_the_socket_without_a_password(

@@ -9,13 +9,12 @@ Every session here is a v2.1 device (rooms exist only for those).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from protocol import chat_pb2 as pb
+from tests.e2e.parley_cli import cli_args, finished, parley
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import FAST, WAIT, policy_for
 from tests.waiting import wait_until
@@ -361,39 +360,16 @@ async def test_file_offered_in_a_room_goes_to_each_member_who_accepts(
             await session.close()
 
 
-def cli_args(relay: RelayProcess, tmp_path: Path, user: str) -> list[str]:
-    (tmp_path / f"{user}.pw").write_text(f"pw-{user}\n")
-    assert relay.fingerprint is not None
-    return [
-        *("--host", relay.host, "--port", str(relay.port), "--user", user),
-        *("--password-file", str(tmp_path / f"{user}.pw")),
-        *("--fingerprint", relay.fingerprint, "--data-dir", str(tmp_path / f"{user}-cli")),
-    ]
-
-
-def parley(*args: str) -> subprocess.Popen[str]:
-    """The real ``parley`` command, in its own process."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-async def finished(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = await asyncio.to_thread(process.communicate, timeout=WAIT)
-    return process.returncode, out, err
-
-
 async def test_parley_send_to_a_room_and_tail_it(relay: RelayProcess, tmp_path: Path) -> None:
     alice, bob, carol = await started(relay, tmp_path, "alice", "bob", "carol")
     try:
         room = await form_room(alice, bob)
         assert carol.uid is not None
-        tail = parley("tail", *cli_args(relay, tmp_path, "bob"), "--count", "4")
+        tail = parley(
+            "tail", *cli_args(relay, tmp_path, "bob", tmp_path / "bob-cli"), "--count", "4"
+        )
         await asyncio.to_thread(relay.wait_for_log, r"login uid=\d+ v2 device='tail@", WAIT)
-        alice_args = cli_args(relay, tmp_path, "alice")
+        alice_args = cli_args(relay, tmp_path, "alice", tmp_path / "alice-cli")
 
         code, out, err = await finished(parley("send", *alice_args, "--room", "Dev Team", "up"))
         assert code == 0, err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.parley_cli import cli_args
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import buddies, make_session
 from tui.client.cli import EXIT_OK, EXIT_REFUSED, EXIT_TRUST, main
@@ -25,22 +26,7 @@ async def _accounts(relay: RelayProcess, tmp_path: Path, *, befriend: bool) -> N
 
 
 def _common(relay: RelayProcess, tmp_path: Path, user: str) -> list[str]:
-    (tmp_path / f"{user}.pw").write_text(f"pw-{user}\n")
-    assert relay.fingerprint is not None
-    return [
-        "--host",
-        relay.host,
-        "--port",
-        str(relay.port),
-        "--user",
-        user,
-        "--password-file",
-        str(tmp_path / f"{user}.pw"),
-        "--fingerprint",
-        relay.fingerprint,
-        "--data-dir",
-        str(tmp_path / "cli" / user),
-    ]
+    return cli_args(relay, tmp_path, user, tmp_path / "cli" / user)
 
 
 def test_send_then_tail_once(
