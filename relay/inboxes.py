@@ -358,11 +358,7 @@ class Inboxes:
             }
             if len(quiet) > 1:
                 freed = store.delete_many_through(quiet)
-                head_seq = self.head_seq
                 for box, seq in quiet.items():
-                    head = head_seq.get(box)
-                    if head is not None and seq >= head:
-                        no_receipts.add(box)
                     self._deleted_through(box, seq, freed.get(box, 0))
             else:
                 quiet = {}
@@ -375,9 +371,6 @@ class Inboxes:
                     receipts=receipts and box not in self.no_receipts,
                     floor=self.floor.get(box),
                 )
-                head = self.head_seq.get(box)
-                if head is not None and seq >= head:
-                    self.no_receipts.add(box)  # everything delivered: nothing owes one
                 self._deleted_through(box, seq, delivered.freed_bytes)
                 pairs = delivered.receipts
                 if pairs and uid in several_boxes:
@@ -402,6 +395,9 @@ class Inboxes:
     def _deleted_through(self, box: int, seq: int, freed_bytes: int) -> None:
         """``box``'s device has received everything through ``seq`` (its new floor); the runs
         deleted with it held ``freed_bytes``."""
+        head = self.head_seq.get(box)
+        if head is not None and seq >= head:
+            self.no_receipts.add(box)  # everything delivered: nothing owes one
         floor = self.floor.get(box)
         if floor is not None and seq > floor:
             self.floor[box] = seq

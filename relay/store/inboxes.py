@@ -92,16 +92,19 @@ SQL_RUNS_BETWEEN = (
 )
 
 
+def _per_box_table(con: Any, user_sql: str, device_sql: str, seqs: dict[int, int]) -> None:
+    """Run ``user_sql`` for the uid boxes of ``seqs`` (box -> seq; their seq columns are in
+    the users table) and ``device_sql`` for the device boxes (devices table)."""
+    users = [item for item in seqs.items() if item[0] < BOX_BASE]
+    if users:
+        con.executemany(user_sql, users)
+    if len(users) < len(seqs):
+        con.executemany(device_sql, [item for item in seqs.items() if item[0] >= BOX_BASE])
+
+
 def _raise_heads(con: Any, heads: dict[int, int]) -> None:
-    """Raise each box's head_seq to at least the given seq (uid boxes in the users table,
-    device boxes in the devices table)."""
-    user_heads = [item for item in heads.items() if item[0] < BOX_BASE]
-    if user_heads:
-        con.executemany(SQL_RAISE_HEAD_SEQ, user_heads)
-    if len(user_heads) < len(heads):
-        con.executemany(
-            SQL_RAISE_DEVICE_HEAD_SEQ, [item for item in heads.items() if item[0] >= BOX_BASE]
-        )
+    """Raise each box's head_seq to at least the given seq."""
+    _per_box_table(con, SQL_RAISE_HEAD_SEQ, SQL_RAISE_DEVICE_HEAD_SEQ, heads)
 
 
 def room_dedup_key(room: int) -> int:
@@ -339,14 +342,7 @@ class Inboxes:
         pairs = json.dumps(list(through.items()))
         for box, size in con.fetchall(SQL_DELETE_MANY_THROUGH, (pairs,)):
             freed[box] = freed.get(box, 0) + size
-        users = [item for item in through.items() if item[0] < BOX_BASE]
-        if users:
-            con.executemany(SQL_SET_DELIVERED_SEQ, users)
-        if len(users) < len(through):
-            con.executemany(
-                SQL_SET_DEVICE_DELIVERED_SEQ,
-                [item for item in through.items() if item[0] >= BOX_BASE],
-            )
+        _per_box_table(con, SQL_SET_DELIVERED_SEQ, SQL_SET_DEVICE_DELIVERED_SEQ, through)
         return freed
 
     def remove_box(self, box: int) -> None:
