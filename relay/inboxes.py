@@ -19,12 +19,16 @@ Invariants:
   :meth:`Inboxes.delivered_through` and applied once per pass, before its commit
   (:meth:`Inboxes.apply_deliveries`); what the last attempt applied is remembered until the
   commit succeeded, and recorded again if it failed. While the store cannot write they wait.
-- Room copies (fan-out) go into one open :class:`relay.run_batches.RunBatch` per box for
-  the pass; a batch is closed (stored as one run, pushed through ``push_run``) before any
-  other seq of its box is assigned or read (:meth:`Inboxes.settle`), when it is full, and
-  when the pass's rows are flushed, so each box's seqs reach the store and the wire in
-  order. Room messages' dedup records and history bodies wait in ``room_records`` and
-  ``room_history`` until that flush.
+- A room's durable messages wait in ``room_passes`` (one
+  :class:`relay.room_passes.RoomPass` per room) and are fanned out (``fan_out_room``) before
+  any seq of any box is assigned or read (:meth:`Inboxes.settle_rooms`) and when the pass's
+  rows are flushed: each member box gets one run per segment of them, pushed at once.
+- Copies built one by one (a user's other devices, a room sender's own boxes, a box near
+  its quota) go into one open :class:`relay.run_batches.RunBatch` per box; a batch is
+  closed (stored as one run, pushed through ``push_run``) before any other seq of its box
+  is assigned or read, when it is full, and when the pass's rows are flushed, so each
+  box's seqs reach the store and the wire in order. Room messages' dedup records and
+  history bodies wait in ``room_records`` and ``room_history`` until that flush.
 - A message stored in several boxes of one user owes its sender one receipt, when the first
   of them is delivered: the (sender, id) pairs receipted for such users are remembered, the
   latest :data:`RECEIPT_MEMORY` of them (a pair forgotten sooner may be receipted twice,
@@ -41,6 +45,7 @@ from protocol.framing import pack_header
 from protocol.types import FrameType
 from relay.dedup import DedupWindow
 from relay.forwarding import seq_field
+from relay.room_passes import RoomPass
 from relay.run_batches import RunBatch
 from relay.store import (
     MAX_RUN_BYTES,
@@ -79,17 +84,23 @@ class Inboxes:
         dedup: DedupWindow,
         quota: tuple[int, int] = (100_000, 64 * 1024 * 1024),
         push_run: Callable[[int, int, int, bytes], None] | None = None,
+        fan_out_room: Callable[[int, RoomPass], None] | None = None,
     ) -> None:
         """``quota``: messages and bytes a box may hold; ``push_run(box, first_seq,
-        last_seq, frames)`` puts a closed batch on its box's live session, if any."""
+        last_seq, frames)`` puts a closed batch on its box's live session, if any;
+        ``fan_out_room(room, room_pass)`` stores a room's messages of the pass in its
+        members' boxes (:func:`relay.room_delivery.fan_out_pass`)."""
         self.store = store
         self.dedup = dedup
         self.quota_messages, self.quota_bytes = quota
         self.push_run = push_run or (lambda box, first, last, frames: None)
+        self.fan_out_room = fan_out_room or (lambda room, room_pass: None)
+        self.room_passes: dict[int, RoomPass] = {}
         self.batches: dict[int, RunBatch] = {}
         self.pending_runs: list[
             tuple[int, int, int, int, bytes, list[int] | None, list[int] | None]
         ] = []
+        self.pending_shared: list[tuple[list[bytes], list[tuple[int, int, int, int]]]] = []
         self.room_records: dict[int, tuple[list[int], list[int], int]] = {}
         self.room_history: dict[int, list[bytes]] = {}  # room -> bodies to keep, this pass
         self.history_keep = 200
@@ -109,6 +120,8 @@ class Inboxes:
 
     def current_head(self, box: int) -> int:
         """The highest seq assigned in ``box``'s inbox (accepted this pass included)."""
+        if self.room_passes:
+            self.settle_rooms()
         if box in self.batches:
             self.close_batch(box)
         head = self.head_seq.get(box)
@@ -117,6 +130,8 @@ class Inboxes:
     def count(self, box: int) -> int:
         """Messages stored for ``box``: seqs in (floor, head], floor being its delivered_seq
         (which buffered rows do not change: no flush needed)."""
+        if self.room_passes:
+            self.settle_rooms()
         if box in self.batches:
             self.close_batch(box)
         floor = self.floor.get(box)
@@ -133,6 +148,8 @@ class Inboxes:
     def bytes_of(self, box: int) -> int:
         """Bytes stored for ``box`` (its runs, counted whole until deleted, and its rows not
         yet flushed), from the cache or, once, from the store."""
+        if self.room_passes:
+            self.settle_rooms()
         if box in self.batches:
             self.close_batch(box)
         size = self.stored_bytes.get(box)
@@ -159,6 +176,8 @@ class Inboxes:
         ``stored_bytes`` is the box's :meth:`bytes_of` before this message. The hot path: one
         call per stored copy.
         """
+        if self.room_passes:
+            self.settle_rooms()  # room copies accepted before take the seqs before this one
         if self.batches and recipient in self.batches:
             self.close_batch(recipient)  # its copies take the seqs before this one
         heads = self.head_seq
@@ -182,6 +201,8 @@ class Inboxes:
         transaction), closing every open batch first. If the store cannot write, they are
         lost with the pass's other writes and answered for at the end of the pass
         (:mod:`relay.outage`)."""
+        if self.room_passes:
+            self.settle_rooms()
         if self.batches:
             for box in list(self.batches):
                 self.close_batch(box)
@@ -194,6 +215,10 @@ class Inboxes:
             runs, self.pending_runs = self.pending_runs, []
             with contextlib.suppress(StoreUnavailable):
                 self.store.append_runs(runs)
+        if self.pending_shared:
+            shared, self.pending_shared = self.pending_shared, []
+            with contextlib.suppress(StoreUnavailable):
+                self.store.append_shared_runs(shared)
         if self.room_history:
             history, self.room_history = self.room_history, {}
             with contextlib.suppress(StoreUnavailable):
@@ -212,10 +237,42 @@ class Inboxes:
 
     # -- fan-out batches (room copies) -------------------------------------------------------
 
-    def settle(self, box: int) -> None:
-        """Close ``box``'s open batch, if any: its seqs, sizes and frames are then known."""
+    def add_room_message(
+        self, room: int, body: bytes, sender: int, sending_box: int, timestamp: int
+    ) -> None:
+        """Keep a durable message to ``room`` for the pass's fan-out (module docstring)."""
+        room_pass = self.room_passes.get(room)
+        if room_pass is None:
+            room_pass = self.room_passes[room] = RoomPass(timestamp)
+        room_pass.add(body, sender, sending_box)
+
+    def settle_rooms(self) -> None:
+        """Fan out every room's messages kept this pass: their copies are then in their
+        boxes' runs (and pushed). Membership changes call this first, so a message reaches
+        exactly the members of its room when it was sent."""
+        passes, self.room_passes = self.room_passes, {}
+        for room, room_pass in passes.items():
+            self.fan_out_room(room, room_pass)
+
+    def reserve_run(self, box: int, count: int, max_bytes: int) -> int | None:
+        """The first seq of ``box`` for a run of ``count`` copies of at most ``max_bytes``
+        bytes (its open batch closed first), or None if its quota could not take them all
+        (the caller then adds them one by one, up to the quota)."""
         if box in self.batches:
             self.close_batch(box)
+        stored = self.count(box)
+        size = self.bytes_of(box)
+        if stored + count > self.quota_messages or size + max_bytes > self.quota_bytes:
+            return None
+        return self.current_head(box) + 1
+
+    def add_shared_run(self, bodies: list[bytes], rows: list[tuple[int, int, int, int]]) -> None:
+        """Store ``bodies`` once for the boxes of ``rows`` (box, first seq, last seq, frames'
+        size; seqs from :meth:`reserve_run`) at the next flush; they owe no receipt."""
+        for box, _first, last, size in rows:
+            self.head_seq[box] = last
+            self.stored_bytes[box] += size
+        self.pending_shared.append((bodies, rows))
 
     def open_batch(
         self, box: int, timestamp: int, copy_size: int, receipts: bool = False
@@ -426,8 +483,10 @@ class Inboxes:
         self.pass_rows.clear()
         self.pending_rows = []
         self.batches.clear()
+        self.room_passes = {}
         self.no_receipts.clear()
         self.pending_runs = []
+        self.pending_shared = []
         self.room_records = {}
         self.room_history = {}
         self.head_seq.clear()

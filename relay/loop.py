@@ -56,7 +56,7 @@ from protocol import ProtocolError, encode_frame
 from protocol import chat_pb2 as pb
 from protocol.framing import Frame
 from protocol.types import FrameType, type_info
-from relay import delivery, presence
+from relay import delivery, presence, room_delivery
 from relay.acceptor import Acceptor
 from relay.admission import Admission
 from relay.auth import HashWorker, LoginThrottle, RegistrationLimit
@@ -131,6 +131,7 @@ class Relay:
             self.dedup,
             (config.inbox_quota, config.inbox_quota_bytes),
             lambda box, first, last, frames: delivery.push_run(self, box, first, last, frames),
+            lambda room, room_pass: room_delivery.fan_out_pass(self, room, room_pass),
         )
         self.inboxes.history_keep = config.room_history
         self.outage = StoreOutage(store)

@@ -8,9 +8,10 @@ Invariants:
   the room (MEMBER or OWNER), the sender's other boxes as ``outgoing`` copies, the sending
   box never; v1 and plain v2 boxes never see rooms. Its body (the client's payload with the
   sender and timestamp fields appended) is built once: per copy only the seq field differs
-  (and the outgoing flag for the sender's copies). Copies go into their box's batch for the
-  pass (:class:`relay.run_batches.RunBatch`): one stored run and one push per box per pass,
-  so one loop pass writes each recipient's connection once.
+  (and the outgoing flag for the sender's copies). The room's messages of a pass are kept
+  (:class:`relay.room_passes.RoomPass`) and fanned out together (:func:`fan_out_pass`): one
+  stored run and one push per box per pass, so one loop pass writes each recipient's
+  connection once.
 - The relay assigns all copies in one thread, so every member gets a room's messages in the
   same order. The body is also kept in the room's timeline tail (``room_history``).
 - Each room message files one dedup record, under the room's key
@@ -28,7 +29,9 @@ from protocol.types import FrameType
 from relay.connection import ConnState
 from relay.delivery import push, room_in, sender_prefix
 from relay.forwarding import OUTGOING_TRUE, override_tail, seq_field
+from relay.room_passes import RoomPass
 from relay.rooms import INVITED
+from relay.run_frames import run_frames, run_size
 
 if TYPE_CHECKING:
     from relay.connection import Connection
@@ -47,7 +50,7 @@ def store_room_message(
     timestamp = relay.wall
     prefix = conn.prefix if conn.prefix_wall == timestamp else sender_prefix(relay, conn)
     body = payload + prefix
-    _fan_out(relay, room, body, conn)
+    relay.inboxes.add_room_message(room, body, conn.uid, conn.box, timestamp)
     relay.inboxes.add_room_record(room, conn.uid, client_id, timestamp)
     relay.inboxes.add_room_history(room, body)
     relay.durable_count += 1
@@ -96,33 +99,58 @@ def forward_room_ephemeral(relay: Context, conn: Connection, room: int, payload:
             relay.send(target, frame)
 
 
-def _fan_out(relay: Context, room: int, body: bytes, conn: Connection) -> None:
-    """The hot loop of a room message: one copy per named box of each member in the room,
-    added to the box's batch of this pass (a run stored and pushed once per box per pass).
+def fan_out_pass(relay: Context, room: int, room_pass: RoomPass) -> None:
+    """Store ``room``'s messages of the pass in every named box of each member in the room
+    (a run per box per segment, pushed at once), the sender's other boxes as ``outgoing``
+    copies, the sending box never (the inboxes call this: :meth:`Inboxes.settle_rooms`).
 
-    Inline on purpose (no call per copy but the seq field's bytes): every call here is paid
-    once per member's device per message (bench/bench_vs_mosquitto.py, room fan-out).
+    The boxes that sent none of a segment's messages and have quota for all of them take it
+    as one shared run (its bodies stored once) and, if their session is live, get its frames
+    built in one step (:func:`relay.run_frames.run_frames`); the others get their copies one
+    by one.
     """
     inboxes = relay.inboxes
-    batches = inboxes.batches
-    sender = conn.uid
-    sending_box = conn.box
-    timestamp = relay.wall
-    outgoing = body + OUTGOING_TRUE
-    # Frame headers by seq field length (2 bytes below seq 128, 3 below 16384, 4 below 2^21).
-    short_headers = tuple(pack_header(len(body) + size, _MESSAGE) for size in (2, 3, 4))
-    outgoing_headers = tuple(pack_header(len(outgoing) + size, _MESSAGE) for size in (2, 3, 4))
-    copy_size = len(outgoing) + 16  # header, body, seq field: at most this
-    body_size = len(body) + 5
-    outgoing_size = body_size + len(OUTGOING_TRUE)
-    for box, uid in relay.rooms.targets(room):
-        if uid == sender:
-            if box == sending_box:
+    by_box = relay.sessions.by_box
+    targets = relay.rooms.targets(room)
+    senders = set(room_pass.senders)
+    for start, pieces in room_pass.segments():
+        count = len(pieces.bodies)
+        end = start + count
+        max_bytes = pieces.body_bytes + count * 16
+        rows: list[tuple[int, int, int, int]] = []
+        for box, uid in targets:
+            if uid not in senders:
+                first = inboxes.reserve_run(box, count, max_bytes)
+                if first is not None:
+                    last = first + count - 1
+                    if box in by_box:
+                        frames = run_frames(pieces, 0, count, first)
+                        inboxes.push_run(box, first, last, frames)
+                        rows.append((box, first, last, len(frames)))
+                    else:
+                        rows.append((box, first, last, run_size(pieces.body_bytes, count, first)))
+                    continue
+            _copies_one_by_one(relay, box, uid, room_pass, start, end)
+        if rows:
+            inboxes.add_shared_run(pieces.bodies, rows)
+
+
+def _copies_one_by_one(
+    relay: Context, box: int, uid: int, room_pass: RoomPass, start: int, end: int
+) -> None:
+    """Add copies of messages ``start`` .. ``end - 1`` to ``box``'s batch one at a time: the
+    sender's boxes (its own copy skipped, ``outgoing`` copies in its other boxes), a box
+    whose quota takes only some of them (skipped once full), seqs past the fast range."""
+    inboxes = relay.inboxes
+    timestamp = room_pass.timestamp
+    for index in range(start, end):
+        body = room_pass.bodies[index]
+        if room_pass.senders[index] == uid:
+            if room_pass.sending_boxes[index] == box:
                 continue
-            piece, headers, piece_size = outgoing, outgoing_headers, outgoing_size
-        else:
-            piece, headers, piece_size = body, short_headers, body_size
-        batch = batches.get(box)
+            body += OUTGOING_TRUE
+        copy_size = len(body) + 16  # header, body, seq field: at most this
+        batch = inboxes.batches.get(box)
         if (
             batch is None
             or batch.ids is not None
@@ -134,20 +162,9 @@ def _fan_out(relay: Context, room: int, body: bytes, conn: Connection) -> None:
                 continue  # the box is full: skipped (docs/DECISIONS.md, devices)
         seq = batch.next_seq
         batch.next_seq = seq + 1
-        if seq < 0x80:
-            field = bytes((0x40, seq))
-            header = headers[0]
-        elif seq < 0x4000:
-            field = bytes((0x40, (seq & 0x7F) | 0x80, seq >> 7))
-            header = headers[1]
-        elif seq < 0x200000:
-            field = bytes((0x40, (seq & 0x7F) | 0x80, ((seq >> 7) & 0x7F) | 0x80, seq >> 14))
-            header = headers[2]
-        else:
-            field = seq_field(seq)
-            header = pack_header(len(piece) + len(field), _MESSAGE)
-        batch.pieces += (header, piece, field)
-        batch.size += piece_size + len(field)
+        field = seq_field(seq)
+        batch.pieces += (pack_header(len(body) + len(field), _MESSAGE), body, field)
+        batch.size += 5 + len(body) + len(field)
 
 
 def _store_for(relay: Context, body: bytes, uids: set[int]) -> None:

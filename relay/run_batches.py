@@ -1,8 +1,10 @@
 """A run of one box built during one loop pass from fan-out copies (room messages).
 
-The fan-out loop (:mod:`relay.room_delivery`) adds a copy to its box's open batch with a
-few list operations and no call; :meth:`relay.inboxes.Inboxes.close_batch` turns a batch
-into one stored run and one push. :class:`relay.inboxes.Inboxes` owns the open batches.
+Copies built one at a time (a user's other devices, :meth:`relay.inboxes.Inboxes.batch_copy`;
+a room sender's own boxes or a box near its quota, :mod:`relay.room_delivery`) go into their
+box's open batch with a few list operations; :meth:`relay.inboxes.Inboxes.close_batch` turns
+a batch into one stored run and one push. :class:`relay.inboxes.Inboxes` owns the open
+batches.
 
 Invariants (for an open batch):
 - It covers the consecutive seqs ``first_seq`` .. ``next_seq - 1`` of its box, assigned

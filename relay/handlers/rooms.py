@@ -142,6 +142,8 @@ def handle_room(relay: Context, conn: Connection, payload: bytes) -> None:
     if handler is None:
         _respond(relay, conn, request, Code.FAILED)
         return
+    # Messages to rooms earlier in this pass go to the members they were sent to.
+    relay.inboxes.settle_rooms()
     try:
         handler(relay, conn, request)
     except StoreUnavailable:

@@ -82,6 +82,7 @@ class Store(Database):
         self.head_seq = inboxes.head_seq
         self.append_inbox = inboxes.append_inbox
         self.append_runs = inboxes.append_runs
+        self.append_shared_runs = inboxes.append_shared_runs
         self.inbox_after = inboxes.inbox_after
         self.inbox_floor = inboxes.inbox_floor
         self.inbox_count = inboxes.inbox_count

@@ -28,6 +28,12 @@ Invariants:
   recipients (hot spots per recipient in a growing table tripled the WAL pages per commit).
 - No foreign key on the hot table: a removed user's or forgotten device's runs are deleted
   by :meth:`Inboxes.remove_box`.
+- A *shared run* (``shared_runs``) holds the bodies (MESSAGE payloads without seq) of room
+  messages that several boxes took as one run each: their rows name it (``shared``), keep
+  empty frames and arrays, and record their frames' length in ``size``; readers rebuild the
+  frames (:func:`relay.run_frames.run_frames`). ``refs`` counts the rows naming it; the
+  schema's trigger deletes it with the last of them, in the deleting transaction. A row's
+  stored bytes are ``coalesce(size, length(frames))`` either way.
 
 Owns no state beyond the rows.
 """
@@ -39,6 +45,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from protocol.framing import frame_ends
+from relay.run_frames import FramePieces, run_frames
 from relay.store.database import Database
 from relay.store.dedup_records import DedupRecords
 from relay.store.packing import U32, U64, encode_records, pack, unpack
@@ -56,26 +63,34 @@ SQL_INSERT_RUN = (
     "INSERT INTO inbox_runs (recipient, first_seq, last_seq, senders, client_ids, frames)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+SQL_INSERT_SHARED = "INSERT INTO shared_runs (refs, lengths, bodies) VALUES (?, ?, ?)"
+SQL_INSERT_SHARED_ROW = (
+    "INSERT INTO inbox_runs (recipient, first_seq, last_seq, senders, client_ids, frames,"
+    " shared, size) VALUES (?, ?, ?, x'', x'', x'', ?, ?)"
+)
+SQL_SHARED_BODIES = "SELECT lengths, bodies FROM shared_runs WHERE id = ?"
 SQL_RAISE_HEAD_SEQ = "UPDATE users SET head_seq = max(head_seq, ?2) WHERE uid = ?1"
 SQL_RAISE_DEVICE_HEAD_SEQ = "UPDATE devices SET head_seq = max(head_seq, ?2) WHERE box = ?1"
 # Runs ending after since_seq; the first one may start at or before it. A run holds at most
 # MAX_RUN_MESSAGES seqs, which bounds the index range to scan.
 SQL_RUNS_AFTER = (
-    "SELECT first_seq, last_seq, frames FROM inbox_runs WHERE recipient = ?1"
+    "SELECT first_seq, last_seq, frames, shared FROM inbox_runs WHERE recipient = ?1"
     f" AND first_seq > ?2 - {MAX_RUN_MESSAGES} AND last_seq > ?2 ORDER BY first_seq LIMIT ?3"
 )
 # first_seq <= ?2 bounds the index range: delivered runs are gone, so it is short.
 SQL_DELETE_RUNS_THROUGH = (
     "DELETE FROM inbox_runs WHERE recipient = ?1 AND first_seq <= ?2 AND last_seq <= ?2"
-    " RETURNING length(frames)"
+    " RETURNING coalesce(size, length(frames))"
 )
 # The same for many boxes at once: ?1 is a JSON array of [box, seq] pairs.
 SQL_DELETE_MANY_THROUGH = (
     "DELETE FROM inbox_runs WHERE rowid IN (SELECT r.rowid FROM json_each(?1) AS d"
     " JOIN inbox_runs AS r ON r.recipient = d.value ->> 0 AND r.first_seq <= d.value ->> 1"
-    " AND r.last_seq <= d.value ->> 1) RETURNING recipient, length(frames)"
+    " AND r.last_seq <= d.value ->> 1) RETURNING recipient, coalesce(size, length(frames))"
 )
-SQL_INBOX_BYTES = "SELECT coalesce(sum(length(frames)), 0) FROM inbox_runs WHERE recipient = ?"
+SQL_INBOX_BYTES = (
+    "SELECT coalesce(sum(coalesce(size, length(frames))), 0) FROM inbox_runs WHERE recipient = ?"
+)
 SQL_SET_DELIVERED_SEQ = (
     "UPDATE users SET delivered_seq = min(?2, head_seq) WHERE uid = ?1 AND delivered_seq < ?2"
 )
@@ -264,13 +279,47 @@ class Inboxes:
         con.executemany(SQL_INSERT_RUN, inserts)
         _raise_heads(con, heads)
 
+    def append_shared_runs(
+        self, shared: Iterable[tuple[list[bytes], list[tuple[int, int, int, int]]]]
+    ) -> None:
+        """Store shared runs: per entry, the messages' bodies (stored once) and the rows of
+        the boxes taking them, as (box, first_seq, last_seq, frames' size), each above its
+        box's head_seq. No dedup record, no receipt owed (room messages)."""
+        con = self._db.write()
+        heads: dict[int, int] = {}
+        for bodies, rows in shared:
+            lengths = pack(U32, [len(body) for body in bodies])
+            shared_id = con.execute(SQL_INSERT_SHARED, (len(rows), lengths, b"".join(bodies)))
+            ident = shared_id.lastrowid
+            con.executemany(
+                SQL_INSERT_SHARED_ROW,
+                [(box, first, last, ident, size) for box, first, last, size in rows],
+            )
+            for box, _first, last, _size in rows:
+                heads[box] = max(last, heads.get(box, 0))
+        if heads:
+            _raise_heads(con, heads)
+
+    def _shared_frames(self, shared: int, first_seq: int) -> bytes:
+        """The frames of a row of shared run ``shared`` whose first seq is ``first_seq``."""
+        lengths, bodies = self._db._con.execute(SQL_SHARED_BODIES, (shared,)).fetchone()
+        pieces = []
+        offset = 0
+        for length in unpack(U32, lengths):
+            pieces.append(bodies[offset : offset + length])
+            offset += length
+        return run_frames(FramePieces(pieces), 0, len(pieces), first_seq)
+
     def inbox_after(self, box: int, since_seq: int, limit: int) -> list[StoredRun]:
         """At most ``limit`` runs of ``box``'s stored messages with seq > ``since_seq``, in
         seq order; the first run is cut to start after ``since_seq`` and after every message
         already delivered (:meth:`inbox_floor`)."""
         floor = max(since_seq, self.inbox_floor(box))
         cur = self._db._con.execute(SQL_RUNS_AFTER, (box, floor, limit))
-        runs = [StoredRun(*row) for row in cur]
+        runs = [
+            StoredRun(first, last, frames if shared is None else self._shared_frames(shared, first))
+            for first, last, frames, shared in cur.fetchall()
+        ]
         if runs and runs[0].first_seq <= floor:
             first = runs[0]
             skip = floor - first.first_seq + 1

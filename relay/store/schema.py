@@ -158,6 +158,23 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
             PRIMARY KEY (uid, peer)) WITHOUT ROWID""",
         "CREATE INDEX blocks_by_peer ON blocks(peer)",
     ),
+    (
+        # Shared runs: a room's messages of one loop pass are stored once for every member box
+        # that takes them as one run (relay.store.inboxes: inbox_runs rows naming the shared
+        # run, with empty frames and their frames' size in "size"). The trigger releases a
+        # shared run with its last referring row, in the same transaction whoever deletes it.
+        # Existing rows keep shared and size NULL and read as before.
+        "ALTER TABLE inbox_runs ADD COLUMN shared INTEGER",
+        "ALTER TABLE inbox_runs ADD COLUMN size INTEGER",
+        """CREATE TABLE shared_runs (
+            id INTEGER PRIMARY KEY, refs INTEGER NOT NULL,
+            lengths BLOB NOT NULL, bodies BLOB NOT NULL)""",
+        """CREATE TRIGGER shared_runs_release AFTER DELETE ON inbox_runs
+            WHEN old.shared IS NOT NULL BEGIN
+                UPDATE shared_runs SET refs = refs - 1 WHERE id = old.shared;
+                DELETE FROM shared_runs WHERE id = old.shared AND refs <= 0;
+            END""",
+    ),
 )
 
 # The tables as earlier steps made them (what the functions of later steps read and write).
