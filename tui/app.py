@@ -35,6 +35,7 @@ from tui.client.local_socket import local_login_name
 from tui.client.session import ClientSession
 from tui.client.transfer import TransferManager
 from tui.client.trust import FingerprintMismatch
+from tui.key_names import install_key_names
 from tui.messages import SessionEvent
 from tui.net import describe_login_error, run_session
 from tui.relogin import last_chat, relogin_reason
@@ -73,6 +74,7 @@ class ParleyApp(App[None]):
 
     def get_driver_class(self) -> type[Driver]:
         install_key_parser()  # Alt+Enter read as such, also inside tmux (tui/terminal_keys.py)
+        install_key_names()  # no Unicode name searches for "up", "f5"… (tui/key_names.py)
         return super().get_driver_class()
 
     def get_line_filters(self) -> Sequence[LineFilter]:

@@ -12,13 +12,15 @@ import sys
 from pathlib import Path
 
 # Imported only when used: --version (email, zipfile, csv… ~1 MiB), `parley send/tail`,
-# F1 (with Textual's DataTable), a trust prompt (tui/cli.py, tui/app.py).
+# F1 (with Textual's DataTable), a trust prompt (tui/cli.py, tui/app.py), protobuf's
+# pure-Python layer (~0.8 MiB; upb does the work).
 LAZY = (
     "importlib.metadata",
     "tui.client.cli",
     "tui.screens.help",
     "textual.widgets._data_table",
     "tui.dialogs.trust",
+    "google.protobuf.text_format",  # protobuf's Python layer (tui/lean_imports.py)
 )
 # Loaded at start: if these were missing the probe itself would be broken.
 EAGER = ("tui.app", "tui.screens.login", "tui.widgets.footer", "textual.widgets._input")

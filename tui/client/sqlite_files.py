@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 
 CACHE_KIB = 512  # SQLite's page cache per connection (its default: 2 MiB)
+
+
+class _Connection(sqlite3.Connection):
+    """A plain connection that can be weakly referenced (for :data:`_OPEN`)."""
+
+
+_OPEN: weakref.WeakSet[_Connection] = weakref.WeakSet()  # closed ones are skipped
 
 
 def open_private_database(path: Path | str, schema_version: int) -> sqlite3.Connection:
@@ -23,7 +31,7 @@ def open_private_database(path: Path | str, schema_version: int) -> sqlite3.Conn
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    db = sqlite3.connect(str(path))
+    db = sqlite3.connect(str(path), factory=_Connection)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     # The page cache is per connection and filled by any long scan (a board replay reads a
@@ -34,4 +42,16 @@ def open_private_database(path: Path | str, schema_version: int) -> sqlite3.Conn
     if version > schema_version:
         db.close()
         raise RuntimeError(f"{path} was written by a newer Parley (schema {version})")
+    _OPEN.add(db)
     return db
+
+
+def shrink_open_databases() -> None:
+    """Free the page cache of every database this process opened and has not closed
+    (``PRAGMA shrink_memory``; pages are read again from the file, i.e. the kernel's cache,
+    when next needed). Connections of another thread, or closed, are left alone."""
+    for db in list(_OPEN):
+        try:
+            db.execute("PRAGMA shrink_memory")
+        except sqlite3.Error:  # closed, or created in another thread (ProgrammingError)
+            _OPEN.discard(db)

@@ -57,6 +57,7 @@ from tui.dialogs.switch_conversation import SwitchConversationDialog
 from tui.dialogs.user_search import UserSearchDialog
 from tui.display import safe_name
 from tui.feed import TransfersLoaded
+from tui.memory import release_free_memory
 from tui.messages import SessionEvent
 from tui.relogin import remember_chat
 from tui.screens.attention import AttentionScreen
@@ -232,6 +233,7 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
         self.buddy_list.highlight_uid(uid)
         if focus:
             composer.focus()
+        self.call_after_refresh(release_free_memory)  # after the scans, layout (tui/memory.py)
 
     def close_conversation(self) -> None:
         self.chat.close()
@@ -271,14 +273,12 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
 
     def on_conversation_view_file_clicked(self, message: ConversationView.FileClicked) -> None:
         """A click on a file offer in the chat: show it in the Files pane."""
-        files = self.files_pane
-        if files is not None:
+        if (files := self.files_pane) is not None:
             self.action_show_pane("files")
             files.select_entry(message.entry)
 
     def action_send_file(self) -> None:
-        files = self.files_pane
-        if files is None:
+        if (files := self.files_pane) is None:
             self.notify("File transfer is not available.", severity="warning")
         else:
             files.action_send_files()
