@@ -176,3 +176,46 @@ def test_pinned_and_known_relay_contexts_load_no_ca_certificates(tmp_path: Path)
         assert ctx.cert_store_stats() == {"crl": 0, "x509_ca": 0, "x509": 0}
         assert ctx.minimum_version is ssl.TLSVersion.TLSv1_2
         assert ctx.verify_mode is ssl.CERT_NONE  # the pin is checked after the handshake
+
+
+TLS_PROBE = """
+import asyncio, json, sys
+import tui  # what every client process imports first
+from tui.client.connection import Endpoint, open_connection
+from tui.client.trust import TrustPolicy, TrustStore
+
+async def main(port: int, fingerprint: str) -> None:
+    conn = await open_connection(Endpoint("127.0.0.1", port), TrustPolicy.pinned(fingerprint))
+    assert conn.fingerprint == fingerprint
+    await conn.close()
+
+asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+print(json.dumps({"idna": "encodings.idna" in sys.modules}))
+"""
+
+
+def test_a_pinned_relay_on_an_ip_address_needs_no_idna_codec(relay: RelayProcess) -> None:
+    """No SNI for an IP literal (RFC 6066), so Python's IDNA codec (stringprep) stays
+    unloaded; the pin is still checked (tests/tui/client/test_trust.py refuses a wrong one)."""
+    assert relay.fingerprint is not None
+    done = subprocess.run(
+        [sys.executable, "-c", TLS_PROBE, str(relay.port), relay.fingerprint],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"idna": False}
+
+
+def test_the_server_name_is_kept_where_it_matters(tmp_path: Path) -> None:
+    from tui.client.connection import _server_name
+
+    pinned = TrustPolicy.pinned("SHA256:" + "A" * 43).ssl_context()
+    ca = ssl.create_default_context()
+    assert _server_name("127.0.0.1", pinned) == "" and _server_name("::1", pinned) == ""
+    assert _server_name("chat.example.org", pinned) == "chat.example.org"  # SNI kept
+    assert _server_name("127.0.0.1", ca) == "127.0.0.1"  # CA mode checks the address
+    assert _server_name("127.0.0.1", None) is None  # plaintext
