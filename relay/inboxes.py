@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 from collections.abc import Callable
 
 from protocol.framing import pack_header
@@ -62,6 +63,7 @@ from relay.store import (
 DeliveryTable = dict[int, tuple[int, bool, int]]
 RECEIPT_MEMORY = 16384  # receipted (sender, id) pairs remembered for users with several boxes
 
+log = logging.getLogger("parley.relay")
 new_tuple = tuple.__new__  # NamedTuple rows without their Python-level __new__
 _MESSAGE_FRAME_TYPE = int(FrameType.MESSAGE)
 
@@ -247,12 +249,16 @@ class Inboxes:
         room_pass.add(body, sender, sending_box)
 
     def settle_rooms(self) -> None:
-        """Fan out every room's messages kept this pass: their copies are then in their
-        boxes' runs (and pushed). Membership changes call this first, so a message reaches
-        exactly the members of its room when it was sent."""
+        """Fan out every room's messages kept this pass (stored in runs, pushed); on an error
+        the pass is given up and answered for like a failed write (:mod:`relay.outage`)."""
         passes, self.room_passes = self.room_passes, {}
         for room, room_pass in passes.items():
-            self.fan_out_room(room, room_pass)
+            try:
+                self.fan_out_room(room, room_pass)
+            except Exception:  # a bug or a read error: no Ack for what is not all stored
+                log.exception("room %d: fan-out failed; the loop pass is rolled back", room)
+                self.store.abandon_pass("internal error while storing room messages")
+                return
 
     def reserve_run(self, box: int, count: int, max_bytes: int) -> int | None:
         """The first seq of ``box`` for a run of ``count`` copies of at most ``max_bytes``
@@ -356,11 +362,7 @@ class Inboxes:
 
     def add_room_history(self, room: int, body: bytes) -> None:
         """Keep a room message's body in the room's timeline tail at the next flush."""
-        bodies = self.room_history.get(room)
-        if bodies is None:
-            self.room_history[room] = [body]
-        else:
-            bodies.append(body)
+        self.room_history.setdefault(room, []).append(body)
 
     def add_room_record(self, room: int, sender: int, client_id: int, timestamp: int) -> None:
         """File the dedup record of a room message at the next flush."""

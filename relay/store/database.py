@@ -179,6 +179,14 @@ class Database:
         self.unavailable_reason = str(exc)
         return StoreUnavailable(self.unavailable_reason)
 
+    def abandon_pass(self, reason: str) -> None:
+        """Roll back the open transaction and count it as lost, as a write the storage
+        refused is (:mod:`relay.outage` then answers for the pass and probes the store):
+        for an unexpected error met while the pass's writes were being made, which must
+        not leave some of them acknowledged and the rest missing."""
+        if self.available:
+            self._failed(sqlite3.OperationalError(reason))
+
     # -- transactions ------------------------------------------------------------------
 
     @property

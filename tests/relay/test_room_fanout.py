@@ -14,7 +14,7 @@ import pytest
 
 from protocol import FrameDecoder, FrameType
 from protocol import chat_pb2 as pb
-from protocol.framing import pack_header
+from protocol.framing import Frame, pack_header
 from relay.connection import Connection
 from relay.forwarding import seq_field
 from relay.handlers import HANDLERS
@@ -222,3 +222,38 @@ def test_a_schema_8_store_keeps_its_runs_readable(tmp_path: Path) -> None:
         assert b"".join(run.frames for run in store.inbox_after(1, 0, 10)) == frames
         assert store.inbox_bytes(1) == len(frames)
         assert store.delete_inbox_through(1, 2).freed_bytes == len(frames)
+
+
+def test_an_error_in_the_fan_out_gives_the_pass_up_and_refuses_its_messages(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug met while storing a pass's room messages must not leave some acknowledged and
+    missing: the pass is rolled back and answered for as a failed write is."""
+    ann, ben = online(relay, ANN, device="tui"), online(relay, BEN, device="tui")
+    room = _room(relay, BEN)
+    relay.devices.committed()  # the sessions' devices belong to an earlier pass
+
+    def broken(room: int, room_pass: RoomPass) -> None:
+        raise RuntimeError("a bug")
+
+    working, relay.inboxes.fan_out_room = relay.inboxes.fan_out_room, broken
+    message = pb.Message(room=room, type=pb.Message.MESSAGE, msg="never half stored", id=50)
+    relay._dispatch(ann, [Frame(FrameType.MESSAGE, message.SerializeToString())])
+    relay.inboxes.flush_rows()  # what the end of the pass does first
+    assert relay.outage.lost_writes()
+    relay.outage.writes_lost(relay)
+    acks = [
+        pb.Ack.FromString(payload)
+        for frame_type, payload in FrameDecoder(1 << 20).feed(ann.take_staged())
+        if frame_type == FrameType.ACK
+    ]
+    assert [(ack.id, ack.code) for ack in acks] == [(50, pb.Ack.STORE_FULL)]
+    assert _messages(ben.take_staged()) == []
+    assert "fan-out failed" in caplog.text
+    relay.outage.probe(relay)  # the sweep's probe: the store itself is fine, the episode ends
+    assert relay.outage.began is None
+    relay.inboxes.fan_out_room = working
+    _say(relay, ann, room, "the next one", 51)
+    relay.inboxes.flush_rows()
+    relay.store.commit()
+    assert [m.msg for m in _messages(ben.take_staged())] == ["the next one"]
