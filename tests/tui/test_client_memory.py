@@ -6,12 +6,9 @@ context of a pinned relay carries no CA store."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import ssl
 import string
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -21,14 +18,13 @@ from textual import keys as textual_keys
 from textual import screen as textual_screen
 
 from tests.harness import RelayProcess
+from tests.probe import run_probe
 from tests.tui.conftest import app_config, log_in, start_peer, wait_until
 from tui import memory
 from tui.app import ParleyApp
 from tui.client import sqlite_files
 from tui.client.trust import TrustPolicy, TrustStore
 from tui.key_names import CHARACTER_KEYS, format_key, key_to_character
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 PROTOBUF_PROBE = """
 import json, sys
@@ -49,16 +45,7 @@ print(json.dumps({"decoded": [decoded.username, decoded.protocol_version, decode
 
 
 def test_protobuf_python_layer_is_loaded_only_when_touched() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROTOBUF_PROBE],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_probe(PROTOBUF_PROBE)
     assert result["decoded"] == ["alice", 2, "tui@box"]  # messages work without it
     assert result["before"]["google.protobuf.text_format"] is False
     assert result["unrun_type"] == "_LazyModule"
@@ -198,16 +185,7 @@ def test_a_pinned_relay_on_an_ip_address_needs_no_idna_codec(relay: RelayProcess
     """No SNI for an IP literal (RFC 6066), so Python's IDNA codec (stringprep) stays
     unloaded; the pin is still checked (tests/tui/client/test_trust.py refuses a wrong one)."""
     assert relay.fingerprint is not None
-    done = subprocess.run(
-        [sys.executable, "-c", TLS_PROBE, str(relay.port), relay.fingerprint],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"idna": False}
+    assert run_probe(TLS_PROBE, str(relay.port), relay.fingerprint) == {"idna": False}
 
 
 def test_the_server_name_is_kept_where_it_matters(tmp_path: Path) -> None:

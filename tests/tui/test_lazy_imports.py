@@ -6,10 +6,9 @@ lazily imported help screen must still open."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.probe import run_probe
 
 # Imported only when used: --version (email, zipfile, csv… ~1 MiB), `parley send/tail`,
 # F1 (with Textual's DataTable), a trust prompt (tui/cli.py, tui/app.py), protobuf's
@@ -61,16 +60,7 @@ asyncio.run(main())
 
 
 def test_a_starting_client_leaves_the_on_demand_modules_unimported(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_probe(PROBE, str(tmp_path))
     loaded = set(result["at_login"])
     assert set(EAGER) <= loaded
     assert sorted(loaded & set(LAZY)) == []

@@ -27,6 +27,7 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 
@@ -103,34 +104,22 @@ class Footer(Widget, can_focus=False):
             return
         app = self.app
         active = screen.active_bindings
+
+        def entry(binding: Binding, enabled: bool, tooltip: str, palette: bool) -> FooterEntry:
+            display = app.get_key_display(binding)
+            return FooterEntry(binding.key, display, binding.description, enabled, tooltip, palette)
+
         entries: list[FooterEntry] = []
         actions: set[str] = set()
         for _node, binding, enabled, tooltip in active.values():
-            if not binding.show or binding.action in actions:
-                continue
-            actions.add(binding.action)
-            entries.append(
-                FooterEntry(
-                    binding.key,
-                    app.get_key_display(binding),
-                    binding.description,
-                    enabled,
-                    tooltip,
-                )
-            )
+            if binding.show and binding.action not in actions:
+                actions.add(binding.action)
+                entries.append(entry(binding, enabled, tooltip, palette=False))
         palette = active.get(app.COMMAND_PALETTE_BINDING) if app.ENABLE_COMMAND_PALETTE else None
         if palette is not None:
             _node, binding, enabled, _tooltip = palette
-            entries.append(
-                FooterEntry(
-                    binding.key,
-                    app.get_key_display(binding),
-                    binding.description,
-                    enabled,
-                    binding.tooltip or binding.description,
-                    palette=True,
-                )
-            )
+            tooltip = binding.tooltip or binding.description
+            entries.append(entry(binding, enabled, tooltip, palette=True))
         if entries != self.entries:
             self.entries = entries
             self._hovered = None
