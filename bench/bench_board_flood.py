@@ -138,6 +138,7 @@ def paint(app: ParleyApp) -> None:
 async def open_board(pilot: Pilot[object], screen: MainScreen, peer: int) -> BoardCanvas:
     screen.open_conversation(peer)
     await pilot.press("f2")
+    await wait_until(pilot, lambda: screen.pane_ready("board"), "the Board pane built")
     canvas = screen.board_pane.canvas
     await wait_until(pilot, lambda: screen.app.focused is canvas, "the board")
     return canvas
@@ -221,28 +222,25 @@ async def run(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             screen = await log_in(pilot, app, "alice", register=False)
             store = screen.session.store
-            book = screen.board_pane.book
             await wait_until(pilot, lambda: store.count(bob.uid) >= 2 * n, "backlog", 300)
-            await wait_until(pilot, lambda: book.loaded(bob.uid), "the board", 300)
             await pilot.pause(0.5)
             print(
                 f"login with a backlog of {n:,} segments → all stored: "
                 f"{ms(time.perf_counter() - t0)}"
             )
-            for replayed, seconds in loads:
-                print(
-                    f"  board loaded when the first backlog stroke arrived: snapshot + "
-                    f"{replayed:,} newer entries replayed in {ms(seconds)}"
-                )
             t0 = time.perf_counter()
-            screen.open_conversation(bob.uid)
-            t1 = time.perf_counter()
-            await pilot.pause()
+            await open_board(pilot, screen, bob.uid)  # the board is read when first shown
             paint(app)
             print(
-                f"open the chat and its board after the backlog: open_conversation "
-                f"{ms(t1 - t0)}, → painted {ms(time.perf_counter() - t0)}"
+                f"open the chat and show its board (F2) after the backlog: → painted "
+                f"{ms(time.perf_counter() - t0)}"
             )
+            for replayed, seconds in loads:
+                print(
+                    f"  board loaded when shown: snapshot + "
+                    f"{replayed:,} newer entries replayed in {ms(seconds)}"
+                )
+            book = screen.board_pane.book
             loads.clear()
             book.save_all()
             BoardBook(store).board(bob.uid)

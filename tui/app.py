@@ -186,7 +186,7 @@ class ParleyApp(App[None]):
     async def action_quit(self) -> None:
         main = self.main_screen
         if main is not None:
-            main.board_pane.book.save_all()  # the next start opens boards from snapshots
+            main.save_boards()  # the next start opens boards from snapshots
         if self.transfers is not None:
             await self.transfers.close()  # before the session (offsets persisted)
         if self.session is not None:
@@ -228,16 +228,15 @@ class ParleyApp(App[None]):
                 "Show the drawing board of this chat, or go back to the chat (F2)",
                 lambda: main.action_show_pane("board"),
             )
-            board = main.board_pane
             yield SystemCommand(
                 "Board: clear",
                 "Clear the board on both sides (asks first)",
-                board.action_clear_board,
+                lambda: main.board_action(lambda board: board.action_clear_board()),
             )
             yield SystemCommand(
                 "Board: export as text",
                 "Save the board as a text file in your documents folder",
-                board.action_export_board,
+                lambda: main.board_action(lambda board: board.action_export_board()),
             )
             yield SystemCommand(
                 "Files",

@@ -84,7 +84,10 @@ async def chat_with(pilot: Any, app: ParleyApp, peer: Peer, register: bool = Tru
     return screen
 
 
-def files_of(screen: MainScreen) -> FilesPane:
+async def files_of(pilot: Any, screen: MainScreen) -> FilesPane:
+    """The Files pane, built first if it is not yet (as an action that needs it does)."""
+    screen.files_action(lambda _: None)
+    await wait_until(pilot, lambda: screen.files_pane is not None, "the Files pane built")
     pane = screen.files_pane
     assert pane is not None
     return pane
@@ -111,7 +114,7 @@ async def test_send_several_files_picked_with_completion_and_tree(
     try:
         async with app.run_test(size=(110, 36)) as pilot:
             screen = await chat_with(pilot, app, bob)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             files.browse_dir = outbox
             await pilot.press("ctrl+t")  # from the conversation
             await wait_until(pilot, lambda: isinstance(app.screen, PickFileDialog), "picker")
@@ -187,7 +190,7 @@ async def test_receive_accept_save_progress_and_no_overwrite(
     try:
         async with app.run_test(size=(110, 36)) as pilot:
             screen = await chat_with(pilot, app, bob)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             await bob.manager.offer(screen.session.uid or 0, source)
 
             # The offer shows in the conversation and in the Files pane (tab label too).
@@ -251,7 +254,7 @@ async def test_decline_tells_the_sender(relay: RelayProcess, tmp_path: Path) -> 
     try:
         async with app.run_test(size=(110, 36)) as pilot:
             screen = await chat_with(pilot, app, bob)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             await bob.manager.offer(screen.session.uid or 0, source)
             await wait_until(pilot, lambda: state_of(files) == ["OFFERED"], "offer row")
             await wait_until(pilot, lambda: "bob offers unwanted.bin" in screen_text(app), "line")
@@ -289,7 +292,7 @@ async def test_cancel_from_either_side(
     try:
         async with app.run_test(size=(110, 36)) as pilot:
             screen = await chat_with(pilot, app, bob)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             await pilot.press("f3")
             if app_sends:
                 assert screen.transfers is not None
@@ -348,7 +351,7 @@ async def test_hash_mismatch_is_reported(relay: RelayProcess, tmp_path: Path) ->
         async with app.run_test(size=(110, 36)) as pilot:
             screen = await chat_with(pilot, app, bob)
             alice = screen.session.uid or 0
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             info = pb.FileInfo(transfer_id=77, size=5, sha256=hashlib.sha256(b"hello").digest())
             bob.session.send(alice, pb.Message.FILE_OFFER, text="bad.bin", file=info)
             await wait_until(pilot, lambda: state_of(files) == ["OFFERED"], "offer row")
@@ -409,7 +412,7 @@ async def test_hostile_names_from_the_backlog_are_safe_and_literal(
     try:
         async with app.run_test(size=(160, 50)) as pilot:
             screen = await chat_with(pilot, app, bob, register=False)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             await wait_until(pilot, lambda: state_of(files) == ["OFFERED"] * 6, "backlog offers")
             names = [t.name for t in files.book.ordered()]
             assert names[:5] == [

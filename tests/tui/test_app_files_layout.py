@@ -60,7 +60,7 @@ async def test_small_terminals_show_saved_paths_totals_and_cancel(
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await chat_with(pilot, app, bob)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             transfers = screen.transfers
             assert transfers is not None
             await bob.manager.offer(screen.session.uid or 0, small)

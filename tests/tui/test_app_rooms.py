@@ -95,14 +95,21 @@ async def test_create_invite_talk_and_answer_an_invitation(
             assert "— alice invited bob" in text and "— bob joined" in text
             assert text.index("invited bob") < text.index("bob joined") < text.index("hi all")
 
-            # The board follows the room: bob's stroke in the room lands on its board.
-            assert screen.board_pane.peer == -room
+            # The board follows the room: bob's stroke in the room, stored before alice first
+            # shows the board, is on the room's board when she does (F2).
             bob.send(-room, pb.Message.GRAPHICS, text="0,0,4,0,#")
+            graphics = (pb.Message.GRAPHICS,)
+            store = screen.session.store
+            await wait_until(pilot, lambda: store.page(-room, types=graphics), "stroke stored")
+            await pilot.press("f2")
             await wait_until(
                 pilot,
-                lambda: screen.board_pane.book.board(-room).to_text().startswith("#####"),
-                "bob's stroke on the room's board",
+                lambda: screen.pane_ready("board") and screen.board_pane.peer == -room,
+                "the room's board shown",
             )
+            board = screen.board_pane.canvas.board
+            assert board is not None and board.to_text().startswith("#####")
+            await pilot.press("f2")  # back to the chat
 
             # alice writes from the composer: bob gets it in the room.
             screen.composer.focus()

@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from textual.content import Content
 from textual.pilot import Pilot
@@ -150,7 +150,10 @@ def random_file(path: Path, size: int) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def files_of(screen: MainScreen) -> FilesPane:
+async def files_of(pilot: Any, screen: MainScreen) -> FilesPane:
+    """The Files pane, built first if it is not yet (as an action that needs it does)."""
+    screen.files_action(lambda _: None)
+    await wait_until(pilot, lambda: screen.files_pane is not None, "the Files pane built")
     pane = screen.files_pane
     assert pane is not None
     return pane
@@ -200,7 +203,13 @@ async def test_invite_and_rename_from_the_palette(relay: RelayProcess, tmp_path:
             assert plain(screen.view.border_title) == f"Room {HOSTILE}"
             # The composer and the room's board name the room by its new name too.
             assert plain(screen.composer.placeholder).startswith(f"Message {HOSTILE} — ")
-            assert screen.board_pane.peer_name == HOSTILE
+            await pilot.press("f2")  # the room's board, built now, is titled by the new name
+            await wait_until(
+                pilot,
+                lambda: screen.pane_ready("board") and screen.board_pane.peer_name == HOSTILE,
+                "the board named",
+            )
+            await pilot.press("f2")  # back to the chat
             # Drawn literally (the title, the timeline line, the composer, the list's row).
             await wait_until(pilot, lambda: f"Room {HOSTILE}" in screen_text(app), "title drawn")
             await wait_until(
@@ -310,7 +319,7 @@ async def test_file_offered_in_a_room_from_the_files_pane(
         async with app.run_test(size=SIZE) as pilot:
             screen = await log_in(pilot, app, "alice")
             room = await room_with(pilot, screen, "dev team", bob.session, carol.session)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             files.browse_dir = outbox
 
             # F3, then s: the picker (for the room), the file, Ctrl+S sends.
@@ -377,7 +386,7 @@ async def test_file_offered_by_a_member_accepted_in_the_tui(
         async with app.run_test(size=SIZE) as pilot:
             screen = await log_in(pilot, app, "alice")
             room = await room_with(pilot, screen, "dev team", bob.session, carol.session)
-            files = files_of(screen)
+            files = await files_of(pilot, screen)
             offer = await bob.manager.offer(-room, source)
             assert offer.peer == -room
 

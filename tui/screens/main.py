@@ -3,8 +3,8 @@
 Layout: ``#body`` is a Horizontal of the ``#sidebar`` (``BuddyList`` over ``RoomList``; rooms:
 the base class :class:`~tui.screens.rooms.RoomScreen`) and the ``#workspace``
 ``TabbedContent``, whose panes come from :meth:`MainScreen.workspace_panes` (more panes:
-more ``TabPane`` s there). The Board pane (:class:`~tui.widgets.board_pane.BoardPane`)
-follows the open conversation.
+more ``TabPane`` s there). The Board and Files panes are built when first needed and the
+board follows the open conversation (:class:`~tui.screens.lazy_panes.LazyPanes`).
 
 The screen composes and routes only: the chat's state (buddies, unread counts, typing
 markers, the open conversation) is a :class:`~tui.state.chat.ChatState`, which consumes the
@@ -60,22 +60,20 @@ from tui.feed import TransfersLoaded
 from tui.memory import release_free_memory
 from tui.messages import SessionEvent
 from tui.relogin import remember_chat
-from tui.screens.attention import AttentionScreen
+from tui.screens.lazy_panes import LazyPanes
 from tui.settings import AppConfig
 from tui.state.chat import ChatState, ChatUpdate, Notice, Redraw
 from tui.state.roster import RosterRow, RowKind, stored_unread
 from tui.toasts import Toasts
-from tui.widgets.board_pane import BoardPane
 from tui.widgets.buddy_list import BuddyList
 from tui.widgets.composer import Composer
 from tui.widgets.conversation import ConversationView
-from tui.widgets.files_pane import FilesPane
 from tui.widgets.footer import Footer
 from tui.widgets.room_list import RoomList
 from tui.widgets.status_bar import StatusBar
 
 
-class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
+class MainScreen(LazyPanes):  # over AttentionScreen, HistoryFinding, RoomScreen
     """The chat screen; see the module docstring."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -129,14 +127,7 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
             Composer(names=self.commands.names, id="composer"),
             id="chat",
         )
-        yield BoardPane(self.session, self.config.export_dir, id="board")
-        if self.transfers is not None:
-            yield FilesPane(
-                self.transfers,
-                name_of=self.name_of,
-                active_peer=lambda: self.chat.active,
-                id="files",
-            )
+        yield from self.lazy_panes()  # Board, Files: filled when first shown
 
     def on_mount(self) -> None:
         workspace = self.query_one("#workspace", TabbedContent)
@@ -170,14 +161,6 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
     @property
     def buddy_list(self) -> BuddyList:
         return self.query_one("#buddies", BuddyList)
-
-    @property
-    def board_pane(self) -> BoardPane:
-        return self.query_one("#board", BoardPane)
-
-    @property
-    def files_pane(self) -> FilesPane | None:
-        return self.query_one_optional("#files", FilesPane)
 
     def name_of(self, uid: int) -> str:
         return self.chat.name_of(uid)
@@ -222,7 +205,7 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
         self.view.mark_new_messages(unread)
         title = "Room " if uid < 0 else "Chat with "
         self.view.border_title = Content.assemble(title, (name, "bold"))
-        self.board_pane.open_peer(uid, name)
+        self.board_follows(uid, name)
         if unread:
             store.mark_read(uid)
         remember_chat(self.session, uid)  # reopened after the next login (tui/relogin.py)
@@ -238,7 +221,7 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
     def close_conversation(self) -> None:
         self.chat.close()
         self.view.close()
-        self.board_pane.close_peer()
+        self.board_follows(None)
         self.view.border_title = "Conversation"
         self.composer.placeholder = self.commands.PLACEHOLDER  # /commands work without a chat
         self.refresh_roster()
@@ -273,15 +256,15 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
 
     def on_conversation_view_file_clicked(self, message: ConversationView.FileClicked) -> None:
         """A click on a file offer in the chat: show it in the Files pane."""
-        if (files := self.files_pane) is not None:
+        if self.transfers is not None:
             self.action_show_pane("files")
-            files.select_entry(message.entry)
+            self.files_action(lambda files: files.select_entry(message.entry))
 
     def action_send_file(self) -> None:
-        if (files := self.files_pane) is None:
+        if self.transfers is None:
             self.notify("File transfer is not available.", severity="warning")
         else:
-            files.action_send_files()
+            self.files_action(lambda files: files.action_send_files())
 
     def action_resend_failed(self) -> None:
         failed = self.session.store.failed(self.chat.active) if self.chat.active else []
@@ -373,6 +356,9 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
     def action_show_pane(self, pane: str) -> None:
         """Show workspace pane ``pane`` and focus it; if it is already shown, go back to
         the chat."""
+        if not self.pane_ready(pane):  # built first, then shown (tui/screens/lazy_panes.py)
+            self.when_built(pane, lambda: self.action_show_pane(pane))
+            return
         workspace = self.query_one("#workspace", TabbedContent)
         if workspace.active == pane:
             pane = "chat"
@@ -407,13 +393,7 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
         the chat state."""
         event = message.event
         if isinstance(event, TransfersLoaded | TransferEvent):
-            files = self.files_pane
-            if files is None:
-                return
-            if isinstance(event, TransfersLoaded):
-                files.load(event.transfers)
-            else:
-                files.apply(event)
+            self.files_event(event)
             return
         if not self.room_event(event):
             self.show_update(self.chat.apply(event, time.monotonic()))
@@ -429,9 +409,9 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
         if update.reload:
             self._reload()
         if update.board_incoming is not None:
-            self.board_pane.incoming(update.board_incoming)
+            self.board_incoming(update.board_incoming)
         if update.board_outgoing is not None:
-            self.board_pane.outgoing(update.board_outgoing)
+            self.board_outgoing(update.board_outgoing)
         if update.conversation_line is not None:
             self.view.add(update.conversation_line)
         if update.mark_read:
@@ -473,7 +453,7 @@ class MainScreen(AttentionScreen):  # over HistoryFinding, over RoomScreen
     def _reload(self) -> None:
         """We fell behind the session's event stream: reload what the store has."""
         self.chat.replace_unread(stored_unread(self.session.store))
-        self.board_pane.reload()
+        self.board_reload()
         if self.chat.active is not None:
             self.open_conversation(self.chat.active, focus=False)
 

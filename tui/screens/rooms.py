@@ -56,7 +56,6 @@ from tui.state.chat import ChatState, Notice
 from tui.state.mentions import MentionCounts, mentions
 from tui.state.rooms import RoomRow, room_rows
 from tui.state.roster import CHAT_TYPES
-from tui.widgets.board_pane import BoardPane
 from tui.widgets.conversation import ConversationView, PageLoader
 from tui.widgets.member_pane import MEMBERS_REFRESH, MemberPane
 from tui.widgets.room_list import RoomList
@@ -96,6 +95,9 @@ class RoomScreen(Screen[None]):
 
     @property
     def view(self) -> ConversationView:
+        raise NotImplementedError
+
+    def board_renamed(self, peer: int, name: str) -> None:
         raise NotImplementedError
 
     # --- the room list ----------------------------------------------------------------------
@@ -230,9 +232,7 @@ class RoomScreen(Screen[None]):
             composer.placeholder = Content.assemble(
                 "Message ", name, " — Enter sends, Ctrl+J new line"
             )
-        board = self.query_one("#board", BoardPane)
-        if board.peer == room.peer and board.peer_name != name:
-            board.open_peer(room.peer, name)
+        self.board_renamed(room.peer, name)
 
     def _count_mention(self, event: MessageReceived) -> None:
         entry = event.entry

@@ -1,4 +1,8 @@
-"""``BoardPane``: the workspace tab with the shared drawing board of the open conversation.
+"""``BoardPane``: the shared drawing board of the open conversation, in the workspace's Board tab.
+
+It is not a ``TabPane``: :class:`~tui.screens.lazy_panes.LazyPanes` mounts it into the Board
+tab's (empty) pane the first time that tab is needed, and tells it which board to show
+(:meth:`BoardPane.open_peer`) when the tab is shown; until then this module is not imported.
 
 It joins the pure pieces: the :class:`~tui.state.board_book.BoardBook` (boards per conversation,
 kept in step with the history), the :class:`~tui.widgets.board_canvas.BoardCanvas` (what the
@@ -9,7 +13,8 @@ Invariants:
   retried, and delivered to a peer who is offline when they come back); its entry is
   reported to the book so that the board and its snapshots stay consistent.
 - Incoming GRAPHICS reach :meth:`BoardPane.incoming` (from the main screen's event handler)
-  and are drawn as they arrive on the board they belong to — shown or not — and never
+  when their board is loaded, and are drawn as they arrive on the board they belong to —
+  shown or not; a board not loaded yet reads them from the store when it is. They never
   become toasts, chat lines or unread counts. Malformed ones are counted on the board and
   shown in the canvas's subtitle.
 - "clear" asks first (:func:`tui.dialogs.clear_board.confirm_clear`), then clears both
@@ -26,20 +31,20 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
-from textual.widgets import TabPane
+from textual.widget import Widget
 
 from protocol import chat_pb2 as pb
 from protocol.validation import ClearBoard, format_graphics
 from tui.board_export import export_text
-from tui.client.history import HistoryEntry, MessageState
+from tui.client.history import HistoryEntry
 from tui.client.session import ClientSession
 from tui.dialogs.clear_board import confirm_clear
 from tui.state.board_book import CLEAR, BoardBook
 from tui.widgets.board_canvas import BoardCanvas
 
 
-class BoardPane(TabPane):
-    """The "Board" tab; see the module docstring."""
+class BoardPane(Widget):
+    """The "Board" tab's content; see the module docstring."""
 
     DEFAULT_CSS = """
     BoardPane {
@@ -54,15 +59,20 @@ class BoardPane(TabPane):
     ]
 
     def __init__(
-        self, session: ClientSession, export_dir: Path | None = None, *, id: str = "board"
+        self,
+        session: ClientSession,
+        export_dir: Path | None = None,
+        *,
+        unsent: dict[int, int] | None = None,
+        id: str = "board-pane",
     ) -> None:
-        super().__init__("Board", id=id)
+        super().__init__(id=id)
         self.session = session
         self.book = BoardBook(session.store)
         self.export_dir = export_dir
         self.peer: int | None = None
         self.peer_name = ""
-        self.unsent: dict[int, int] = {}
+        self.unsent = {} if unsent is None else unsent  # our refused strokes, per peer
 
     def compose(self) -> ComposeResult:
         yield BoardCanvas(id="board-canvas")
@@ -106,17 +116,10 @@ class BoardPane(TabPane):
         if not changed:  # nothing visible changed: maybe the ignored count did
             canvas.update_status()
 
-    def outgoing(self, entry: HistoryEntry) -> None:
-        """One of our strokes changed state: count those the relay refused."""
-        if entry.state is MessageState.FAILED:
-            self.unsent[entry.peer] = self.unsent.get(entry.peer, 0) + 1
-            if entry.peer == self.peer:
-                self._update_note()
-
-    def reload(self) -> None:
-        """Events were lost: rebuild every board from the store."""
-        self.book.forget()
-        self._show()
+    def unsent_changed(self, peer: int) -> None:
+        """The count of ``peer``'s refused strokes (:attr:`unsent`, kept by the caller) grew."""
+        if peer == self.peer:
+            self._update_note()
 
     def _update_note(self) -> None:
         canvas = self.canvas

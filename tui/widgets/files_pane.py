@@ -1,4 +1,8 @@
-"""``FilesPane``: the workspace tab listing file transfers, both directions, with actions.
+"""``FilesPane``: the list of file transfers, both directions, with actions (the Files tab).
+
+It is not a ``TabPane``: :class:`~tui.screens.lazy_panes.LazyPanes` mounts it into the Files
+tab's (empty) pane the first time that tab (or an action of this pane) is needed; until then
+this module is not imported.
 
 Rows (:class:`~tui.widgets.transfer_row.TransferRow`, oldest first) show the file, the
 peer, a progress bar with rate and ETA, and the state with its reason. Keys (shown in the
@@ -13,10 +17,12 @@ buttons fits a narrow pane and Cancel is never pushed out of sight. Rows wrap th
 
 Invariants:
 - The engine (:class:`~tui.client.transfer.TransferManager`) is the only source of truth.
-  The pane does not listen to it: the main screen hands it, in the order of the net
-  worker's :class:`~tui.feed.ClientFeed`, first a snapshot of the transfers (:meth:`load`,
-  offers that came in the backlog before the screen existed included), then every later
-  event (:meth:`apply`).
+  The pane does not listen to it: the main screen keeps the
+  :class:`~tui.state.transfers.TransferBook` (fed in the order of the net worker's
+  :class:`~tui.feed.ClientFeed`: a snapshot of the transfers, offers that came in the
+  backlog included, then every later event; toasts and the tab's "Files (N)" label are
+  the screen's too); the pane shows what the book holds when it is mounted, then each
+  transfer the screen hands it (:meth:`show_transfers`).
 - Nothing here blocks the loop: offers (hashing), accepts and cancels run in workers and
   the engine does its disk work in threads; the dialogs do their file-system checks in
   threads too.
@@ -37,17 +43,11 @@ import platformdirs
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Button, ListView, Static, TabPane
+from textual.widget import Widget
+from textual.widgets import Button, ListView, Static
 
 from tui.client.history import HistoryEntry
 from tui.client.transfer import TransferError, TransferManager
-from tui.client.transfer.events import (
-    TransferCancelled,
-    TransferCompleted,
-    TransferDeclined,
-    TransferEvent,
-    TransferFailed,
-)
 from tui.client.transfer.store import Transfer, TransferState
 from tui.dialogs.pick_file import PickFileDialog
 from tui.dialogs.save_file import SaveChoice, SaveFileDialog
@@ -56,8 +56,6 @@ from tui.transfers_view import (
     RowActions,
     TransferRowView,
     actions_for,
-    clip,
-    clip_path,
     describe,
     preparing_view,
 )
@@ -78,8 +76,8 @@ _ACTION_NEEDS = {
 }
 
 
-class FilesPane(TabPane):
-    """The "Files" tab; see the module docstring."""
+class FilesPane(Widget):
+    """The "Files" tab's content; see the module docstring."""
 
     DEFAULT_CSS = """
     FilesPane {
@@ -109,18 +107,19 @@ class FilesPane(TabPane):
     def __init__(
         self,
         transfers: TransferManager,
+        book: TransferBook,
         *,
         name_of: Callable[[int], str],
         active_peer: Callable[[], int | None],
         browse_dir: Path | None = None,
-        id: str = "files",
+        id: str = "files-pane",
     ) -> None:
-        super().__init__("Files", id=id)
+        super().__init__(id=id)
         self.transfers = transfers
         self.name_of = name_of
         self.active_peer = active_peer
         self.browse_dir = browse_dir or Path.cwd()
-        self.book = TransferBook()
+        self.book = book  # the screen's: it records the engine's events
         self.rows: dict[int, TransferRow] = {}
         self._preparing = itertools.count(-1, -1)
 
@@ -136,7 +135,7 @@ class FilesPane(TabPane):
 
     def on_mount(self) -> None:
         self.list_view.border_title = "File transfers"
-        self._sync()
+        self.show_transfers(self.book.ordered())
 
     @property
     def list_view(self) -> ListView:
@@ -144,55 +143,17 @@ class FilesPane(TabPane):
 
     # --- engine events --------------------------------------------------------------------
 
-    def load(self, transfers: Sequence[Transfer]) -> None:
-        """Show the engine's transfers (newest first) as they were when the feed began."""
-        for transfer in reversed(transfers):
-            self._put(transfer)
+    def show_transfers(self, transfers: Sequence[Transfer]) -> None:
+        """Show these transfers (oldest first) as the book now records them: their rows are
+        added or updated."""
+        for transfer in transfers:
+            self._show(transfer)
         self._sync()
-
-    def apply(self, event: TransferEvent) -> None:
-        """One event of the engine, in its order: update the row, toast what ended."""
-        transfer, _ = self.book.apply(event)
-        self._show(transfer)
-        self._toast(event)
-        self._sync()
-
-    def _toast(self, event: TransferEvent) -> None:
-        transfer = event.transfer
-        name, peer = clip(transfer.name, 60), self.name_of(transfer.peer)
-        if isinstance(event, TransferCompleted):
-            if transfer.outgoing:
-                self.notify(f"{peer} received {name}.", title="File sent", markup=False)
-            else:
-                self.notify(
-                    f"{name} saved to {clip_path(event.path)}", title="File received", markup=False
-                )
-        elif isinstance(event, TransferFailed):
-            self.notify(
-                f"{name}: {clip(event.reason, 200)}",
-                title="File transfer failed",
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
-        elif isinstance(event, TransferCancelled) and event.by_peer:
-            self.notify(
-                f"{name}: {clip(event.reason, 200)}",
-                title="File transfer cancelled",
-                severity="warning",
-                markup=False,
-            )
-        elif isinstance(event, TransferDeclined) and event.by_peer:
-            self.notify(f"{peer} declined {name}.", severity="warning", markup=False)
 
     # --- rows -------------------------------------------------------------------------------
 
     def _view(self, transfer: Transfer) -> TransferRowView:
         return describe(transfer, self.name_of(transfer.peer))
-
-    def _put(self, transfer: Transfer) -> None:
-        self.book.put(transfer)
-        self._show(self.book.get(transfer.id) or transfer)
 
     def _show(self, transfer: Transfer) -> None:
         row = self.rows.get(transfer.id)
@@ -239,7 +200,7 @@ class FilesPane(TabPane):
         return False
 
     def _sync(self) -> None:
-        """Buttons, Footer bindings, hint and tab label follow the selection and states."""
+        """Buttons, Footer bindings and hint follow the selection and states."""
         selected = self.selected
         can = actions_for(selected) if selected is not None else RowActions()
         for button_id, action in _BUTTONS.items():
@@ -267,10 +228,6 @@ class FilesPane(TabPane):
             )
         else:
             hint.update("")
-        tabbed = self.parent.parent if self.parent is not None else None
-        get_tab = getattr(tabbed, "get_tab", None)
-        if get_tab is not None and self.id is not None:
-            get_tab(self.id).label = f"Files ({open_offers})" if open_offers else "Files"
 
     def on_list_view_highlighted(self, message: ListView.Highlighted) -> None:
         message.stop()
