@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from textual.app import App
@@ -29,6 +30,9 @@ from tui.dialogs.trust import TrustDialog
 from tui.screens.login import LoginScreen
 from tui.screens.main import MainScreen
 from tui.settings import AppConfig
+
+if TYPE_CHECKING:
+    from tui.dialogs.save_file import SaveFileDialog
 
 PASSWORD = "correct horse"
 
@@ -63,6 +67,21 @@ async def wait_until(
 ) -> None:
     """:func:`tests.waiting.wait_until`, letting the app run between checks."""
     await waiting.wait_until(predicate, what, timeout=timeout, pause=pilot.pause)
+
+
+async def checked_save_dialog(
+    pilot: Pilot[object], app: App[object], timeout: float = 30.0
+) -> SaveFileDialog:
+    """The save dialog that accepting a file offer opens, once it has checked its target
+    (the name it proposes, a clash, a path outside the downloads folder). The dialog's module
+    is imported here, when used: probes that count a client's modules use this file."""
+    from tui.dialogs.save_file import SaveFileDialog
+
+    await wait_until(pilot, lambda: isinstance(app.screen, SaveFileDialog), "the save dialog")
+    dialog = app.screen
+    assert isinstance(dialog, SaveFileDialog)
+    await wait_until(pilot, lambda: dialog.check is not None, "its target checked", timeout)
+    return dialog
 
 
 def screen_text(app: App[object]) -> str:

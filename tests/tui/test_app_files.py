@@ -25,6 +25,7 @@ from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import TransferPeer as Peer
 from tests.tui.conftest import PASSWORD, app_config, log_in, screen_text, wait_until
+from tests.tui.pilot import checked_save_dialog
 from tests.tui.test_app_chat import make_buddies, rows
 from tui.app import ParleyApp
 from tui.client.events import MessageReceived
@@ -36,7 +37,6 @@ from tui.client.transfer.events import (
 )
 from tui.client.transfer.logic import TransferOptions
 from tui.dialogs.pick_file import PickFileDialog
-from tui.dialogs.save_file import SaveFileDialog
 from tui.screens.main import MainScreen
 from tui.state.roster import RowKind
 from tui.widgets.file_tree import FileTree
@@ -206,12 +206,7 @@ async def test_receive_accept_save_progress_and_no_overwrite(
 
             # Accept: the dialog proposes "data (1).bin" because data.bin exists.
             await pilot.press("a")
-            await wait_until(pilot, lambda: isinstance(app.screen, SaveFileDialog), "dialog")
-            dialog = app.screen
-            assert isinstance(dialog, SaveFileDialog)
-            await wait_until(
-                pilot, lambda: dialog.check is not None, "target checked", timeout=WAIT
-            )
+            await checked_save_dialog(pilot, app, WAIT)
             text = screen_text(app)
             assert "data.bin already exists there: proposing data (1).bin" in text
             await pilot.press("ctrl+s")
@@ -303,10 +298,7 @@ async def test_cancel_from_either_side(
                 await bob.manager.offer(screen.session.uid or 0, source)
                 await wait_until(pilot, lambda: state_of(files) == ["OFFERED"], "offer row")
                 await pilot.press("enter")  # Enter on an offer = accept
-                await wait_until(pilot, lambda: isinstance(app.screen, SaveFileDialog), "dlg")
-                dialog = app.screen
-                assert isinstance(dialog, SaveFileDialog)
-                await wait_until(pilot, lambda: dialog.check is not None, "checked")
+                await checked_save_dialog(pilot, app)
                 await pilot.press("enter")
                 await wait_until(pilot, lambda: app.screen is screen, "dialog closed")
 
@@ -356,10 +348,7 @@ async def test_hash_mismatch_is_reported(relay: RelayProcess, tmp_path: Path) ->
             bob.session.send(alice, pb.Message.FILE_OFFER, text="bad.bin", file=info)
             await wait_until(pilot, lambda: state_of(files) == ["OFFERED"], "offer row")
             await pilot.press("f3", "a")
-            await wait_until(pilot, lambda: isinstance(app.screen, SaveFileDialog), "dialog")
-            dialog = app.screen
-            assert isinstance(dialog, SaveFileDialog)
-            await wait_until(pilot, lambda: dialog.check is not None, "checked")
+            await checked_save_dialog(pilot, app)
             await pilot.press("ctrl+s")
             async with asyncio.timeout(WAIT):
                 while True:
@@ -436,10 +425,7 @@ async def test_hostile_names_from_the_backlog_are_safe_and_literal(
             for index in range(6):
                 files.list_view.index = index
                 await pilot.press("a")
-                await wait_until(pilot, lambda: isinstance(app.screen, SaveFileDialog), "dlg")
-                dialog = app.screen
-                assert isinstance(dialog, SaveFileDialog)
-                await wait_until(pilot, lambda d=dialog: d.check is not None, "checked")
+                dialog = await checked_save_dialog(pilot, app)
                 if index == 0:
                     text = screen_text(app)
                     assert "offered as: ../../.bashrc" in text

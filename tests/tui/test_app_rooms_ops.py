@@ -26,6 +26,7 @@ from protocol.validation import Segment, format_graphics
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import TransferPeer
 from tests.tui.conftest import PASSWORD, app_config, log_in, screen_text, wait_until
+from tests.tui.pilot import checked_save_dialog
 from tests.tui.test_app_board import reference, shown_cells
 from tests.tui.test_app_rooms import conversation_text, device_peer, room_rows
 from tests.tui.test_app_rooms_live import members_text
@@ -38,7 +39,6 @@ from tui.client.transfer.store import TransferState
 from tui.dialogs.pick_file import PickFileDialog
 from tui.dialogs.room_member import RoomMemberDialog
 from tui.dialogs.room_name import RoomNameDialog
-from tui.dialogs.save_file import SaveFileDialog
 from tui.dialogs.user_search import UserSearchDialog
 from tui.screens.main import MainScreen
 from tui.widgets.board_canvas import BoardCanvas
@@ -425,10 +425,7 @@ async def test_file_offered_by_a_member_accepted_in_the_tui(
 
             # Accepted in the TUI: a, the save dialog, Ctrl+S; saved, the same bytes.
             await pilot.press("a")
-            await wait_until(pilot, lambda: isinstance(app.screen, SaveFileDialog), "save dialog")
-            save = app.screen
-            assert isinstance(save, SaveFileDialog)
-            await wait_until(pilot, lambda: save.check is not None, "target checked", timeout=WAIT)
+            await checked_save_dialog(pilot, app, WAIT)
             await pilot.press("ctrl+s")
             await wait_until(pilot, lambda: app.screen is screen, "dialog closed")
             received = (bob.session.uid, "report.bin", "COMPLETED")

@@ -16,6 +16,7 @@ from textual.widgets import TabbedContent
 from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
 from tests.tui.conftest import screen_text, wait_until
+from tests.tui.pilot import checked_save_dialog
 from tests.tui.test_app_files import (
     WAIT,
     chat_with,
@@ -27,7 +28,6 @@ from tests.tui.test_app_files import (
 )
 from tests.tui.test_app_rooms_ops import palette
 from tui.dialogs.pick_file import PickFileDialog
-from tui.dialogs.save_file import SaveFileDialog
 from tui.screens.main import MainScreen
 from tui.widgets.board_canvas import BoardCanvas
 
@@ -156,10 +156,7 @@ async def test_a_stroke_and_an_offer_before_the_first_show_are_there_after(
             assert state_of(files) == ["OFFERED"]
             await wait_until(pilot, lambda: "data.bin from bob" in screen_text(app), "row")
             await pilot.press("a")
-            await wait_until(pilot, lambda: isinstance(app.screen, SaveFileDialog), "dialog")
-            dialog = app.screen
-            assert isinstance(dialog, SaveFileDialog)
-            await wait_until(pilot, lambda: dialog.check is not None, "checked", timeout=WAIT)
+            await checked_save_dialog(pilot, app, WAIT)
             await pilot.press("ctrl+s")
             await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "dialog closed")
             await wait_until(pilot, lambda: state_of(files) == ["COMPLETED"], "saved", WAIT)
