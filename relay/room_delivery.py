@@ -139,8 +139,8 @@ def _copies_one_by_one(
     relay: Context, box: int, uid: int, room_pass: RoomPass, start: int, end: int
 ) -> None:
     """Add copies of messages ``start`` .. ``end - 1`` to ``box``'s batch one at a time: the
-    sender's boxes (its own copy skipped, ``outgoing`` copies in its other boxes), a box
-    whose quota takes only some of them (skipped once full), seqs past the fast range."""
+    sender's boxes (its own copy skipped, ``outgoing`` copies in its other boxes) and a box
+    whose quota takes only some of them (the rest skipped once it is full)."""
     inboxes = relay.inboxes
     timestamp = room_pass.timestamp
     for index in range(start, end):
