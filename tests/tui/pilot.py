@@ -33,6 +33,7 @@ from tui.settings import AppConfig
 
 if TYPE_CHECKING:
     from tui.dialogs.save_file import SaveFileDialog
+    from tui.widgets.files_pane import FilesPane
 
 PASSWORD = "correct horse"
 
@@ -82,6 +83,15 @@ async def checked_save_dialog(
     assert isinstance(dialog, SaveFileDialog)
     await wait_until(pilot, lambda: dialog.check is not None, "its target checked", timeout)
     return dialog
+
+
+async def files_of(pilot: Pilot[object], screen: MainScreen) -> FilesPane:
+    """The Files pane, built first if it is not yet (as an action that needs it does)."""
+    screen.files_action(lambda _: None)
+    await wait_until(pilot, lambda: screen.files_pane is not None, "the Files pane built")
+    pane = screen.files_pane
+    assert pane is not None
+    return pane
 
 
 def screen_text(app: App[object]) -> str:

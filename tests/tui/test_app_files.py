@@ -25,7 +25,7 @@ from protocol import chat_pb2 as pb
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import TransferPeer as Peer
 from tests.tui.conftest import PASSWORD, app_config, log_in, screen_text, wait_until
-from tests.tui.pilot import checked_save_dialog
+from tests.tui.pilot import checked_save_dialog, files_of
 from tests.tui.test_app_chat import make_buddies, rows
 from tui.app import ParleyApp
 from tui.client.events import MessageReceived
@@ -82,15 +82,6 @@ async def chat_with(pilot: Any, app: ParleyApp, peer: Peer, register: bool = Tru
     await peer.session.list_buddies()  # bob's engine sees alice online
     screen.open_conversation(peer.uid)
     return screen
-
-
-async def files_of(pilot: Any, screen: MainScreen) -> FilesPane:
-    """The Files pane, built first if it is not yet (as an action that needs it does)."""
-    screen.files_action(lambda _: None)
-    await wait_until(pilot, lambda: screen.files_pane is not None, "the Files pane built")
-    pane = screen.files_pane
-    assert pane is not None
-    return pane
 
 
 def state_of(pane: FilesPane, predicate: Callable[[object], bool] = lambda _: True) -> list[str]:

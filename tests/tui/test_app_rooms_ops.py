@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from textual.content import Content
 from textual.pilot import Pilot
@@ -26,7 +26,7 @@ from protocol.validation import Segment, format_graphics
 from tests.harness import RelayProcess
 from tests.tui.client.sessions import TransferPeer
 from tests.tui.conftest import PASSWORD, app_config, log_in, screen_text, wait_until
-from tests.tui.pilot import checked_save_dialog
+from tests.tui.pilot import checked_save_dialog, files_of
 from tests.tui.test_app_board import reference, shown_cells
 from tests.tui.test_app_rooms import conversation_text, device_peer, room_rows
 from tests.tui.test_app_rooms_live import members_text
@@ -42,7 +42,6 @@ from tui.dialogs.room_name import RoomNameDialog
 from tui.dialogs.user_search import UserSearchDialog
 from tui.screens.main import MainScreen
 from tui.widgets.board_canvas import BoardCanvas
-from tui.widgets.files_pane import FilesPane
 
 SIZE = (80, 24)
 WAIT = 30.0
@@ -148,15 +147,6 @@ def random_file(path: Path, size: int) -> bytes:
     data = os.urandom(size)
     path.write_bytes(data)
     return hashlib.sha256(data).digest()
-
-
-async def files_of(pilot: Any, screen: MainScreen) -> FilesPane:
-    """The Files pane, built first if it is not yet (as an action that needs it does)."""
-    screen.files_action(lambda _: None)
-    await wait_until(pilot, lambda: screen.files_pane is not None, "the Files pane built")
-    pane = screen.files_pane
-    assert pane is not None
-    return pane
 
 
 async def test_invite_and_rename_from_the_palette(relay: RelayProcess, tmp_path: Path) -> None:
