@@ -260,17 +260,18 @@ class Inboxes:
                 self.store.abandon_pass("internal error while storing room messages")
                 return
 
-    def reserve_run(self, box: int, count: int, max_bytes: int) -> int | None:
-        """The first seq of ``box`` for a run of ``count`` copies of at most ``max_bytes``
-        bytes (its open batch closed first), or None if its quota could not take them all
-        (the caller then adds them one by one, up to the quota)."""
+    def _space(self, box: int) -> tuple[int, int, int]:
+        """``box``'s next seq, messages its quota takes and stored bytes (batch closed)."""
         if box in self.batches:
             self.close_batch(box)
-        stored = self.count(box)
-        size = self.bytes_of(box)
-        if stored + count > self.quota_messages or size + max_bytes > self.quota_bytes:
-            return None
-        return self.current_head(box) + 1
+        room = self.quota_messages - self.count(box)
+        return self.current_head(box) + 1, room, self.bytes_of(box)
+
+    def reserve_run(self, box: int, count: int, max_bytes: int) -> int | None:
+        """The first seq of ``box`` for a run of ``count`` copies of at most ``max_bytes``
+        bytes, or None if its quota cannot take them all (then added one by one)."""
+        first, room, size = self._space(box)
+        return first if count <= room and size + max_bytes <= self.quota_bytes else None
 
     def add_shared_run(self, bodies: list[bytes], rows: list[tuple[int, int, int, int]]) -> None:
         """Store ``bodies`` once for the boxes of ``rows`` (box, first seq, last seq, frames'
@@ -285,15 +286,10 @@ class Inboxes:
     ) -> RunBatch | None:
         """A new batch for ``box`` (its open one closed first) with room for at least one
         copy of ``copy_size`` bytes, or None if the box's quota leaves none."""
-        if box in self.batches:
-            self.close_batch(box)
-        stored = self.count(box)
-        size = self.bytes_of(box)
-        room = self.quota_messages - stored
+        first, room, size = self._space(box)
         bytes_left = self.quota_bytes - size
         if room <= 0 or copy_size > bytes_left:
             return None
-        first = self.current_head(box) + 1
         batch = RunBatch(
             box,
             first,
@@ -325,32 +321,36 @@ class Inboxes:
         box: int,
         timestamp: int,
         body: bytes,
-        headers: tuple[bytes, bytes, bytes],
+        headers: tuple[bytes, bytes, bytes] | None,
         sender: int,
         client_id: int,
+        receipts: bool = True,
     ) -> bool:
-        """Add a copy of a one-to-one message (``body``: payload and override fields) to
-        ``box``'s batch, owing ``sender`` a receipt for ``client_id`` if non-zero; False if
-        the box is full. ``headers``: the frame header for a 2-, 3- and 4-byte seq field.
-        Once per copy for a user's other devices: kept to a few operations
-        (bench_vs_mosquitto dev3 vs dev1)."""
+        """Add a copy (``body``: payload and override fields) to ``box``'s batch; False if
+        the box is full. ``receipts``: a user's other devices' copy, owing ``sender`` a
+        receipt for ``client_id`` if non-zero; else a room copy (no senders and ids kept).
+        ``headers``: the frame headers for a 2-, 3- and 4-byte seq field, or None. Kept to
+        a few operations: once per copy (bench_vs_mosquitto dev3 vs dev1)."""
         batch = self.batches.get(box)
         if (
             batch is None
-            or batch.ids is None
+            or (batch.ids is None if receipts else batch.ids is not None)
             or batch.next_seq >= batch.limit_seq
             or batch.size + len(body) + 16 > batch.byte_limit
         ):
-            batch = self.open_batch(box, timestamp, len(body) + 16, receipts=True)
+            batch = self.open_batch(box, timestamp, len(body) + 16, receipts=receipts)
             if batch is None:
                 return False
-            self.no_receipts.discard(box)  # its copies may owe receipts
+            if receipts:
+                self.no_receipts.discard(box)  # its copies may owe receipts
         seq = batch.next_seq
         batch.next_seq = seq + 1
         field = seq_field(seq)
         size = len(field)
         header = (
-            headers[size - 2] if size <= 4 else pack_header(len(body) + size, _MESSAGE_FRAME_TYPE)
+            headers[size - 2]
+            if headers is not None and size <= 4
+            else pack_header(len(body) + size, _MESSAGE_FRAME_TYPE)
         )
         batch.pieces += (header, body, field)
         batch.size += 5 + len(body) + size

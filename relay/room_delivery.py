@@ -28,7 +28,7 @@ from protocol.framing import pack_header
 from protocol.types import FrameType
 from relay.connection import ConnState
 from relay.delivery import push, room_in, sender_prefix
-from relay.forwarding import OUTGOING_TRUE, override_tail, seq_field
+from relay.forwarding import OUTGOING_TRUE, override_tail
 from relay.room_passes import RoomPass
 from relay.rooms import INVITED
 from relay.run_frames import run_frames, run_size
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from relay.context import Context
 
 _MESSAGE_HEADER_TYPE = FrameType.MESSAGE
-_MESSAGE = int(FrameType.MESSAGE)
 
 
 def store_room_message(
@@ -149,22 +148,8 @@ def _copies_one_by_one(
             if room_pass.sending_boxes[index] == box:
                 continue
             body += OUTGOING_TRUE
-        copy_size = len(body) + 16  # header, body, seq field: at most this
-        batch = inboxes.batches.get(box)
-        if (
-            batch is None
-            or batch.ids is not None
-            or batch.next_seq >= batch.limit_seq
-            or batch.size + copy_size > batch.byte_limit
-        ):
-            batch = inboxes.open_batch(box, timestamp, copy_size)
-            if batch is None:
-                continue  # the box is full: skipped (docs/DECISIONS.md, devices)
-        seq = batch.next_seq
-        batch.next_seq = seq + 1
-        field = seq_field(seq)
-        batch.pieces += (pack_header(len(body) + len(field), _MESSAGE), body, field)
-        batch.size += 5 + len(body) + len(field)
+        # A full box skips the copy (docs/DECISIONS.md, devices).
+        inboxes.batch_copy(box, timestamp, body, None, uid, 0, receipts=False)
 
 
 def _store_for(relay: Context, body: bytes, uids: set[int]) -> None:
