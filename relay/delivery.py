@@ -134,8 +134,7 @@ def _headers(body_size: int) -> tuple[bytes, bytes, bytes]:
 def room_in(relay: Context, box: int, payload_size: int) -> int:
     """``box``'s stored bytes if a message of ``payload_size`` fits in its quota, else -1."""
     inboxes = relay.inboxes
-    if box in inboxes.batches:
-        inboxes.close_batch(box)
+    inboxes.settle(box)  # room copies and batched copies of the pass counted first
     config = relay.config
     floor = inboxes.floor.get(box)
     head = inboxes.head_seq.get(box)

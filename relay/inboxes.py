@@ -120,22 +120,24 @@ class Inboxes:
 
     # -- seqs and sizes ----------------------------------------------------------------------
 
-    def current_head(self, box: int) -> int:
-        """The highest seq assigned in ``box``'s inbox (accepted this pass included)."""
+    def settle(self, box: int) -> None:
+        """Make ``box``'s seqs, sizes and frames known: the pass's room messages fanned out,
+        its open batch closed (module docstring)."""
         if self.room_passes:
             self.settle_rooms()
         if box in self.batches:
             self.close_batch(box)
+
+    def current_head(self, box: int) -> int:
+        """The highest seq assigned in ``box``'s inbox (accepted this pass included)."""
+        self.settle(box)
         head = self.head_seq.get(box)
         return self.store.head_seq(box) if head is None else head
 
     def count(self, box: int) -> int:
         """Messages stored for ``box``: seqs in (floor, head], floor being its delivered_seq
         (which buffered rows do not change: no flush needed)."""
-        if self.room_passes:
-            self.settle_rooms()
-        if box in self.batches:
-            self.close_batch(box)
+        self.settle(box)
         floor = self.floor.get(box)
         head = self.head_seq.get(box)
         if floor is None or head is None:
@@ -150,10 +152,7 @@ class Inboxes:
     def bytes_of(self, box: int) -> int:
         """Bytes stored for ``box`` (its runs, counted whole until deleted, and its rows not
         yet flushed), from the cache or, once, from the store."""
-        if self.room_passes:
-            self.settle_rooms()
-        if box in self.batches:
-            self.close_batch(box)
+        self.settle(box)
         size = self.stored_bytes.get(box)
         if size is None:
             self.flush_rows()
@@ -261,9 +260,7 @@ class Inboxes:
                 return
 
     def _space(self, box: int) -> tuple[int, int, int]:
-        """``box``'s next seq, messages its quota takes and stored bytes (batch closed)."""
-        if box in self.batches:
-            self.close_batch(box)
+        """``box``'s next seq, messages its quota takes and stored bytes (settled)."""
         room = self.quota_messages - self.count(box)
         return self.current_head(box) + 1, room, self.bytes_of(box)
 
