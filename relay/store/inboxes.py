@@ -68,14 +68,16 @@ SQL_INSERT_SHARED_ROW = (
     "INSERT INTO inbox_runs (recipient, first_seq, last_seq, senders, client_ids, frames,"
     " shared, size) VALUES (?, ?, ?, x'', x'', x'', ?, ?)"
 )
-SQL_SHARED_BODIES = "SELECT lengths, bodies FROM shared_runs WHERE id = ?"
 SQL_RAISE_HEAD_SEQ = "UPDATE users SET head_seq = max(head_seq, ?2) WHERE uid = ?1"
 SQL_RAISE_DEVICE_HEAD_SEQ = "UPDATE devices SET head_seq = max(head_seq, ?2) WHERE box = ?1"
 # Runs ending after since_seq; the first one may start at or before it. A run holds at most
 # MAX_RUN_MESSAGES seqs, which bounds the index range to scan.
+# A shared run's bodies come with its rows (one statement, not one per row).
 SQL_RUNS_AFTER = (
-    "SELECT first_seq, last_seq, frames, shared FROM inbox_runs WHERE recipient = ?1"
-    f" AND first_seq > ?2 - {MAX_RUN_MESSAGES} AND last_seq > ?2 ORDER BY first_seq LIMIT ?3"
+    "SELECT r.first_seq, r.last_seq, r.frames, s.lengths, s.bodies FROM inbox_runs AS r"
+    " LEFT JOIN shared_runs AS s ON s.id = r.shared WHERE r.recipient = ?1"
+    f" AND r.first_seq > ?2 - {MAX_RUN_MESSAGES} AND r.last_seq > ?2 ORDER BY r.first_seq"
+    " LIMIT ?3"
 )
 # first_seq <= ?2 bounds the index range: delivered runs are gone, so it is short.
 SQL_DELETE_RUNS_THROUGH = (
@@ -300,9 +302,9 @@ class Inboxes:
         if heads:
             _raise_heads(con, heads)
 
-    def _shared_frames(self, shared: int, first_seq: int) -> bytes:
-        """The frames of a row of shared run ``shared`` whose first seq is ``first_seq``."""
-        lengths, bodies = self._db._con.execute(SQL_SHARED_BODIES, (shared,)).fetchone()
+    @staticmethod
+    def _shared_frames(lengths: bytes, bodies: bytes, first_seq: int) -> bytes:
+        """The frames of a shared run's row (its bodies, their ``lengths``) from ``first_seq``."""
         pieces = []
         offset = 0
         for length in unpack(U32, lengths):
@@ -317,8 +319,12 @@ class Inboxes:
         floor = max(since_seq, self.inbox_floor(box))
         cur = self._db._con.execute(SQL_RUNS_AFTER, (box, floor, limit))
         runs = [
-            StoredRun(first, last, frames if shared is None else self._shared_frames(shared, first))
-            for first, last, frames, shared in cur.fetchall()
+            StoredRun(
+                first,
+                last,
+                frames if bodies is None else self._shared_frames(lengths, bodies, first),
+            )
+            for first, last, frames, lengths, bodies in cur.fetchall()
         ]
         if runs and runs[0].first_seq <= floor:
             first = runs[0]
