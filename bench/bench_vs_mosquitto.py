@@ -205,10 +205,12 @@ def rooms_available() -> bool:
     return (ROOT / "relay" / "handlers" / "rooms.py").exists()
 
 
-def traffic_options(args: argparse.Namespace, messages: int) -> list[str]:
+def traffic_options(args: argparse.Namespace, messages: int, fan_out: bool) -> list[str]:
+    """The load client's pacing: one-to-one senders keep ``--window`` messages in flight, a
+    room's or a topic's sender ``--room-window``."""
     return [
         "--window",
-        str(args.window),
+        str(args.room_window if fan_out else args.window),
         "--warmup",
         str(args.warmup),
         "--messages",
@@ -244,7 +246,9 @@ def run_parley(load: ParleyLoad, scenario: Scenario, args: argparse.Namespace) -
                 str(load.devices if load.room == 0 else 1),
             ]
             result = run_loadgen(
-                options + traffic_options(args, scenario.messages), config, [relay.pid]
+                options + traffic_options(args, scenario.messages, load.room > 0),
+                config,
+                [relay.pid],
             )
         finally:
             relay.stop()
@@ -269,7 +273,9 @@ def run_mqtt(load: MqttLoad, scenario: Scenario, args: argparse.Namespace) -> Si
         try:
             options = ["--proto", "mqtt", "--port", str(broker.port), "--qos", str(load.qos)]
             result = run_loadgen(
-                options + traffic_options(args, scenario.messages), config, [broker.pid]
+                options + traffic_options(args, scenario.messages, load.fanout > 0),
+                config,
+                [broker.pid],
             )
         finally:
             broker.stop()
@@ -363,6 +369,13 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
     parser.add_argument("--window", type=int, default=64, help="messages in flight per sender")
+    parser.add_argument(
+        "--room-window",
+        type=int,
+        default=256,
+        help="messages in flight per room or topic sender (the relay handles 256 frames per "
+        "connection per loop pass: frames_per_pass)",
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic first")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="cap per measured phase")
     parser.add_argument(

@@ -254,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {_DEFAULTS.frames_per_pass})",
     )
     limits.add_argument(
+        "--copies-per-pass",
+        type=int,
+        metavar="N",
+        help=f"room copies the messages handled in one loop pass may fan out to; a "
+        f"connection's further messages wait for the next pass "
+        f"(default: {_DEFAULTS.copies_per_pass})",
+    )
+    limits.add_argument(
         "--frame-timeout",
         type=float,
         metavar="SECONDS",
@@ -461,6 +469,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_frame_before_login",
         "read_budget",
         "frames_per_pass",
+        "copies_per_pass",
         "frame_timeout",
         "input_budget",
         "max_unauthenticated_per_address",

@@ -59,6 +59,7 @@ class Context(Protocol):
     wall: int  # wall-clock seconds at the start of this pass
     message_count: int
     durable_count: int
+    room_copies: int  # room copies the pass's handled messages fan out to (copies_per_pass)
     paused_count: int
 
     def send(self, conn: Connection, frame: bytes) -> None: ...

@@ -21,10 +21,12 @@ split out of :class:`relay.connection.Connection`.)
 Invariants:
 - Nothing blocks the loop but ``select``: scrypt runs in :class:`relay.auth.HashWorker`.
 - What one connection costs per pass is bounded: at most ``read_budget`` bytes read and
-  ``frames_per_pass`` frames handled; what is left waits (in the decoder, the kernel or
-  OpenSSL) and such connections are in ``readiness.ready``, served next pass without
-  waiting in ``select``. A connection whose queued output is above ``high_water`` is not
-  read until it drains to half (its requests wait in the kernel).
+  ``frames_per_pass`` frames handled, and once the pass's room messages fan out to
+  ``copies_per_pass`` copies, no further MESSAGE frame beyond a connection's first; what is
+  left waits (in the decoder, the kernel or OpenSSL) and such connections are in
+  ``readiness.ready``, served next pass without waiting in ``select``. A connection whose
+  queued output is above ``high_water`` is not read until it drains to half (its requests
+  wait in the kernel).
 - Input held by all decoders is counted incrementally (:mod:`relay.intake`). At
   ``input_budget`` connections that hold input stop reading; if it stays there, the largest
   holders are reset. An incomplete frame older than ``frame_timeout`` is reset (TIMEOUT).
@@ -90,11 +92,14 @@ _INPUT_PRESSURE_GRACE = 1.0  # seconds at the input budget before the largest ho
 # rest wait in its decoder): 64 LIST_USER requests over 500 users cost ~130 ms, which was a
 # bystander's ping p99 in bench_hostile.py scenario (b) before this bound.
 _HANDLING_TIME_PER_PASS = 0.002
-# ...except MESSAGE frames, which only frames_per_pass bounds: a room message costs about
-# 1 us per member's device, so at 500 members the 2 ms bound let ~4 messages through per
-# pass, each pass then writing every member's connection for them (bench_vs_mosquitto
-# room500: 5.2 us per copy under the bound, see docs/BENCHMARKS.md). 64 frames x 500 copies
-# is ~32 ms of work at most per pass.
+# ...except MESSAGE frames, which frames_per_pass and copies_per_pass bound: a room message
+# costs about 1 us per member's device, so at 500 members the 2 ms bound let ~4 messages
+# through per pass, each pass then writing every member's connection for them
+# (bench_vs_mosquitto room500: 5.2 us per copy under the bound, see docs/BENCHMARKS.md). The
+# pass's room copies are counted instead (relay.room_copies): past copies_per_pass a
+# connection's further MESSAGE frames wait for the next pass. 256 messages per pass let the
+# per-connection work of a pass (the member's Ack read, the TLS write) be shared by 4x the
+# copies of 64: room500 0.60 -> 0.32 us per copy (docs/BENCHMARKS.md, session 7).
 _MESSAGE = int(FrameType.MESSAGE)
 
 # `parley-relay user passwd|remove` (another process) asks for a session to end: looked at
@@ -151,6 +156,7 @@ class Relay:
         self.stopping = False
         self.message_count = 0
         self.durable_count = 0
+        self.room_copies = 0  # reset every pass: see _dispatch and copies_per_pass
         self.paused_count = 0
         self.transfers = TransferLedger(config.max_transfers_per_user)
         self.acceptor = Acceptor(config, ssl_context, self.admission, self.readiness, self)
@@ -272,6 +278,7 @@ class Relay:
             self.outage.writes_lost(self)
         inboxes.committed()
         self.devices.committed()
+        self.room_copies = 0
         if self.dirty:
             dirty, self.dirty = self.dirty, set()
             for conn in dirty:
@@ -385,11 +392,16 @@ class Relay:
         handlers = self.handlers
         clock = time.perf_counter
         deadline = clock() + _HANDLING_TIME_PER_PASS
+        copies_budget = self.config.copies_per_pass
         try:
             for index, (frame_type, payload) in enumerate(frames):
                 if conn.state is not ConnState.OPEN:
                     return
-                if index and frame_type != _MESSAGE and clock() > deadline:
+                if index and (
+                    clock() > deadline
+                    if frame_type != _MESSAGE
+                    else self.room_copies >= copies_budget
+                ):
                     conn.decoder.unread(frames[index:])
                     self.intake.count(conn, self.now)
                     self.readiness.ready.add(conn)

@@ -53,6 +53,7 @@ def store_room_message(
     relay.inboxes.add_room_record(room, conn.uid, client_id, timestamp)
     relay.inboxes.add_room_history(room, body)
     relay.durable_count += 1
+    relay.room_copies += len(relay.rooms.targets(room))
     return timestamp
 
 

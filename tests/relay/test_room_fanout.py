@@ -5,6 +5,7 @@ read back with its own readers."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -257,3 +258,35 @@ def test_an_error_in_the_fan_out_gives_the_pass_up_and_refuses_its_messages(
     relay.inboxes.flush_rows()
     relay.store.commit()
     assert [m.msg for m in _messages(ben.take_staged())] == ["the next one"]
+
+
+@pytest.mark.parametrize(("budget", "per_pass"), [(1, [1, 1, 1, 1, 1]), (4, [2, 2, 1])])
+def test_room_messages_past_the_copy_budget_wait_for_the_next_pass(
+    relay: Relay, budget: int, per_pass: list[int]
+) -> None:
+    """copies_per_pass bounds a pass's fan-out (2 copies per message here: ann's and ben's
+    boxes): past it the sender's further messages wait in its decoder and it is served
+    next pass; its first message of a pass always goes. Every message arrives once, in
+    order."""
+    relay.config = dataclasses.replace(relay.config, copies_per_pass=budget)
+    ann, ben = online(relay, ANN, device="tui"), online(relay, BEN, device="tui")
+    room = _room(relay, BEN)
+    texts = [f"m{n}" for n in range(5)]
+    frames = [
+        Frame(FrameType.MESSAGE, pb.Message(room=room, msg=text, id=n + 1).SerializeToString())
+        for n, text in enumerate(texts)
+    ]
+    handled: list[int] = []
+    relay._dispatch(ann, frames)
+    while True:
+        relay.end_iteration()
+        handled.append(len(_stored(relay, ben.box)) - sum(handled))
+        if ann not in relay.readiness.take_ready():
+            break
+        assert ann.decoder.has_frame
+        relay._read(ann)
+    assert handled == per_pass
+    assert [(m.seq, m.msg) for m in _stored(relay, ben.box)] == [
+        (n + 1, text) for n, text in enumerate(texts)
+    ]
+    assert relay.room_copies == 0 and not ann.decoder.has_frame
