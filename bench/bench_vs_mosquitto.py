@@ -32,7 +32,16 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from bench.benchlib import ROOT, RelayProcess, machine_description
+from bench.bench_hostile import PingProbe
+from bench.benchlib import (
+    BENCH_PASSWORD,
+    ROOT,
+    RelayProcess,
+    WireClient,
+    machine_description,
+    percentile,
+    register_all,
+)
 from bench.build_loadgen import BuildError, build, missing_prerequisites
 from bench.loadgen_driver import (
     BENCH_DEVICE,
@@ -46,6 +55,7 @@ from bench.loadgen_driver import (
     run_loadgen,
 )
 from bench.mosquitto import INSTALL_HINT, MosquittoProcess, mosquitto_binary, mosquitto_version
+from protocol import chat_pb2 as pb
 
 FULL_INSTALL = "apt-get install -y mosquitto libssl-dev gcc"
 STALL_NOTE_S = 0.25  # a pause longer than this in a measured phase is reported
@@ -150,6 +160,8 @@ class SideResult:
     server_cpu: float
     result: LoadResult
     spread: tuple[float, ...] = ()  # server µs per unit of every repeat (--repeat)
+    pings: tuple[float, ...] = ()  # --ping: the bystander's round trips (s), sorted
+    pings_lost: int = 0  # --ping: pings never answered
 
     @property
     def server_us(self) -> float:
@@ -224,6 +236,7 @@ def run_parley(load: ParleyLoad, scenario: Scenario, args: argparse.Namespace) -
     if load.room and not rooms_available():
         raise LoadgenError("the relay has no rooms yet (relay/handlers/rooms.py is missing)")
     extra = ["--max-room-members", str(max(500, load.room + 1))] if load.room else []
+    extra += args.relay_option
     with tempfile.TemporaryDirectory(prefix="parley-vs-mosquitto-") as tmp:
         relay = RelayProcess(Path(tmp) / "relay", extra_args=extra)
         relay.start()
@@ -245,15 +258,52 @@ def run_parley(load: ParleyLoad, scenario: Scenario, args: argparse.Namespace) -
                 "--devices",
                 str(load.devices if load.room == 0 else 1),
             ]
-            result = run_loadgen(
-                options + traffic_options(args, scenario.messages, load.room > 0),
-                config,
-                [relay.pid],
-            )
+            probe = start_bystander(relay) if args.ping else None
+            try:
+                result = run_loadgen(
+                    options + traffic_options(args, scenario.messages, load.room > 0),
+                    config,
+                    [relay.pid],
+                )
+            finally:
+                if probe is not None:
+                    probe.finish(2.0)
+                    probe.sock.close()
         finally:
             relay.stop()
     units = result.delivered / load.copies_per_message
-    return SideResult(units, result.watch_cpu[0], result)
+    if probe is None:
+        return SideResult(units, result.watch_cpu[0], result)
+    pings = tuple(sorted(rtt for _, rtt in probe.answered))
+    return SideResult(units, result.watch_cpu[0], result, pings=pings, pings_lost=len(probe.sent))
+
+
+def start_bystander(relay: RelayProcess) -> PingProbe:
+    """``--ping``: a v2 session of its own, not in the load, sending Ping every 20 ms from a
+    thread of this process (bench_hostile's probe) while the load client runs."""
+    asyncio.run(register_all(relay, ["bystander"], 1))
+    client = WireClient(relay.host, relay.port, fingerprint=relay.fingerprint)
+    login = client.login("bystander", BENCH_PASSWORD, version=2)
+    if login.code != pb.LoginResponse.SUCCESS:
+        client.close()
+        raise LoadgenError(f"bystander login refused: {login}")
+    probe = PingProbe(client)
+    probe.start()
+    return probe
+
+
+def print_pings(
+    rows: list[tuple[Scenario, SideResult | str | None, SideResult | str | None]],
+) -> None:
+    for scenario, relay, _ in rows:
+        if isinstance(relay, SideResult) and (relay.pings or relay.pings_lost):
+            pings = list(relay.pings)
+            print(
+                f"bystander ping during {scenario.key} (median relay run, whole run): p50 "
+                f"{percentile(pings, 0.5) * 1e3:.1f} ms, p99 {percentile(pings, 0.99) * 1e3:.1f} "
+                f"ms, max {pings[-1] * 1e3 if pings else float('nan'):.1f} ms over "
+                f"{len(pings)} pings, {relay.pings_lost} unanswered"
+            )
 
 
 def run_mqtt(load: MqttLoad, scenario: Scenario, args: argparse.Namespace) -> SideResult:
@@ -385,6 +435,20 @@ def main() -> int:
         help="run each side this many times (alternating); report the median and the range",
     )
     parser.add_argument("--no-mosquitto", action="store_true", help="run the relay side only")
+    parser.add_argument(
+        "--relay-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="an option for every relay started (repeatable), e.g. "
+        "--relay-option=--frames-per-pass=64 --room-window 64 for the figures before session 7",
+    )
+    parser.add_argument(
+        "--ping",
+        action="store_true",
+        help="a bystander session pings the relay every 20 ms during each relay run; print "
+        "its round trips (loop-pass latency under the load)",
+    )
     args = parser.parse_args()
     if args.list:
         for scenario in SCENARIOS:
@@ -426,6 +490,7 @@ def main() -> int:
                     f"note: {scenario.key} {name} run: no event for "
                     f"{side.result.longest_gap:.2f} s once (idle time; CPU figures unaffected)"
                 )
+    print_pings(rows)
     print_targets({scenario.key: (relay, mosq) for scenario, relay, mosq in rows})
     return 0
 
