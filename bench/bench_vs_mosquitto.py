@@ -423,8 +423,8 @@ def main() -> int:
         "--room-window",
         type=int,
         default=256,
-        help="messages in flight per room or topic sender (the relay handles 256 frames per "
-        "connection per loop pass: frames_per_pass)",
+        help="messages in flight per room or topic sender (the relay handles up to 256 room "
+        "messages per sender per loop pass: room_frames_per_pass)",
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic first")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="cap per measured phase")
@@ -441,7 +441,8 @@ def main() -> int:
         default=[],
         metavar="OPTION",
         help="an option for every relay started (repeatable), e.g. "
-        "--relay-option=--frames-per-pass=64 --room-window 64 for the figures before session 7",
+        "--relay-option=--room-frames-per-pass=64 --room-window 64 for the figures before "
+        "session 7",
     )
     parser.add_argument(
         "--ping",

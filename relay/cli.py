@@ -254,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {_DEFAULTS.frames_per_pass})",
     )
     limits.add_argument(
+        "--room-frames-per-pass",
+        type=int,
+        metavar="N",
+        help=f"frames handled per loop pass for a connection sending only room messages "
+        f"(default: {_DEFAULTS.room_frames_per_pass})",
+    )
+    limits.add_argument(
         "--copies-per-pass",
         type=int,
         metavar="N",
@@ -469,6 +476,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "max_frame_before_login",
         "read_budget",
         "frames_per_pass",
+        "room_frames_per_pass",
         "copies_per_pass",
         "frame_timeout",
         "input_budget",

@@ -79,7 +79,10 @@ class RelayConfig:
     # -- hardening limits (docs/DECISIONS.md, "Relay limits") ------------------------------
     max_frame_before_login: int = 4096  # LOGIN and REGISTER fit; a bigger frame: FRAME_TOO_LARGE
     read_budget: int = 256 * 1024  # bytes read from one connection per loop pass at most
-    frames_per_pass: int = 256  # frames handled for one connection per loop pass at most
+    frames_per_pass: int = 64  # frames handled for one connection per loop pass at most
+    # ... but up to this many while all of them are room messages (a room sender) and the
+    # pass's room copies stay under copies_per_pass (docs/DECISIONS.md, "Room batches").
+    room_frames_per_pass: int = 256
     # Room copies the messages handled in one loop pass may fan out to (each connection's
     # first message of the pass excepted): 256 messages to 512 member devices.
     copies_per_pass: int = 131_072
@@ -124,6 +127,7 @@ class RelayConfig:
             "max_frame_before_login",
             "read_budget",
             "frames_per_pass",
+            "room_frames_per_pass",
             "copies_per_pass",
             "input_budget",
             "max_unauthenticated_per_address",

@@ -60,6 +60,7 @@ class Context(Protocol):
     message_count: int
     durable_count: int
     room_copies: int  # room copies the pass's handled messages fan out to (copies_per_pass)
+    room_messages: int  # room messages stored since the start (room_frames_per_pass)
     paused_count: int
 
     def send(self, conn: Connection, frame: bytes) -> None: ...

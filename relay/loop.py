@@ -14,15 +14,16 @@ path and the iteration itself; it composes the owners of everything else: sessio
 store, accepting (:mod:`relay.acceptor`), selector interest and read suspension
 (:mod:`relay.readiness`), timers (:mod:`relay.timers`), periodic work
 (:mod:`relay.maintenance`) and store outages (:mod:`relay.outage`). Those never import this
-module. (About 560 lines: the per-connection path read -> dispatch -> flush -> reset ->
+module. (About 650 lines: the per-connection path read -> dispatch -> flush -> reset ->
 close is one state machine and stays in one place until transport and session state are
 split out of :class:`relay.connection.Connection`.)
 
 Invariants:
 - Nothing blocks the loop but ``select``: scrypt runs in :class:`relay.auth.HashWorker`.
 - What one connection costs per pass is bounded: at most ``read_budget`` bytes read and
-  ``frames_per_pass`` frames handled, and once the pass's room messages fan out to
-  ``copies_per_pass`` copies, no further MESSAGE frame beyond a connection's first; what is
+  ``frames_per_pass`` frames handled (``room_frames_per_pass`` while they are all room
+  messages), and once the pass's room messages fan out to ``copies_per_pass`` copies, no
+  further MESSAGE frame beyond a connection's first; what is
   left waits (in the decoder, the kernel or OpenSSL) and such connections are in
   ``readiness.ready``, served next pass without waiting in ``select``. A connection whose
   queued output is above ``high_water`` is not read until it drains to half (its requests
@@ -97,9 +98,10 @@ _HANDLING_TIME_PER_PASS = 0.002
 # through per pass, each pass then writing every member's connection for them
 # (bench_vs_mosquitto room500: 5.2 us per copy under the bound, see docs/BENCHMARKS.md). The
 # pass's room copies are counted instead (relay.room_copies): past copies_per_pass a
-# connection's further MESSAGE frames wait for the next pass. 256 messages per pass let the
-# per-connection work of a pass (the member's Ack read, the TLS write) be shared by 4x the
-# copies of 64: room500 0.60 -> 0.32 us per copy (docs/BENCHMARKS.md, session 7).
+# connection's further MESSAGE frames wait for the next pass. A room sender gets up to
+# room_frames_per_pass (256) messages per pass instead of frames_per_pass (64): each member's
+# work of a pass (its Ack read, the TLS write) is then shared by 4x the copies, room500
+# 0.60 -> 0.30 us per copy (docs/BENCHMARKS.md, session 7).
 _MESSAGE = int(FrameType.MESSAGE)
 
 # `parley-relay user passwd|remove` (another process) asks for a session to end: looked at
@@ -157,6 +159,7 @@ class Relay:
         self.message_count = 0
         self.durable_count = 0
         self.room_copies = 0  # reset every pass: see _dispatch and copies_per_pass
+        self.room_messages = 0  # see _more_room_messages
         self.paused_count = 0
         self.transfers = TransferLedger(config.max_transfers_per_user)
         self.acceptor = Acceptor(config, ssl_context, self.admission, self.readiness, self)
@@ -366,7 +369,10 @@ class Relay:
             self.intake.count(conn, self.now)
         if frames:
             conn.last_rx = self.now
+            room_messages = self.room_messages
             self._dispatch(conn, frames)
+            if result is ReadResult.MORE:
+                self._more_room_messages(conn, len(frames), room_messages)
         if conn.state is not ConnState.OPEN:
             return
         if result is ReadResult.MORE:
@@ -382,6 +388,32 @@ class Relay:
             self.dirty.add(conn)
         if conn.pending_bytes > config.high_water:
             self.readiness.block_reads(conn)
+
+    def _more_room_messages(self, conn: Connection, handled: int, room_messages: int) -> None:
+        """A read of nothing but room messages (a room sender; ``room_messages`` was the
+        count before it) goes on with the frames ``conn``'s decoder holds, ``frames_per_pass``
+        at a time, up to ``room_frames_per_pass`` in the pass and while the pass's room copies
+        stay under ``copies_per_pass``: each member's work of the pass (its Acks, one TLS
+        write) is shared by up to 4x the messages. No further bytes are read."""
+        config = self.config
+        decoder = conn.decoder
+        while (
+            self.room_messages - room_messages == handled
+            and handled < config.room_frames_per_pass
+            and self.room_copies < config.copies_per_pass
+            and conn.state is ConnState.OPEN
+            and decoder.has_frame
+        ):
+            take = min(config.frames_per_pass, config.room_frames_per_pass - handled)
+            try:
+                frames = decoder.feed(b"", take)
+            except ProtocolError as exc:
+                self.reset(conn, exc.code, exc.reason)
+                return
+            handled += len(frames)
+            self._dispatch(conn, frames)
+        if decoder.buffered != conn.input_held:
+            self.intake.count(conn, self.now)
 
     # -- read-side bounds: backpressure, the input budget, incomplete frames ---------------
 

@@ -54,6 +54,7 @@ def store_room_message(
     relay.inboxes.add_room_history(room, body)
     relay.durable_count += 1
     relay.room_copies += len(relay.rooms.targets(room))
+    relay.room_messages += 1
     return timestamp
 
 

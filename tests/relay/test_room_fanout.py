@@ -290,3 +290,34 @@ def test_room_messages_past_the_copy_budget_wait_for_the_next_pass(
         (n + 1, text) for n, text in enumerate(texts)
     ]
     assert relay.room_copies == 0 and not ann.decoder.has_frame
+
+
+def test_a_room_sender_has_room_frames_per_pass_handled_and_another_frame_ends_it(
+    relay: Relay,
+) -> None:
+    """A read of nothing but room messages goes on with what the decoder holds, up to
+    room_frames_per_pass in the pass; the rest waits for the next pass. A frame of another
+    kind among them ends the pass's read at frames_per_pass."""
+    relay.config = dataclasses.replace(relay.config, frames_per_pass=2, room_frames_per_pass=5)
+    ann, ben = online(relay, ANN, device="tui"), online(relay, BEN, device="tui")
+    room = _room(relay, BEN)
+
+    def say(number: int) -> Frame:
+        message = pb.Message(room=room, msg=f"m{number}", id=number)
+        return Frame(FrameType.MESSAGE, message.SerializeToString())
+
+    def one_pass() -> int:
+        relay._read(ann)
+        relay.end_iteration()
+        return len(_stored(relay, ben.box))
+
+    ann.decoder.unread([say(n) for n in range(1, 8)])
+    assert one_pass() == 5
+    assert ann in relay.readiness.take_ready()
+    assert one_pass() == 7
+    relay.readiness.take_ready()
+    ping = Frame(FrameType.PING, pb.Ping(nonce=1).SerializeToString())
+    ann.decoder.unread([say(8), ping, say(9), say(10)])
+    assert one_pass() == 8  # the Ping was the read's second frame: 2 frames this pass
+    assert one_pass() == 10
+    assert [m.msg for m in _stored(relay, ben.box)] == [f"m{n}" for n in range(1, 11)]
