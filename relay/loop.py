@@ -23,11 +23,10 @@ Invariants:
 - What one connection costs per pass is bounded: at most ``read_budget`` bytes read and
   ``frames_per_pass`` frames handled (``room_frames_per_pass`` while they are all room
   messages), and once the pass's room messages fan out to ``copies_per_pass`` copies, no
-  further MESSAGE frame beyond a connection's first; what is
-  left waits (in the decoder, the kernel or OpenSSL) and such connections are in
-  ``readiness.ready``, served next pass without waiting in ``select``. A connection whose
-  queued output is above ``high_water`` is not read until it drains to half (its requests
-  wait in the kernel).
+  further MESSAGE frame beyond a connection's first; what is left waits (in the decoder,
+  the kernel or OpenSSL) and such connections are in ``readiness.ready``, served next pass
+  without waiting in ``select``. A connection whose queued output is above ``high_water``
+  is not read until it drains to half (its requests wait in the kernel).
 - Input held by all decoders is counted incrementally (:mod:`relay.intake`). At
   ``input_budget`` connections that hold input stop reading; if it stays there, the largest
   holders are reset. An incomplete frame older than ``frame_timeout`` is reset (TIMEOUT).
@@ -394,7 +393,9 @@ class Relay:
         count before it) goes on with the frames ``conn``'s decoder holds, ``frames_per_pass``
         at a time, up to ``room_frames_per_pass`` in the pass and while the pass's room copies
         stay under ``copies_per_pass``: each member's work of the pass (its Acks, one TLS
-        write) is shared by up to 4x the messages. No further bytes are read."""
+        write) is shared by up to 4x the messages. No further bytes are read, and it stops
+        before any frame that is not a MESSAGE (those keep the 2 ms bound of the first
+        read)."""
         config = self.config
         decoder = conn.decoder
         while (
@@ -410,6 +411,11 @@ class Relay:
             except ProtocolError as exc:
                 self.reset(conn, exc.code, exc.reason)
                 return
+            cut = next((i for i, frame in enumerate(frames) if frame[0] != _MESSAGE), None)
+            if cut is not None:
+                decoder.unread(frames[cut:])
+                self._dispatch(conn, frames[:cut])
+                break
             handled += len(frames)
             self._dispatch(conn, frames)
         if decoder.buffered != conn.input_held:

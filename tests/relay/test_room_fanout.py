@@ -320,4 +320,10 @@ def test_a_room_sender_has_room_frames_per_pass_handled_and_another_frame_ends_i
     ann.decoder.unread([say(8), ping, say(9), say(10)])
     assert one_pass() == 8  # the Ping was the read's second frame: 2 frames this pass
     assert one_pass() == 10
-    assert [m.msg for m in _stored(relay, ben.box)] == [f"m{n}" for n in range(1, 11)]
+    relay.readiness.take_ready()
+    ann.decoder.unread([say(11), say(12), say(13), ping, say(14), say(15)])
+    assert one_pass() == 13  # going on, it stops before the Ping
+    assert ann.decoder.has_frame and ann in relay.readiness.take_ready()
+    assert one_pass() == 14  # the Ping and a message: not all room messages, no more
+    assert one_pass() == 15
+    assert [m.msg for m in _stored(relay, ben.box)] == [f"m{n}" for n in range(1, 16)]
